@@ -1,0 +1,160 @@
+/**
+ * The Bus: keyed topics with partitions, consumer groups, committed offsets and transactional
+ * produce-and-commit. Kafka semantics, so that the in-process log (embedded default) and Kafka
+ * (distributed) are interchangeable; one conformance suite (test/core/bus-conformance.ts) runs
+ * against both.
+ *
+ * Offsets are decimal strings, as in Kafka clients; a committed offset is the NEXT offset to read.
+ */
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  /** Compacted topics keep the last value per key (state changelogs, targets). */
+  readonly compacted?: boolean;
+  readonly retentionMs?: number;
+}
+
+export interface OutMessage {
+  readonly key: string | null;
+  readonly value: Buffer | null;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Epoch ms; defaults to the time of send. */
+  readonly timestamp?: number;
+}
+
+export interface InMessage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: string | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timestamp: number;
+}
+
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+export interface TopicPartitionOffset extends TopicPartition {
+  /** The next offset to consume. */
+  readonly offset: string;
+}
+
+export interface ConsumedBatch extends TopicPartition {
+  readonly messages: readonly InMessage[];
+  /** Offset of the next message the broker will write (end of log); lag = highWatermark - last offset - 1. */
+  readonly highWatermark: string;
+}
+
+export interface BatchContext {
+  /** Keep group membership alive during long work. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping or the partition was revoked: stop work early. */
+  isRunning(): boolean;
+}
+
+export interface ConsumerHandlers {
+  /** Called with messages of one partition, in offset order. Throwing pauses and retries the batch. */
+  eachBatch(batch: ConsumedBatch, ctx: BatchContext): Promise<void>;
+  /** Partitions newly assigned to this member (after a rebalance). */
+  onAssigned?(partitions: readonly TopicPartition[]): Promise<void> | void;
+  /** Partitions taken away: flush or drop uncommitted work for them. */
+  onRevoked?(partitions: readonly TopicPartition[]): Promise<void> | void;
+}
+
+export interface ConsumerOptions {
+  readonly groupId: string;
+  /** Where a group with no committed offset starts: earliest (default) or latest. */
+  readonly fromBeginning?: boolean;
+  /** Upper bound of bytes fetched per partition per batch. */
+  readonly maxBytesPerPartition?: number;
+  /** For transactional pipelines: only read committed messages (default true). */
+  readonly readCommitted?: boolean;
+}
+
+export interface BusConsumer {
+  subscribe(topics: readonly string[]): Promise<void>;
+  /** Starts consuming; resolves once running (not when stopped). */
+  run(handlers: ConsumerHandlers): Promise<void>;
+  /** Commits offsets for this group (outside a transaction). */
+  commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
+  /** The partitions this member currently owns. */
+  assignment(): readonly TopicPartition[];
+  stop(): Promise<void>;
+}
+
+export interface BusTransaction {
+  send(topic: string, messages: readonly OutMessage[]): Promise<void>;
+  /** Commits consumer offsets atomically with the messages sent in this transaction. */
+  sendOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface BusProducer {
+  /** Resolves once the messages are durably accepted (acks=all on Kafka). */
+  send(topic: string, messages: readonly OutMessage[]): Promise<void>;
+  /** Only on producers created with a transactionalId. */
+  transaction(): Promise<BusTransaction>;
+  close(): Promise<void>;
+}
+
+export interface ProducerOptions {
+  /** Enables transactions; one id per processor instance and input partition set. */
+  readonly transactionalId?: string;
+  readonly idempotent?: boolean;
+}
+
+export interface Bus {
+  readonly kind: 'memory' | 'kafka';
+  ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
+  producer(opts?: ProducerOptions): Promise<BusProducer>;
+  consumer(opts: ConsumerOptions): BusConsumer;
+  /** Committed offsets of a group (for lag metrics and tests). */
+  committed(groupId: string, topic: string): Promise<TopicPartitionOffset[]>;
+  /** End offsets (high watermarks) of a topic. */
+  endOffsets(topic: string): Promise<TopicPartitionOffset[]>;
+  close(): Promise<void>;
+}
+
+/** Kafka's default partitioner picks murmur2(key) % partitions; both buses use it, so keys land alike. */
+export function murmur2(key: Buffer): number {
+  const seed = 0x9747b28c;
+  const m = 0x5bd1e995;
+  const r = 24;
+  const length = key.length;
+  let h = seed ^ length;
+  const length4 = Math.floor(length / 4);
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = (key[i4]! & 0xff) + ((key[i4 + 1]! & 0xff) << 8) + ((key[i4 + 2]! & 0xff) << 16) + ((key[i4 + 3]! & 0xff) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> r;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m);
+    h ^= k;
+  }
+  switch (length % 4) {
+    case 3:
+      h ^= (key[(length & ~3) + 2]! & 0xff) << 16;
+    // falls through
+    case 2:
+      h ^= (key[(length & ~3) + 1]! & 0xff) << 8;
+    // falls through
+    case 1:
+      h ^= key[length & ~3]! & 0xff;
+      h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h;
+}
+
+export function partitionFor(key: string | null, partitions: number, roundRobin = 0): number {
+  if (key === null) return roundRobin % partitions;
+  return (murmur2(Buffer.from(key)) & 0x7fffffff) % partitions;
+}

@@ -1,0 +1,210 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * One validated configuration schema for every role. Sources, in increasing precedence:
+ * built-in defaults, a YAML/JSON file (`--config`, NOCTUA_CONFIG or ./noctua.yaml), environment.
+ * Environment: NOCTUA_<SECTION>__<FIELD> (double underscore nests, values parsed as JSON when they
+ * parse), plus the conventional CLICKHOUSE_URL/USER/PASSWORD, KAFKA_BROKERS and NOCTUA_TOKEN.
+ */
+
+const Duration = Type.Integer({ minimum: 1, description: 'milliseconds' });
+
+export const BusConfig = Type.Object({
+  kind: Type.Union([Type.Literal('memory'), Type.Literal('kafka')], { default: 'memory', description: 'memory: in-process log (one process); kafka: a real broker' }),
+  brokers: Type.Array(Type.String({ pattern: '^[^\\s:]+:\\d+$' }), { default: ['127.0.0.1:9092'], description: 'host:port of Kafka bootstrap brokers' }),
+  clientId: Type.String({ default: 'noctua' }),
+  partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 6, description: 'partitions of topics created by noctua' }),
+  replicationFactor: Type.Integer({ minimum: 1, default: 1 }),
+});
+
+export const ClickHouseConfig = Type.Object({
+  url: Type.Optional(Type.String({ pattern: '^https?://', description: 'ClickHouse server HTTP URL; absent = embedded engine' })),
+  user: Type.String({ default: 'default' }),
+  password: Type.String({ default: '' }),
+  database: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'noctua' }),
+  /** Schema profile: `full` for the embedded engine and ClickHouse >= 23.8, `legacy` for old servers (no codecs, TTL, DateTime64). */
+  profile: Type.Union([Type.Literal('auto'), Type.Literal('full'), Type.Literal('legacy')], { default: 'auto' }),
+  rawTtlDays: Type.Integer({ minimum: 1, default: 14 }),
+});
+
+export const SinkConfig = Type.Object({
+  groupId: Type.String({ default: 'noctua-sink' }),
+  maxRows: Type.Integer({ minimum: 1, default: 100_000, description: 'flush when this many rows are buffered' }),
+  maxDelayMs: { ...Duration, default: 1000, description: 'flush at least this often (ms)' },
+  retryMinMs: { ...Duration, default: 200 },
+  retryMaxMs: { ...Duration, default: 10_000 },
+});
+
+export const SqlLimits = Type.Object({
+  maxExecutionTimeS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  maxResultRows: Type.Integer({ minimum: 1, default: 100_000 }),
+  maxMemoryBytes: Type.Integer({ minimum: 1_000_000, default: 1_000_000_000 }),
+});
+
+export const ApiConfig = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  /** Bearer token for every endpoint but /health and /ready; generated and persisted under dataDir when absent. */
+  token: Type.Optional(Type.String({ minLength: 16 })),
+  sql: SqlLimits,
+  maxWsPayloadBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 }),
+});
+
+export const DemoConfig = Type.Object({
+  enabled: Type.Union([Type.Literal('auto'), Type.Boolean()], { default: 'auto', description: 'auto: on when no targets are configured' }),
+  devices: Type.Integer({ minimum: 1, default: 12 }),
+  interfaces: Type.Integer({ minimum: 1, default: 8 }),
+  intervalMs: { ...Duration, default: 5000 },
+  seed: Type.Integer({ default: 42 }),
+  /** Mean time between injected incidents (ms). */
+  incidentEveryMs: { ...Duration, default: 10 * 60_000 },
+});
+
+export const LogConfig = Type.Object({
+  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+});
+
+/** Sections owned by ingest/processors are loose here and validated by their own modules' schemas. */
+export const ConfigSchema = Type.Object({
+  dataDir: Type.String({ default: './data' }),
+  bus: BusConfig,
+  clickhouse: ClickHouseConfig,
+  sink: SinkConfig,
+  api: ApiConfig,
+  demo: DemoConfig,
+  log: LogConfig,
+  snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true }),
+  processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates any value against a schema (after defaults), with errors naming the field and expected form. */
+export function validate<T extends TSchema>(schema: T, value: unknown, where: string): Static<T> {
+  const withDefaults = Value.Default(schema, Value.Clone(value ?? {}));
+  const converted = Value.Convert(schema, withDefaults);
+  const problems = [...Value.Errors(schema, converted)].map((e) => {
+    const path = e.path ? where + e.path.replace(/\//g, '.') : where;
+    const expected = describeExpected(e.schema);
+    return `${path}: ${e.message}${expected ? ` (expected ${expected})` : ''}, got ${JSON.stringify(e.value)}`;
+  });
+  if (problems.length > 0) throw new ConfigError(dedupe(problems));
+  return converted as Static<T>;
+}
+
+function dedupe(a: string[]): string[] {
+  return [...new Set(a)].slice(0, 20);
+}
+
+function describeExpected(s: TSchema): string {
+  const parts: string[] = [];
+  if (s.anyOf) return (s.anyOf as TSchema[]).map((x) => (x.const !== undefined ? JSON.stringify(x.const) : x.type)).join(' | ');
+  if (s.type) parts.push(String(s.type));
+  if (s.pattern) parts.push(`matching /${s.pattern}/`);
+  if (s.minimum !== undefined) parts.push(`>= ${s.minimum}`);
+  if (s.maximum !== undefined) parts.push(`<= ${s.maximum}`);
+  if (s.minLength !== undefined) parts.push(`at least ${s.minLength} chars`);
+  if (s.description) parts.push(`: ${s.description}`);
+  return parts.join(' ');
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Record<string, unknown>;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.NOCTUA_CONFIG ?? (existsSync('noctua.yaml') ? 'noctua.yaml' : existsSync('noctua.json') ? 'noctua.json' : undefined);
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`${file}: cannot read (${(err as Error).message})`]);
+    }
+    try {
+      fromFile = (parseYaml(text) ?? {}) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError([`${file}: not valid YAML/JSON: ${(err as Error).message}`]);
+    }
+    if (typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError([`${file}: top level must be a mapping`]);
+  }
+  const merged = deepMerge(deepMerge(fromFile, envOverrides(env)), opts.overrides ?? {});
+  return validate(ConfigSchema, merged, 'config');
+}
+
+export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('NOCTUA_') || raw === undefined || name === 'NOCTUA_CONFIG' || name === 'NOCTUA_TOKEN') continue;
+    const path = name.slice(7).split('__').map(camel);
+    setPath(out, path, parseEnvValue(raw));
+  }
+  if (env.CLICKHOUSE_URL) setPath(out, ['clickhouse', 'url'], env.CLICKHOUSE_URL);
+  if (env.CLICKHOUSE_USER) setPath(out, ['clickhouse', 'user'], env.CLICKHOUSE_USER);
+  if (env.CLICKHOUSE_PASSWORD !== undefined) setPath(out, ['clickhouse', 'password'], env.CLICKHOUSE_PASSWORD);
+  if (env.KAFKA_BROKERS) {
+    setPath(out, ['bus', 'brokers'], env.KAFKA_BROKERS.split(',').map((s) => s.trim()));
+    setPath(out, ['bus', 'kind'], 'kafka');
+  }
+  if (env.NOCTUA_TOKEN) setPath(out, ['api', 'token'], env.NOCTUA_TOKEN);
+  return out;
+}
+
+function camel(s: string): string {
+  return s.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function parseEnvValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], v: unknown): void {
+  let o = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i]!;
+    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[path[path.length - 1]!] = v;
+}
+
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    if (isPlain(cur) && isPlain(v)) out[k] = deepMerge(cur, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function generateToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** True when the demo network should run: explicitly on, or auto with no targets configured. */
+export function demoEnabled(cfg: Config): boolean {
+  if (cfg.demo.enabled === 'auto') return (cfg.snmp.targets ?? []).length === 0;
+  return cfg.demo.enabled;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// Installs the real peers the test suites need, when missing: Debian packages through apt-get,
+// Apache Kafka's broker jars through Maven (deploy/kafka). Idempotent; prints what it does.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Debian packages and the file that proves each is installed. */
+export const APT = [
+  ['snmpd', '/usr/sbin/snmpd'],
+  ['snmp', '/usr/bin/snmpbulkwalk'],
+  ['snmpsim', '/usr/bin/snmpsimd'],
+  ['openssh-server', '/usr/sbin/sshd'],
+  ['clickhouse-server', '/usr/bin/clickhouse-server'],
+  ['docker-compose', '/usr/bin/docker-compose'],
+  ['chromium', '/usr/bin/chromium'],
+  ['poppler-utils', '/usr/bin/pdftoppm'],
+];
+
+function log(msg) {
+  process.stderr.write(`[provision] ${msg}\n`);
+}
+
+export function provisionApt() {
+  const missing = APT.filter(([, file]) => !existsSync(file)).map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid && process.getuid() !== 0) throw new Error(`missing Debian packages ${missing.join(' ')}; run as root or install them: apt-get install -y ${missing.join(' ')}`);
+  log(`apt-get install ${missing.join(' ')}`);
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  if (r.status !== 0) throw new Error(`apt-get install failed (${r.status})`);
+}
+
+export function provisionKafka() {
+  const script = join(root, 'deploy/kafka/fetch.sh');
+  if (!existsSync(script)) return;
+  const r = spawnSync('bash', [script], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`deploy/kafka/fetch.sh failed (${r.status})`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    provisionApt();
+    provisionKafka();
+    log('peers ready');
+  } catch (err) {
+    log(String(err.message ?? err));
+    process.exit(1);
+  }
+}
