@@ -11,11 +11,16 @@ import { parse as parseYaml } from 'yaml';
  * parse), plus the conventional CLICKHOUSE_URL/USER/PASSWORD, KAFKA_BROKERS and NOCTUA_TOKEN.
  */
 
+/** A nested section that may be omitted entirely: defaults fill it. */
+function section<T extends TSchema>(schema: T): T {
+  return { ...schema, default: {} };
+}
+
 const Duration = Type.Integer({ minimum: 1, description: 'milliseconds' });
 
 export const BusConfig = Type.Object({
   kind: Type.Union([Type.Literal('memory'), Type.Literal('kafka')], { default: 'memory', description: 'memory: in-process log (one process); kafka: a real broker' }),
-  brokers: Type.Array(Type.String({ pattern: '^[^\\s:]+:\\d+$' }), { default: ['127.0.0.1:9092'], description: 'host:port of Kafka bootstrap brokers' }),
+  brokers: Type.Array(Type.String({ pattern: '^[^\\s:]+:\\d+$', description: 'host:port' }), { default: ['127.0.0.1:9092'], description: 'host:port of Kafka bootstrap brokers' }),
   clientId: Type.String({ default: 'noctua' }),
   partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 6, description: 'partitions of topics created by noctua' }),
   replicationFactor: Type.Integer({ minimum: 1, default: 1 }),
@@ -50,7 +55,7 @@ export const ApiConfig = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   /** Bearer token for every endpoint but /health and /ready; generated and persisted under dataDir when absent. */
   token: Type.Optional(Type.String({ minLength: 16 })),
-  sql: SqlLimits,
+  sql: section(SqlLimits),
   maxWsPayloadBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 }),
 });
 
@@ -71,13 +76,13 @@ export const LogConfig = Type.Object({
 /** Sections owned by ingest/processors are loose here and validated by their own modules' schemas. */
 export const ConfigSchema = Type.Object({
   dataDir: Type.String({ default: './data' }),
-  bus: BusConfig,
-  clickhouse: ClickHouseConfig,
-  sink: SinkConfig,
-  api: ApiConfig,
-  demo: DemoConfig,
-  log: LogConfig,
-  snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true }),
+  bus: section(BusConfig),
+  clickhouse: section(ClickHouseConfig),
+  sink: section(SinkConfig),
+  api: section(ApiConfig),
+  demo: section(DemoConfig),
+  log: section(LogConfig),
+  snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
 });
 
