@@ -7,6 +7,28 @@
  * Offsets are decimal strings, as in Kafka clients; a committed offset is the NEXT offset to read.
  */
 
+/** Where a bus error happened; every field that is known is filled, so logs and messages can name it. */
+export interface BusErrorContext {
+  readonly topic?: string;
+  readonly partition?: number;
+  readonly offset?: string;
+  readonly group?: string;
+  readonly transactionalId?: string;
+}
+
+/** An error of the bus (either implementation), carrying where it happened. */
+export class BusError extends Error {
+  constructor(message: string, readonly context: BusErrorContext = {}, options?: { cause?: unknown }) {
+    super(`${message}${describeContext(context)}`, options);
+    this.name = 'BusError';
+  }
+}
+
+function describeContext(c: BusErrorContext): string {
+  const parts = Object.entries(c).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? ` (${parts.join(' ')})` : '';
+}
+
 export interface TopicSpec {
   readonly topic: string;
   readonly partitions: number;
@@ -157,4 +179,39 @@ export function murmur2(key: Buffer): number {
 export function partitionFor(key: string | null, partitions: number, roundRobin = 0): number {
   if (key === null) return roundRobin % partitions;
   return (murmur2(Buffer.from(key)) & 0x7fffffff) % partitions;
+}
+
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** Rejects a topic spec Kafka would reject, with a message naming the topic. */
+export function checkTopicSpec(spec: TopicSpec): void {
+  if (typeof spec?.topic !== 'string' || !TOPIC_NAME.test(spec.topic)) {
+    throw new BusError(`invalid topic name ${JSON.stringify(spec?.topic)} (expected 1-249 of [a-zA-Z0-9._-])`);
+  }
+  if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
+    throw new BusError(`invalid partition count ${JSON.stringify(spec.partitions)} (expected an integer >= 1)`, { topic: spec.topic });
+  }
+}
+
+/**
+ * Rejects malformed outgoing messages before anything is written, so a bad message fails its own
+ * send with a clear error instead of poisoning the log (both buses call it).
+ */
+export function checkMessages(topic: string, messages: readonly OutMessage[]): void {
+  if (!Array.isArray(messages)) throw new BusError('messages must be an array', { topic });
+  messages.forEach((m, i) => {
+    const where = `message ${i}`;
+    if (m === null || typeof m !== 'object') throw new BusError(`${where} is not an object`, { topic });
+    if (m.key !== null && typeof m.key !== 'string') throw new BusError(`${where}: key must be a string or null`, { topic });
+    if (m.value !== null && !Buffer.isBuffer(m.value)) throw new BusError(`${where}: value must be a Buffer or null`, { topic });
+    if (m.headers !== undefined) {
+      if (m.headers === null || typeof m.headers !== 'object') throw new BusError(`${where}: headers must be an object of strings`, { topic });
+      for (const [k, v] of Object.entries(m.headers)) {
+        if (typeof v !== 'string') throw new BusError(`${where}: header ${JSON.stringify(k)} must be a string`, { topic });
+      }
+    }
+    if (m.timestamp !== undefined && !(Number.isFinite(m.timestamp) && m.timestamp >= 0)) {
+      throw new BusError(`${where}: timestamp must be epoch milliseconds`, { topic });
+    }
+  });
 }

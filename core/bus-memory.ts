@@ -1,0 +1,630 @@
+import type {
+  BatchContext,
+  Bus,
+  BusConsumer,
+  BusProducer,
+  BusTransaction,
+  ConsumedBatch,
+  ConsumerHandlers,
+  ConsumerOptions,
+  InMessage,
+  OutMessage,
+  ProducerOptions,
+  TopicPartition,
+  TopicPartitionOffset,
+  TopicSpec,
+} from './bus.js';
+import { BusError, checkMessages, checkTopicSpec, partitionFor } from './bus.js';
+import { createLogger } from './log.js';
+import { M, counter } from './metrics.js';
+
+/**
+ * The in-process bus: an append-only log per partition with Kafka's semantics, for the embedded
+ * default (`noctua start`) and for fast tests. What differs from Kafka, on purpose:
+ * - transactional messages are buffered in the transaction and appended at commit, so offsets stay
+ *   contiguous and no consumer ever sees an open or aborted transaction (Kafka writes them to the
+ *   log and hides them from read_committed consumers; offsets then skip control markers, which is
+ *   why callers must never assume contiguous offsets);
+ * - a rebalance only revokes what moves (like Kafka's cooperative protocol), and members of a group
+ *   are the consumers of this process;
+ * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded
+ *   (compacted topics keep the newest message of every key instead).
+ */
+
+export interface MemoryBusOptions {
+  /** Messages kept per partition once every group that reads the topic committed past them. */
+  readonly retainConsumed?: number;
+  /** Backoff before a failed eachBatch is retried: doubles from min to max. */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /** Upper bound of messages per delivered batch (bytes are bounded by maxBytesPerPartition). */
+  readonly maxBatchMessages?: number;
+}
+
+const DEFAULTS = { retainConsumed: 10_000, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000 };
+const DEFAULT_MAX_BYTES = 1 << 20;
+
+const log = createLogger(undefined, 'bus-memory');
+const batchRetries = counter('noctua_bus_batch_retries_total', 'eachBatch failures retried after a backoff', ['bus', 'group', 'topic']);
+const rebalances = counter('noctua_bus_rebalances_total', 'Consumer group rebalances', ['bus', 'group']);
+const truncated = counter('noctua_bus_memory_truncated_total', 'Consumed messages dropped by the in-process bus retention', ['topic']);
+
+interface Entry {
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timestamp: number;
+  readonly appendedAt: number;
+}
+
+class PartitionLog {
+  /** Kept entries in offset order; offsets have gaps only where compaction removed entries. */
+  entries: Entry[] = [];
+  /** The next offset to be written (the high watermark). */
+  end = 0;
+
+  get start(): number {
+    return this.entries.length > 0 ? this.entries[0]!.offset : this.end;
+  }
+
+  append(m: OutMessage, now: number): void {
+    this.entries.push({
+      offset: this.end++,
+      key: m.key,
+      value: m.value,
+      headers: { ...(m.headers ?? {}) },
+      timestamp: m.timestamp ?? now,
+      appendedAt: now,
+    });
+  }
+
+  /** Index of the first entry with offset >= o. */
+  indexOf(o: number): number {
+    let lo = 0;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid]!.offset < o) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  read(from: number, maxBytes: number, maxMessages: number): Entry[] {
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = this.indexOf(from); i < this.entries.length && out.length < maxMessages; i++) {
+      const e = this.entries[i]!;
+      const size = (e.value?.length ?? 0) + (e.key?.length ?? 0);
+      if (out.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Drops consumed entries (offset < consumed) beyond the newest `keep` of them. */
+  truncate(consumed: number, keep: number): number {
+    const n = this.indexOf(consumed) - keep;
+    if (n <= 0) return 0;
+    this.entries.splice(0, n);
+    return n;
+  }
+
+  /** Compaction: in the consumed region, drops every entry whose key has a newer entry (or is a tombstone). */
+  compact(consumed: number): number {
+    const upto = this.indexOf(consumed);
+    const newest = new Map<string, number>();
+    for (const e of this.entries) if (e.key !== null) newest.set(e.key, e.offset);
+    const before = this.entries.length;
+    this.entries = this.entries.filter((e, i) => i >= upto || (e.key !== null && e.value !== null && newest.get(e.key) === e.offset));
+    return before - this.entries.length;
+  }
+
+  expire(olderThan: number, consumed: number): number {
+    let n = 0;
+    while (n < this.entries.length && this.entries[n]!.appendedAt < olderThan && this.entries[n]!.offset < consumed) n++;
+    if (n > 0) this.entries.splice(0, n);
+    return n;
+  }
+}
+
+interface Topic {
+  spec: TopicSpec;
+  partitions: PartitionLog[];
+  roundRobin: number;
+}
+
+/** Wakes every waiting consumer when something changes (append, commit, assignment, stop). */
+class Signal {
+  private waiters: Array<() => void> = [];
+  wait(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+class Group {
+  readonly committed = new Map<string, number>();
+  readonly members: MemoryConsumer[] = [];
+  /** Rebalances run one after another. */
+  chain: Promise<void> = Promise.resolve();
+  constructor(readonly id: string) {}
+}
+
+export class MemoryBus implements Bus {
+  readonly kind = 'memory' as const;
+  private readonly topics = new Map<string, Topic>();
+  private readonly groups = new Map<string, Group>();
+  private readonly txnEpochs = new Map<string, number>();
+  private readonly consumers = new Set<MemoryConsumer>();
+  private readonly producers = new Set<MemoryProducer>();
+  readonly signal = new Signal();
+  readonly opts: Required<MemoryBusOptions>;
+  private memberSeq = 0;
+  private closed = false;
+
+  constructor(opts: MemoryBusOptions = {}) {
+    this.opts = { ...DEFAULTS, ...opts };
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    this.assertOpen();
+    for (const spec of specs) checkTopicSpec(spec);
+    const grown = new Set<string>();
+    for (const spec of specs) {
+      const t = this.topics.get(spec.topic);
+      if (!t) {
+        this.topics.set(spec.topic, { spec: { ...spec }, partitions: Array.from({ length: spec.partitions }, () => new PartitionLog()), roundRobin: 0 });
+        grown.add(spec.topic);
+      } else if (spec.partitions > t.partitions.length) {
+        // Like Kafka's createPartitions: partitions are only ever added; keys may move.
+        while (t.partitions.length < spec.partitions) t.partitions.push(new PartitionLog());
+        t.spec = { ...t.spec, partitions: spec.partitions };
+        grown.add(spec.topic);
+      }
+    }
+    const affected = [...this.groups.values()].filter((g) => g.members.some((m) => m.topics.some((x) => grown.has(x))));
+    await Promise.all(affected.map((g) => this.rebalance(g)));
+  }
+
+  async producer(opts: ProducerOptions = {}): Promise<BusProducer> {
+    this.assertOpen();
+    let epoch = 0;
+    if (opts.transactionalId !== undefined) {
+      // A new producer with the same transactional id fences the old one, as in Kafka.
+      epoch = (this.txnEpochs.get(opts.transactionalId) ?? 0) + 1;
+      this.txnEpochs.set(opts.transactionalId, epoch);
+    }
+    const p = new MemoryProducer(this, opts.transactionalId, epoch);
+    this.producers.add(p);
+    return p;
+  }
+
+  consumer(opts: ConsumerOptions): BusConsumer {
+    this.assertOpen();
+    if (typeof opts?.groupId !== 'string' || opts.groupId === '') throw new BusError('consumer needs a non-empty groupId');
+    const c = new MemoryConsumer(this, opts, ++this.memberSeq);
+    this.consumers.add(c);
+    return c;
+  }
+
+  async committed(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
+    const t = this.topic(topic);
+    const g = this.groups.get(groupId);
+    return t.partitions.map((_, partition) => ({ topic, partition, offset: String(g?.committed.get(tpKey(topic, partition)) ?? -1) }));
+  }
+
+  async endOffsets(topic: string): Promise<TopicPartitionOffset[]> {
+    return this.topic(topic).partitions.map((p, partition) => ({ topic, partition, offset: String(p.end) }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    await Promise.all([...this.producers].map((p) => p.close()));
+    this.closed = true;
+    this.signal.notify();
+  }
+
+  // ---- internals shared with producers and consumers ----
+
+  assertOpen(): void {
+    if (this.closed) throw new BusError('bus is closed');
+  }
+
+  topic(name: string): Topic {
+    const t = this.topics.get(name);
+    if (!t) throw new BusError('unknown topic (create it with ensureTopics first)', { topic: name });
+    return t;
+  }
+
+  partitionLog(topic: string, partition: number): PartitionLog | undefined {
+    return this.topics.get(topic)?.partitions[partition];
+  }
+
+  group(id: string): Group {
+    let g = this.groups.get(id);
+    if (!g) {
+      g = new Group(id);
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  isFenced(transactionalId: string, epoch: number): boolean {
+    return this.txnEpochs.get(transactionalId) !== epoch;
+  }
+
+  /** Appends all batches, then moves all offsets, with no await in between: atomic for every reader. */
+  append(batches: ReadonlyArray<{ topic: string; messages: readonly OutMessage[] }>, offsets: ReadonlyArray<{ groupId: string; offsets: readonly TopicPartitionOffset[] }> = []): void {
+    const now = Date.now();
+    for (const { topic, messages } of batches) {
+      const t = this.topic(topic);
+      for (const m of messages) {
+        const p = partitionFor(m.key, t.partitions.length, t.roundRobin++);
+        t.partitions[p]!.append(m, now);
+      }
+      if (t.spec.retentionMs !== undefined) this.expire(t, now);
+    }
+    for (const { groupId, offsets: o } of offsets) this.commitOffsets(groupId, o);
+    this.signal.notify();
+  }
+
+  commitOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): void {
+    const g = this.group(groupId);
+    for (const o of offsets) {
+      const t = this.topic(o.topic);
+      const n = Number(o.offset);
+      if (!Number.isInteger(o.partition) || o.partition < 0 || o.partition >= t.partitions.length) {
+        throw new BusError('commit for a partition that does not exist', { topic: o.topic, partition: o.partition, group: groupId });
+      }
+      if (!Number.isSafeInteger(n) || n < 0) throw new BusError(`invalid offset to commit: ${JSON.stringify(o.offset)}`, { topic: o.topic, partition: o.partition, group: groupId });
+      g.committed.set(tpKey(o.topic, o.partition), n);
+    }
+    for (const topic of new Set(offsets.map((o) => o.topic))) this.retain(this.topic(topic));
+  }
+
+  /** The lowest offset every interested group has committed past, per partition. */
+  private consumedByAll(t: Topic, partition: number): number {
+    let min = Infinity;
+    const key = tpKey(t.spec.topic, partition);
+    for (const g of this.groups.values()) {
+      const interested = g.members.some((m) => m.topics.includes(t.spec.topic)) || [...g.committed.keys()].some((k) => k.startsWith(`${t.spec.topic}\u0000`));
+      if (!interested) continue;
+      min = Math.min(min, g.committed.get(key) ?? 0);
+    }
+    return min === Infinity ? 0 : min;
+  }
+
+  private retain(t: Topic): void {
+    t.partitions.forEach((p, i) => {
+      const consumed = this.consumedByAll(t, i);
+      const dropped = t.spec.compacted ? (p.indexOf(consumed) > this.opts.retainConsumed ? p.compact(consumed) : 0) : p.truncate(consumed, this.opts.retainConsumed);
+      if (dropped > 0) truncated.inc({ topic: t.spec.topic }, dropped);
+    });
+  }
+
+  private expire(t: Topic, now: number): void {
+    t.partitions.forEach((p, i) => {
+      if (t.spec.compacted) return;
+      const dropped = p.expire(now - t.spec.retentionMs!, this.consumedByAll(t, i));
+      if (dropped > 0) truncated.inc({ topic: t.spec.topic }, dropped);
+    });
+  }
+
+  join(c: MemoryConsumer): Promise<void> {
+    const g = this.group(c.groupId);
+    g.members.push(c);
+    return this.rebalance(g);
+  }
+
+  leave(c: MemoryConsumer): Promise<void> {
+    const g = this.group(c.groupId);
+    const i = g.members.indexOf(c);
+    if (i >= 0) g.members.splice(i, 1);
+    this.consumers.delete(c);
+    g.chain = g.chain.then(() => c.revokeExcept(new Set()));
+    return this.rebalance(g);
+  }
+
+  forgetProducer(p: MemoryProducer): void {
+    this.producers.delete(p);
+  }
+
+  private rebalance(g: Group): Promise<void> {
+    g.chain = g.chain.then(() => this.doRebalance(g));
+    return g.chain;
+  }
+
+  /** Range-style assignment per topic over members in join order; only what moves is revoked. */
+  private async doRebalance(g: Group): Promise<void> {
+    rebalances.inc({ bus: 'memory', group: g.id });
+    const target = new Map<MemoryConsumer, Set<string>>(g.members.map((m) => [m, new Set<string>()]));
+    const topics = [...new Set(g.members.flatMap((m) => m.topics))].sort();
+    for (const topic of topics) {
+      const t = this.topics.get(topic);
+      if (!t) continue;
+      const subs = g.members.filter((m) => m.topics.includes(topic)).sort((a, b) => a.seq - b.seq);
+      for (let p = 0; p < t.partitions.length; p++) target.get(subs[p % subs.length]!)!.add(tpKey(topic, p));
+    }
+    await Promise.all(g.members.map((m) => m.revokeExcept(target.get(m)!)));
+    for (const m of g.members) await m.assign(target.get(m)!, g.committed);
+    this.signal.notify();
+  }
+}
+
+class MemoryProducer implements BusProducer {
+  private open: MemoryTransaction | null = null;
+  private closed = false;
+
+  constructor(private readonly bus: MemoryBus, readonly transactionalId: string | undefined, readonly epoch: number) {}
+
+  async send(topic: string, messages: readonly OutMessage[]): Promise<void> {
+    this.assertUsable();
+    if (this.transactionalId !== undefined && this.open) {
+      throw new BusError('a transaction is open on this producer: send through it', { topic, transactionalId: this.transactionalId });
+    }
+    checkMessages(topic, messages);
+    this.bus.append([{ topic, messages }]);
+  }
+
+  async transaction(): Promise<BusTransaction> {
+    this.assertUsable();
+    const id = this.transactionalId;
+    if (id === undefined) throw new BusError('transaction() needs a producer created with a transactionalId');
+    if (this.open) throw new BusError('a transaction is already open on this producer', { transactionalId: id });
+    if (this.bus.isFenced(id, this.epoch)) throw new BusError('producer fenced: a newer producer uses this transactionalId', { transactionalId: id });
+    this.open = new MemoryTransaction(this.bus, id, this.epoch, () => {
+      this.open = null;
+    });
+    return this.open;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.open) await this.open.abort();
+    this.closed = true;
+    this.bus.forgetProducer(this);
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw new BusError('producer is closed', { transactionalId: this.transactionalId });
+    this.bus.assertOpen();
+  }
+}
+
+class MemoryTransaction implements BusTransaction {
+  private readonly batches: Array<{ topic: string; messages: readonly OutMessage[] }> = [];
+  private readonly offsets: Array<{ groupId: string; offsets: readonly TopicPartitionOffset[] }> = [];
+  private done = false;
+
+  constructor(private readonly bus: MemoryBus, private readonly id: string, private readonly epoch: number, private readonly finished: () => void) {}
+
+  async send(topic: string, messages: readonly OutMessage[]): Promise<void> {
+    this.assertActive();
+    this.bus.topic(topic);
+    checkMessages(topic, messages);
+    // Copies, so a caller reusing its array cannot change what the transaction commits.
+    this.batches.push({ topic, messages: messages.map((m) => ({ ...m })) });
+  }
+
+  async sendOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    this.assertActive();
+    for (const o of offsets) this.bus.topic(o.topic);
+    this.offsets.push({ groupId, offsets: offsets.map((o) => ({ ...o })) });
+  }
+
+  async commit(): Promise<void> {
+    this.assertActive();
+    this.done = true;
+    this.finished();
+    this.bus.append(this.batches, this.offsets);
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.finished();
+  }
+
+  private assertActive(): void {
+    if (this.done) throw new BusError('transaction already committed or aborted', { transactionalId: this.id });
+    if (this.bus.isFenced(this.id, this.epoch)) {
+      this.done = true;
+      this.finished();
+      throw new BusError('producer fenced: a newer producer uses this transactionalId', { transactionalId: this.id });
+    }
+  }
+}
+
+interface Owned {
+  readonly topic: string;
+  readonly partition: number;
+  /** Next offset to deliver. */
+  position: number;
+  revoked: boolean;
+}
+
+class MemoryConsumer implements BusConsumer {
+  topics: string[] = [];
+  readonly groupId: string;
+  private readonly owned = new Map<string, Owned>();
+  private handlers: ConsumerHandlers | null = null;
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private inflight: Promise<void> | null = null;
+  private loopDone: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private cursor = 0;
+  /** Cuts a retry backoff short when the partition is revoked or the consumer stops. */
+  private interrupt: (() => void) | null = null;
+
+  constructor(private readonly bus: MemoryBus, private readonly opts: ConsumerOptions, readonly seq: number) {
+    this.groupId = opts.groupId;
+  }
+
+  async subscribe(topics: readonly string[]): Promise<void> {
+    if (this.state !== 'idle') throw new BusError('subscribe before run()', { group: this.groupId });
+    for (const t of topics) this.bus.topic(t);
+    this.topics = [...new Set([...this.topics, ...topics])];
+  }
+
+  async run(handlers: ConsumerHandlers): Promise<void> {
+    if (this.state !== 'idle') throw new BusError('consumer already running or stopped', { group: this.groupId });
+    if (this.topics.length === 0) throw new BusError('run() before subscribe()', { group: this.groupId });
+    this.handlers = handlers;
+    this.state = 'running';
+    await this.bus.join(this);
+    this.loopDone = this.loop();
+  }
+
+  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    this.bus.assertOpen();
+    this.bus.commitOffsets(this.groupId, offsets);
+  }
+
+  assignment(): readonly TopicPartition[] {
+    return [...this.owned.values()].filter((o) => !o.revoked).map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state === 'idle') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    this.interrupt?.();
+    this.bus.signal.notify();
+    await this.loopDone;
+    // Leaving the group revokes everything this member owned (onRevoked runs), then the rest rebalance.
+    await this.bus.leave(this);
+    this.state = 'stopped';
+  }
+
+  /** Called by the group: gives up every partition not in `keep`, after its in-flight batch ends. */
+  async revokeExcept(keep: Set<string>): Promise<void> {
+    const lost = [...this.owned.entries()].filter(([k]) => !keep.has(k));
+    if (lost.length === 0) return;
+    for (const [, o] of lost) o.revoked = true;
+    this.interrupt?.();
+    await this.inflight;
+    for (const [k] of lost) this.owned.delete(k);
+    await this.callHook('onRevoked', lost.map(([, o]) => ({ topic: o.topic, partition: o.partition })));
+  }
+
+  /** Called by the group: takes the partitions in `target` not owned yet, at the committed offsets. */
+  async assign(target: Set<string>, committed: Map<string, number>): Promise<void> {
+    const gained: TopicPartition[] = [];
+    for (const k of target) {
+      if (this.owned.has(k)) continue;
+      const [topic, p] = k.split('\u0000') as [string, string];
+      const partition = Number(p);
+      const plog = this.bus.partitionLog(topic, partition)!;
+      const c = committed.get(k);
+      const position = c !== undefined ? c : this.opts.fromBeginning === false ? plog.end : plog.start;
+      this.owned.set(k, { topic, partition, position, revoked: false });
+      gained.push({ topic, partition });
+    }
+    if (gained.length > 0) await this.callHook('onAssigned', gained);
+  }
+
+  private async callHook(name: 'onAssigned' | 'onRevoked', parts: TopicPartition[]): Promise<void> {
+    try {
+      await this.handlers?.[name]?.(parts);
+    } catch (err) {
+      // A failing hook must not wedge the group; it is counted and logged with what it was given.
+      M.errors.inc({ component: 'bus', kind: name });
+      log.error({ err, group: this.groupId, partitions: parts }, `${name} handler failed`);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (this.state === 'running') {
+      const next = this.nextBatch();
+      if (!next) {
+        await this.bus.signal.wait();
+        continue;
+      }
+      this.inflight = this.deliver(next.owned, next.batch);
+      await this.inflight;
+      this.inflight = null;
+    }
+  }
+
+  /** Round-robin over owned partitions so one busy partition cannot starve the others. */
+  private nextBatch(): { owned: Owned; batch: ConsumedBatch } | null {
+    const all = [...this.owned.values()];
+    for (let i = 0; i < all.length; i++) {
+      const o = all[(this.cursor + i) % all.length]!;
+      if (o.revoked) continue;
+      const plog = this.bus.partitionLog(o.topic, o.partition)!;
+      // Retention may have dropped what this position points at: resume at the log start (auto.offset.reset=earliest).
+      if (o.position < plog.start) o.position = plog.start;
+      if (o.position >= plog.end) continue;
+      const entries = plog.read(o.position, this.opts.maxBytesPerPartition ?? DEFAULT_MAX_BYTES, this.bus.opts.maxBatchMessages);
+      if (entries.length === 0) {
+        o.position = plog.end;
+        continue;
+      }
+      this.cursor = (this.cursor + i + 1) % all.length;
+      const messages: InMessage[] = entries.map((e) => ({
+        topic: o.topic,
+        partition: o.partition,
+        offset: String(e.offset),
+        key: e.key,
+        value: e.value,
+        headers: e.headers,
+        timestamp: e.timestamp,
+      }));
+      return { owned: o, batch: { topic: o.topic, partition: o.partition, messages, highWatermark: String(plog.end) } };
+    }
+    return null;
+  }
+
+  private async deliver(o: Owned, batch: ConsumedBatch): Promise<void> {
+    const ctx: BatchContext = {
+      heartbeat: async () => {},
+      isRunning: () => this.state === 'running' && !o.revoked,
+    };
+    const last = Number(batch.messages[batch.messages.length - 1]!.offset);
+    for (let attempt = 0; ; attempt++) {
+      if (!ctx.isRunning()) return;
+      try {
+        await this.handlers!.eachBatch(batch, ctx);
+        if (!o.revoked) o.position = Math.max(o.position, last + 1);
+        return;
+      } catch (err) {
+        batchRetries.inc({ bus: 'memory', group: this.groupId, topic: batch.topic });
+        M.errors.inc({ component: 'bus', kind: 'batch_failed' });
+        const backoff = Math.min(this.bus.opts.retryMaxMs, this.bus.opts.retryMinMs * 2 ** attempt);
+        log.warn({ err, group: this.groupId, topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset, attempt, backoffMs: backoff }, 'eachBatch failed; retrying the same batch');
+        await this.pause(backoff);
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.interrupt = null;
+        resolve();
+      }
+      this.interrupt = done;
+    });
+  }
+}
