@@ -1,0 +1,136 @@
+/**
+ * NAB harness: runs Noctua's anomaly detector over a NAB-layout folder, writes NAB-format results
+ * (timestamp,value,anomaly_score,label per file), scores them with benchmarks/nab/scorer.ts and prints
+ * the three profile scores, per-category scores, and the shipped detectors' figures beside ours.
+ *
+ *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned]
+ *
+ * Defaults: <project root>/../shared/datasets/nab. The last line is one JSON object {"bench":"nab",...}.
+ */
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join, dirname, basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile, formatTimestamp, type DataFile, type WindowMap } from './corpus.js';
+import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput } from './scorer.js';
+import { detectSeries, DETECTOR_NAME } from './detect.js';
+
+const { values: args } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    labels: { type: 'string' },
+    results: { type: 'string' },
+    out: { type: 'string' },
+    'no-learned': { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+
+const nab = defaultNabDir();
+const dataDir = args.data ?? join(nab, 'data');
+const labelsFile = args.labels ?? join(dataDir, '..', 'labels', 'combined_windows.json');
+const resultsDir = args.results ?? join(dataDir, '..', 'results');
+const outDir = args.out ?? join(process.cwd(), 'benchmarks', 'results', 'nab');
+const log = (s: string) => {
+  if (!args.quiet) process.stdout.write(s + '\n');
+};
+
+function category(key: string): string {
+  return key.split('/')[0] ?? '';
+}
+
+function inWindowLabels(f: DataFile, windows: WindowMap): Uint8Array {
+  const lab = new Uint8Array(f.timestamps.length);
+  for (const [a, b] of windows[f.key] ?? []) for (let i = 0; i < lab.length; i++) if (f.timestamps[i]! >= a && f.timestamps[i]! <= b) lab[i] = 1;
+  return lab;
+}
+
+function writeResults(f: DataFile, scores: ArrayLike<number>, labels: Uint8Array): void {
+  const path = join(outDir, DETECTOR_NAME, dirname(f.key), `${DETECTOR_NAME}_${basename(f.key)}`);
+  mkdirSync(dirname(path), { recursive: true });
+  let s = 'timestamp,value,anomaly_score,label\n';
+  for (let i = 0; i < f.timestamps.length; i++) s += `${formatTimestamp(f.timestamps[i]!)},${f.values[i]},${scores[i]},${labels[i]}\n`;
+  writeFileSync(path, s);
+}
+
+interface Summary {
+  profile: ProfileName;
+  score: number;
+  threshold: number;
+  perCategory: Record<string, number>;
+}
+
+function summarise(files: FileInput[], windows: WindowMap): Summary[] {
+  return PROFILE_NAMES.map((profile) => {
+    const r = scoreCorpus(files, windows, profile);
+    const perCategory: Record<string, number> = {};
+    const cats = [...new Set(files.map((f) => category(f.key)))].sort();
+    for (const c of cats) {
+      const inCat = files.filter((f) => category(f.key) === c);
+      const raw = r.perFile.filter((f) => category(f.key) === c).reduce((a, f) => a + f.score, 0);
+      const nWin = inCat.reduce((a, f) => a + (windows[f.key]?.length ?? 0), 0);
+      // A category without windows has no normalised score: its raw score is the cost of its false positives.
+      perCategory[c] = nWin === 0 ? raw : normalise(raw, nullRaw(inCat, windows, PROFILES[profile]), nWin * PROFILES[profile].tpWeight);
+    }
+    return { profile, score: r.normalised, threshold: r.threshold, perCategory };
+  });
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(dataDir)) throw new Error(`NAB data folder not found: ${dataDir} (pass --data DIR)`);
+  const windows = readWindows(labelsFile);
+  const keys = listDataFiles(dataDir);
+  const ours: FileInput[] = [];
+  const t0 = performance.now();
+  let points = 0;
+  let trainMs = 0;
+  for (const key of keys) {
+    const f = readDataFile(dataDir, key);
+    const r = await detectSeries(f, { learned: !args['no-learned'] });
+    trainMs += r.trainMs;
+    points += f.values.length;
+    writeResults(f, r.scores, inWindowLabels(f, windows));
+    ours.push({ key, timestamps: f.timestamps, scores: r.scores });
+  }
+  const runMs = performance.now() - t0;
+  const mine = summarise(ours, windows);
+  log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; results in ${join(outDir, DETECTOR_NAME)}`);
+  const others: Record<string, Summary[]> = {};
+  for (const det of ['numenta', 'contextOSE', 'ARTime']) {
+    if (!existsSync(join(resultsDir, det))) continue;
+    try {
+      others[det] = summarise(keys.map((k) => readResultFile(resultsDir, det, k)), windows);
+    } catch (err) {
+      log(`(${det}: published results not usable here: ${(err as Error).message})`);
+    }
+  }
+  const row = (name: string, s: Summary[]) => `${name.padEnd(22)}${s.map((x) => x.score.toFixed(2).padStart(12)).join('')}`;
+  log(`\nNAB scores on this corpus (null = 0, perfect = 100), threshold swept per profile`);
+  log(`${'detector'.padEnd(22)}${['standard', 'low_FP', 'low_FN'].map((h) => h.padStart(12)).join('')}`);
+  log(row('noctua', mine));
+  for (const [d, s] of Object.entries(others)) log(row(d === 'contextOSE' ? 'CAD OSE (published)' : `${d} (published)`, s));
+  log(`\nper category, standard profile (raw score for categories without windows)`);
+  const cats = Object.keys(mine[0]!.perCategory);
+  log(`${'detector'.padEnd(22)}${cats.map((c) => c.slice(0, 20).padStart(22)).join('')}`);
+  log(`${'noctua'.padEnd(22)}${cats.map((c) => mine[0]!.perCategory[c]!.toFixed(2).padStart(22)).join('')}`);
+  for (const [d, s] of Object.entries(others)) log(`${d.padEnd(22)}${cats.map((c) => (s[0]!.perCategory[c] ?? NaN).toFixed(2).padStart(22)).join('')}`);
+  const out: Record<string, unknown> = {
+    bench: 'nab',
+    detector: DETECTOR_NAME,
+    files: keys.length,
+    points,
+    seconds: Number((runMs / 1000).toFixed(2)),
+    training_ms: Math.round(trainMs),
+  };
+  for (const s of mine) {
+    out[s.profile] = Number(s.score.toFixed(2));
+    out[`${s.profile}_threshold`] = s.threshold;
+  }
+  out.per_category_standard = Object.fromEntries(Object.entries(mine[0]!.perCategory).map(([k, v]) => [k, Number(v.toFixed(2))]));
+  for (const [d, s] of Object.entries(others)) out[d] = Object.fromEntries(s.map((x) => [x.profile, Number(x.score.toFixed(2))]));
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:nab failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,167 @@
+import { Baseline, DEFAULT_BASELINE, SLOTS, type BaselineParams, type BaselineState, type Expectation } from './baseline.js';
+import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
+
+/**
+ * A pure streaming detector for one series: it sees each point once, in order, and answers from
+ * what came before (no look-ahead). Layers: the robust seasonal baseline (residual and range
+ * novelty), optionally a learned model's raw score, combined through the anomaly likelihood, with
+ * a short refractory period so one incident gives one peak rather than a burst.
+ */
+
+export interface DetectorParams {
+  readonly baseline: BaselineParams;
+  readonly likelihood: LikelihoodParams;
+  /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
+  readonly zScale: number;
+  /** Excursion beyond the range ever seen, as a fraction of that range, reaching ~0.76. */
+  readonly rangeScale: number;
+  /** Weight of the learned model's raw score against the statistics' (0 = statistics only). */
+  readonly learnedWeight: number;
+  /** Points after a peak during which lower scores are damped. */
+  readonly refractory: number;
+  /** Factor on scores below the recent peak during the refractory period. */
+  readonly damp: number;
+  /** Points seen before any score above 0 is given (the detector is learning). */
+  readonly warmup: number;
+  /** Half-width of the expected band, in robust scale units. */
+  readonly band: number;
+}
+
+export const DEFAULT_PARAMS: DetectorParams = {
+  baseline: DEFAULT_BASELINE,
+  likelihood: DEFAULT_LIKELIHOOD,
+  zScale: 6,
+  rangeScale: 0.2,
+  learnedWeight: 0,
+  refractory: 60,
+  damp: 0.5,
+  warmup: 50,
+  band: 3,
+};
+
+export interface Verdict {
+  /** Anomaly score in [0, 1]. */
+  readonly score: number;
+  /** The baseline's expectation for this point, and its band (for charts). */
+  readonly expected: number;
+  readonly lower: number;
+  readonly upper: number;
+  /** Combined raw surprise before the likelihood, in [0, 1). */
+  readonly raw: number;
+  /** What deviated from which baseline. */
+  readonly explanation: string;
+}
+
+export interface DetectorState {
+  v: 1;
+  b: BaselineState;
+  l: LikelihoodState;
+  /** Recent peak score and points since it. */
+  peak: number;
+  age: number;
+  lastTs: number;
+}
+
+const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
+
+export class SeriesDetector {
+  private readonly base: Baseline;
+  private readonly lik: Likelihood;
+  private peak: number;
+  private age: number;
+  private lastTs: number;
+
+  constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
+    this.base = new Baseline(params.baseline, state?.b);
+    this.lik = new Likelihood(params.likelihood, state?.l);
+    this.peak = state?.peak ?? 0;
+    this.age = state?.age ?? 0;
+    this.lastTs = state?.lastTs ?? -Infinity;
+  }
+
+  get seen(): number {
+    return this.base.s.n;
+  }
+
+  /** The baseline's expectation for the next point (used by the learned layer to normalise). */
+  expectation(ts: number): Expectation {
+    return this.base.expect(ts);
+  }
+
+  /**
+   * Scores one point. `learnedRaw` is the learned model's surprise for this point in [0, 1], when
+   * one is available. Non-finite values are not learned from and score 0 with an explanation.
+   */
+  step(ts: number, value: number, learnedRaw?: number): Verdict {
+    if (!Number.isFinite(value) || !Number.isFinite(ts)) {
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}` };
+    }
+    const p = this.params;
+    const e = this.base.expect(ts);
+    const n = this.base.s.n;
+    let raw = 0;
+    let z = 0;
+    let excursion = 0;
+    if (n > 0) {
+      z = (value - e.expected) / e.scale;
+      const b = this.base.s;
+      const range = Math.max(b.hi - b.lo, this.base.floor());
+      excursion = value > b.hi ? (value - b.hi) / range : value < b.lo ? (value - b.lo) / range : 0;
+      const rPoint = Math.tanh(Math.abs(z) / p.zScale);
+      const rRange = Math.tanh(Math.abs(excursion) / p.rangeScale);
+      let stat = Math.max(rPoint, rRange);
+      if (learnedRaw !== undefined && Number.isFinite(learnedRaw) && p.learnedWeight > 0) {
+        stat = (1 - p.learnedWeight) * stat + p.learnedWeight * Math.min(1, Math.max(0, learnedRaw));
+      }
+      raw = stat;
+    }
+    const tail = this.lik.update(raw);
+    let score = n < p.warmup ? 0 : logScore(tail);
+    // Refractory period: within it, only a new high keeps its full score.
+    this.age++;
+    if (score > this.peak || this.age > p.refractory) {
+      if (score >= this.peak || this.age > p.refractory) {
+        this.peak = score;
+        this.age = 0;
+      }
+    } else {
+      score *= p.damp;
+    }
+    this.base.update(value, e);
+    this.lastTs = ts;
+    const expected = n > 0 ? e.expected : value;
+    const half = n > 0 ? p.band * e.scale : 0;
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation: this.explain(value, e, z, excursion, score, n) };
+  }
+
+  private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {
+    if (n < this.params.warmup) return `learning (${n + 1} of ${this.params.warmup} points)`;
+    const basis = e.seasonal ? `seasonal baseline for ${SLOT_NAME(e.slot)}` : 'recent level';
+    const dir = z >= 0 ? 'above' : 'below';
+    let s = `${fmt(value)} ${dir} ${basis} ${fmt(e.expected)} by ${Math.abs(z).toFixed(1)}σ (σ=${fmt(e.scale)})`;
+    if (excursion !== 0) s += `; ${excursion > 0 ? 'new high' : 'new low'} ${(Math.abs(excursion) * 100).toFixed(0)}% of the range beyond ${fmt(excursion > 0 ? this.base.s.hi : this.base.s.lo)}`;
+    return s + `; score ${score.toFixed(3)}`;
+  }
+
+  /** Full precision on purpose: a restored detector must score exactly as the uninterrupted one. */
+  toJSON(): DetectorState {
+    const b = this.base.s;
+    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs };
+  }
+
+  static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
+    const s = json as DetectorState;
+    if (!s || s.v !== 1 || !s.b || !Array.isArray(s.b.offset) || s.b.offset.length !== SLOTS || !s.l) {
+      throw new Error(`anomaly detector state: unsupported or corrupt (version ${String((s as { v?: unknown } | null)?.v)})`);
+    }
+    // Infinity does not survive JSON (it becomes null): restore the empty range.
+    const b: BaselineState = { ...s.b, lo: s.b.lo ?? Infinity, hi: s.b.hi ?? -Infinity, offset: s.b.offset.slice(), visits: s.b.visits.slice() };
+    return new SeriesDetector(params, { ...s, b, l: { ...s.l, recent: s.l.recent.slice() }, lastTs: s.lastTs ?? -Infinity });
+  }
+}
+
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a !== 0 && (a >= 1e6 || a < 1e-3) ? x.toExponential(3) : Number(x.toPrecision(5)).toString();
+}
