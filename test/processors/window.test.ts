@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Labels, Sample } from '../../core/types.js';
+import { WindowOperator, parseDuration, type WindowOptions, type WindowResult } from '../../processors/window.js';
+import { registry } from '../../core/metrics.js';
+
+const L = { device: 'r1', ifIndex: '1' };
+const s = (ts: number, value: number, metric = 'if_in_bps', labels: Labels = L): Sample => ({ metric, labels, ts, value });
+
+function op(over: Partial<WindowOptions> = {}): WindowOperator {
+  return new WindowOperator({
+    windows: [{ name: '10s', sizeMs: 10_000, hopMs: 10_000, allowedLatenessMs: 0 }],
+    defaultDelayMs: 5_000,
+    idleTimeoutMs: 60_000,
+    ...over,
+  });
+}
+
+async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return Number(v?.value ?? 0);
+}
+
+test('window boundaries are aligned in UTC: [start, end) of a minute and of an hour', () => {
+  const o = op({ windows: [{ name: '1m', sizeMs: 60_000, hopMs: 60_000, allowedLatenessMs: 0 }, { name: '1h', sizeMs: 3_600_000, hopMs: 3_600_000, allowedLatenessMs: 0 }], defaultDelayMs: 0 });
+  const t0 = Date.UTC(2026, 10, 27, 12, 0, 0, 0);
+  o.process('r1', 'snmp', [s(t0, 1)]);
+  o.process('r1', 'snmp', [s(t0 + 59_999, 2)]); // still 12:00 minute
+  o.process('r1', 'snmp', [s(t0 + 60_000, 4)]); // 12:01:00.000 opens the next minute and closes 12:00
+  let out = o.drainResults();
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.window, '1m');
+  assert.equal(new Date(out[0]!.start).toISOString(), '2026-11-27T12:00:00.000Z');
+  assert.equal(new Date(out[0]!.end).toISOString(), '2026-11-27T12:01:00.000Z');
+  assert.equal(out[0]!.agg.count, 2);
+  assert.equal(out[0]!.agg.sum, 3);
+  o.process('r1', 'snmp', [s(Date.UTC(2026, 10, 27, 13, 0, 0, 0), 8)]);
+  out = o.drainResults();
+  const hour = out.find((r) => r.window === '1h')!;
+  assert.equal(new Date(hour.start).toISOString(), '2026-11-27T12:00:00.000Z');
+  assert.equal(new Date(hour.end).toISOString(), '2026-11-27T13:00:00.000Z');
+  assert.equal(hour.agg.count, 3);
+  assert.equal(hour.agg.max, 4);
+  assert.deepEqual(out.filter((r) => r.window === '1m').map((r) => new Date(r.start).toISOString()), ['2026-11-27T12:01:00.000Z']);
+});
+
+test('out-of-order samples within the allowed delay land in their window; aggregates hand-computed', () => {
+  const o = op(); // 10 s tumbling, 5 s delay
+  o.process('r1', 'snmp', [s(5_000, 50)]); // wm 0
+  o.process('r1', 'snmp', [s(3_000, 30)]); // older, same window; wm stays 0
+  o.process('r1', 'snmp', [s(12_000, 120)]); // wm 7 s: [0,10) still open
+  o.process('r1', 'snmp', [s(8_000, 80)]); // out of order but before the watermark passes 10 s
+  assert.deepEqual(o.drainResults(), []);
+  o.process('r1', 'snmp', [s(16_000, 160)]); // wm 11 s closes [0,10)
+  const [r, ...rest] = o.drainResults();
+  assert.equal(rest.length, 0);
+  assert.equal(r!.kind, 'final');
+  assert.deepEqual([r!.start, r!.end, r!.revision], [0, 10_000, 0]);
+  const a = r!.agg;
+  assert.deepEqual([a.count, a.sum, a.min, a.max], [3, 160, 30, 80]);
+  assert.ok(Math.abs(a.avg - 160 / 3) < 1e-12);
+  assert.deepEqual([a.first, a.firstTs, a.last, a.lastTs], [30, 3_000, 80, 8_000]);
+  assert.equal(a.rate, ((80 - 30) * 1000) / 5_000); // 10 per second
+  assert.ok(Math.abs(a.p50 - 50) <= 0.5, `p50 ${a.p50}`);
+  // DDSketch answers the LOWER quantile: with 3 values p99 is rank floor(0.99 * 2) = 1, i.e. 50.
+  assert.ok(Math.abs(a.p99 - 50) <= 0.5, `p99 ${a.p99}`);
+  assert.equal(r!.key, 'if_in_bps{device="r1",ifIndex="1"}');
+});
+
+test('late samples: within allowed lateness -> correction record; beyond -> late output, counted', async () => {
+  const o = op({ windows: [{ name: '10s', sizeMs: 10_000, hopMs: 10_000, allowedLatenessMs: 20_000 }], defaultDelayMs: 0 });
+  o.process('r1', 'snmp', [s(1_000, 1)]);
+  o.process('r1', 'snmp', [s(11_000, 2)]); // wm 11 s: [0,10) final with count 1
+  let out = o.drainResults();
+  assert.deepEqual(out.map((r) => [r.kind, r.start, r.revision, r.agg.count]), [['final', 0, 0, 1]]);
+  o.process('r1', 'snmp', [s(9_000, 9)]); // late by 2 s, lateness 20 s: update + correction
+  out = o.drainResults();
+  assert.deepEqual(out.map((r) => [r.kind, r.start, r.revision, r.agg.count, r.agg.sum, r.agg.last]), [['correction', 0, 1, 2, 10, 9]]);
+  const before = await metricValue('noctua_window_late_samples_total', { window: '10s' });
+  o.process('r1', 'snmp', [s(31_000, 3)]); // wm 31 s: [10,20) final; [0,10) purged (10 + 20 <= 31)
+  out = o.drainResults();
+  assert.deepEqual(out.map((r) => [r.kind, r.start]), [['final', 10_000], ['final', 20_000]].slice(0, out.length));
+  o.process('r1', 'snmp', [s(5_000, 5)]); // window [0,10) ended 21 s before the watermark: too late
+  assert.deepEqual(o.drainResults(), []);
+  const late = o.drainLate();
+  assert.equal(late.length, 1);
+  assert.deepEqual([late[0]!.window, late[0]!.sample.ts, late[0]!.watermark, late[0]!.windowEnd], ['10s', 5_000, 31_000, 10_000]);
+  assert.equal(await metricValue('noctua_window_late_samples_total', { window: '10s' }), before + 1);
+});
+
+test('a late sample into an emptied window of lateness gets a final, not a bare correction', () => {
+  const o = op({ windows: [{ name: '10s', sizeMs: 10_000, hopMs: 10_000, allowedLatenessMs: 30_000 }], defaultDelayMs: 0 });
+  o.process('r1', 'snmp', [s(1_000, 1, 'a')]);
+  o.process('r1', 'snmp', [s(25_000, 1, 'a')]); // wm 25 s; [0,10) final for a; [10,20) never had data
+  o.drainResults();
+  o.process('r1', 'snmp', [s(15_000, 7, 'b')]); // b in [10,20): window passed but within lateness
+  const out = o.drainResults();
+  assert.deepEqual(out.map((r) => [r.kind, r.metric, r.start, r.revision, r.agg.sum]), [['final', 'b', 10_000, 0, 7]]);
+});
+
+test('watermark with an idle input: held back until the idle timeout (in event time), then released', () => {
+  const o = op({ defaultDelayMs: 0, idleTimeoutMs: 30_000 });
+  o.process('p1', 'snmp', [s(2_000, 1, 'm', { device: 'quiet' })]);
+  o.process('p0', 'snmp', [s(3_000, 1)]);
+  // p0 keeps going; p1 is silent after 2 s and holds the watermark at 2 s.
+  for (let t = 13_000; t <= 31_000; t += 10_000) o.process('p0', 'snmp', [s(t, 1)]);
+  assert.equal(o.watermark, 2_000);
+  assert.deepEqual(o.drainResults(), []);
+  // Newest event 41 s: p1's 2 s is more than 30 s behind, p1 is idle and the watermark jumps to 41 s.
+  o.process('p0', 'snmp', [s(41_000, 1)]);
+  assert.equal(o.watermark, 41_000);
+  const out = o.drainResults();
+  assert.deepEqual(out.map((r) => `${r.metric}@${r.start}`), ['m@0', 'if_in_bps@0', 'if_in_bps@10000', 'if_in_bps@20000']);
+  // p1 comes back: it is active again and, as the slower input, holds the watermark (which never goes back).
+  o.process('p1', 'snmp', [s(42_000, 1, 'm', { device: 'quiet' })]);
+  o.process('p0', 'snmp', [s(55_000, 1)]);
+  assert.equal(o.watermark, 42_000);
+});
+
+test('per-source delay: the watermark trails each source by its own allowed delay', () => {
+  const o = op({ defaultDelayMs: 1_000, delayMs: { syslog: 30_000 } });
+  o.process('a', 'snmp', [s(100_000, 1)]);
+  assert.equal(o.watermark, 99_000);
+  o.process('b', 'syslog', [s(100_000, 1, 'm', { device: 'b' })]);
+  assert.equal(o.watermark, 99_000, 'never goes back');
+  o.process('a', 'snmp', [s(120_000, 1)]);
+  assert.equal(o.watermark, 99_000, 'held by the syslog input at 100 s - 30 s = 70 s');
+  o.process('b', 'syslog', [s(140_000, 1, 'm', { device: 'b' })]);
+  assert.equal(o.watermark, 110_000);
+});
+
+test('hopping windows: a sample belongs to size/hop windows', () => {
+  const o = op({ windows: [{ name: 'h', sizeMs: 10_000, hopMs: 5_000, allowedLatenessMs: 0 }], defaultDelayMs: 0 });
+  o.process('r1', 'snmp', [s(7_000, 7)]);
+  o.process('r1', 'snmp', [s(30_000, 0)]);
+  const out = o.drainResults().filter((r) => r.agg.sum === 7);
+  assert.deepEqual(out.map((r) => [r.start, r.end]), [[0, 10_000], [5_000, 15_000]]);
+});
+
+test('non-finite samples are rejected and counted without losing the good ones around them', () => {
+  const o = op({ defaultDelayMs: 0 });
+  o.process('r1', 'snmp', [s(1_000, 1), s(2_000, NaN), s(3_000, Infinity), s(4_000, 4)]);
+  o.process('r1', 'snmp', [s(10_000, 0)]);
+  const [r] = o.drainResults();
+  assert.deepEqual([r!.agg.count, r!.agg.sum], [2, 5]);
+});
+
+test('checkpoint mid-stream: restored operator emits exactly what the uninterrupted one does', () => {
+  const opts: WindowOptions = {
+    windows: [
+      { name: '10s', sizeMs: 10_000, hopMs: 10_000, allowedLatenessMs: 15_000 },
+      { name: '1m', sizeMs: 60_000, hopMs: 60_000, allowedLatenessMs: 0 },
+      { name: 'h', sizeMs: 20_000, hopMs: 5_000, allowedLatenessMs: 5_000 },
+    ],
+    defaultDelayMs: 3_000,
+    idleTimeoutMs: 40_000,
+  };
+  // A stream with jitter, disorder, late data and two devices; deterministic.
+  const msgs: [string, Sample[]][] = [];
+  let x = 1;
+  for (let i = 0; i < 400; i++) {
+    x = (x * 48271) % 2147483647;
+    const dev = i % 3 === 0 ? 'r2' : 'r1';
+    const jitter = (x % 9000) - 6000;
+    const ts = i * 1_000 + jitter + (i % 50 === 0 ? -20_000 : 0);
+    msgs.push([dev, [s(Math.max(0, ts), x % 1000, 'm1', { device: dev }), s(Math.max(0, ts), (x % 77) - 30, 'm2', { device: dev })]]);
+  }
+  const full = new WindowOperator(opts);
+  const fullOut: WindowResult[] = [];
+  const fullLate: unknown[] = [];
+  for (const [d, m] of msgs) {
+    full.process(d, 'snmp', m);
+    fullOut.push(...full.drainResults());
+    fullLate.push(...full.drainLate());
+  }
+  let cur = new WindowOperator(opts);
+  const out: WindowResult[] = [];
+  const late: unknown[] = [];
+  for (let i = 0; i < msgs.length; i++) {
+    if (i % 97 === 13) cur = WindowOperator.fromJSON(opts, JSON.parse(JSON.stringify(cur.toJSON())));
+    cur.process(msgs[i]![0], 'snmp', msgs[i]![1]);
+    out.push(...cur.drainResults());
+    late.push(...cur.drainLate());
+  }
+  assert.ok(fullOut.length > 100 && fullOut.some((r) => r.kind === 'correction') && fullLate.length > 0, 'the stream exercises finals, corrections and late data');
+  assert.deepEqual(out, fullOut);
+  assert.deepEqual(late, fullLate);
+});
+
+test('parseDuration understands the config units and rejects junk with the field name', () => {
+  assert.equal(parseDuration('10s'), 10_000);
+  assert.equal(parseDuration('5m'), 300_000);
+  assert.equal(parseDuration('1h'), 3_600_000);
+  assert.equal(parseDuration('2y'), 2 * 31_536_000_000);
+  assert.equal(parseDuration(250), 250);
+  assert.throws(() => parseDuration('5 minutes', 'rules[0].for'), /rules\[0\]\.for/);
+});
