@@ -1,0 +1,112 @@
+/**
+ * A growable TabSeparated byte builder: the sink's insert bodies are built straight into one Buffer
+ * (benchmarks/sink-formats.ts: building strings or row objects costs more than the engine's insert).
+ */
+export class TsvBuilder {
+  private buf: Buffer;
+  private pos = 0;
+  rows = 0;
+
+  constructor(initialBytes = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get length(): number {
+    return this.pos;
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** Pre-encoded bytes, e.g. a cached `metric\tseries\tdevice\t` row prefix. */
+  raw(bytes: Buffer): this {
+    this.ensure(bytes.length);
+    bytes.copy(this.buf, this.pos);
+    this.pos += bytes.length;
+    return this;
+  }
+
+  /** A string field, escaped for TabSeparated. */
+  str(s: string): this {
+    const e = escapeTsv(s);
+    const n = Buffer.byteLength(e, 'utf8');
+    this.ensure(n);
+    this.buf.write(e, this.pos, 'utf8');
+    this.pos += n;
+    return this;
+  }
+
+  /** An integer (safe range), digits written directly: no string per value. */
+  int(n: number): this {
+    this.ensure(24);
+    const b = this.buf;
+    if (n < 0) {
+      b[this.pos++] = 45; // '-'
+      n = -n;
+    }
+    let len = 1;
+    for (let t = n; t >= 10; t = Math.floor(t / 10)) len++;
+    let i = this.pos + len - 1;
+    this.pos += len;
+    do {
+      b[i--] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+    return this;
+  }
+
+  /** A Float64 in a form ClickHouse reads: integers as digits, nan/inf spelled its way. */
+  float(v: number): this {
+    if (Number.isSafeInteger(v) && !Object.is(v, -0)) return this.int(v);
+    let s: string;
+    if (Number.isNaN(v)) s = 'nan';
+    else if (v === Infinity) s = 'inf';
+    else if (v === -Infinity) s = '-inf';
+    else s = String(v);
+    this.ensure(s.length);
+    this.buf.write(s, this.pos, "latin1");
+    this.pos += s.length;
+    return this;
+  }
+
+  tab(): this {
+    this.ensure(1);
+    this.buf[this.pos++] = 9;
+    return this;
+  }
+
+  /** Ends a row. */
+  nl(): this {
+    this.ensure(1);
+    this.buf[this.pos++] = 10;
+    this.rows++;
+    return this;
+  }
+
+  /** The body so far (a view: valid until the next write or reset). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** A copy of the body, safe to hand to an async insert while this builder is reused. */
+  take(): Buffer {
+    const out = Buffer.from(this.bytes());
+    this.reset();
+    return out;
+  }
+
+  reset(): void {
+    this.pos = 0;
+    this.rows = 0;
+  }
+}
+
+/** TabSeparated escaping: backslash, tab, newline and carriage return (the rest passes as UTF-8). */
+export function escapeTsv(s: string): string {
+  if (!/[\\\t\n\r\0]/.test(s)) return s;
+  return s.replace(/[\\\t\n\r\0]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\0'));
+}
