@@ -368,10 +368,8 @@ class MemoryProducer implements BusProducer {
   constructor(private readonly bus: MemoryBus, readonly transactionalId: string | undefined, readonly epoch: number) {}
 
   async send(topic: string, messages: readonly OutMessage[]): Promise<void> {
+    // Like kafkajs, a plain send on a transactional producer is outside any open transaction.
     this.assertUsable();
-    if (this.transactionalId !== undefined && this.open) {
-      throw new BusError('a transaction is open on this producer: send through it', { topic, transactionalId: this.transactionalId });
-    }
     checkMessages(topic, messages);
     this.bus.append([{ topic, messages }]);
   }
