@@ -71,7 +71,7 @@ test('queued runs whose next slot has come are dropped as stale; late starts are
   const late: string[] = [];
   const s = new Scheduler({ concurrency: 1, lateAfterMs: () => 10, onSkip: (id, why) => skips.push(`${id}:${why}`), onLate: (id) => late.push(id) });
   // One job hogs the only slot for longer than the others' interval.
-  s.add({ id: 'hog', intervalMs: 5000, run: () => sleep(400) });
+  s.add({ id: 'hog', intervalMs: 1000, run: () => sleep(400) });
   for (let i = 0; i < 5; i++) s.add({ id: `quick${i}`, intervalMs: 100, run: () => sleep(1) });
   s.start();
   await waitFor('a stale skip', () => skips.some((x) => x.endsWith(':stale')), 10_000, 10);
