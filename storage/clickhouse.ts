@@ -65,8 +65,8 @@ function openEmbedded(cfg: Config['clickhouse'], dataDir: string): Promise<Click
     M.errors.inc({ component: 'clickhouse', kind: 'open' });
     throw new ClickHouseOpenError(explainEmbeddedFailure(path, err), { cause: err });
   }
-  // chdb types its Connection against its own copy of @clickhouse/client-common; the shapes match.
-  const client = createClient({ connection: conn as unknown as ClientConnection });
+  const serial = new SerialChdb(conn);
+  const client = createClient({ connection: serial.connection() });
   const handle: ClickHouse = {
     client,
     profile: cfg.profile === 'legacy' ? 'legacy' : 'full',
@@ -76,11 +76,53 @@ function openEmbedded(cfg: Config['clickhouse'], dataDir: string): Promise<Click
     where: path,
     async insertTsv(table, columns, body, settings) {
       if (body.length === 0) return;
-      await conn.chdb.rawInsert({ table, columns, values: body, format: 'TabSeparated', ...(settings ? { settings } : {}) });
+      await serial.run(() => conn.chdb.rawInsert({ table, columns, values: body, format: 'TabSeparated', ...(settings ? { settings } : {}) }));
     },
     close: () => client.close(),
   };
   return finishOpen(handle, cfg);
+}
+
+/**
+ * The embedded engine runs one statement at a time per connection anyway, and a statement that
+ * fails while writing output (a JSON header, say) leaves that output in the session buffer, where
+ * it is prepended to the NEXT statement's result, whoever runs it (verified with chdb 3.4). So every
+ * operation goes through one queue, and a failure is followed by a throw-away statement that takes
+ * the leftovers before anyone else runs.
+ */
+class SerialChdb {
+  private tail: Promise<void> = Promise.resolve();
+  constructor(private readonly conn: ChdbConnection) {}
+
+  run<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(async () => {
+      try {
+        return await op();
+      } catch (err) {
+        await this.conn.chdb.queryAsync('SELECT 1', { format: 'TSV' }).catch(() => undefined);
+        throw err;
+      }
+    });
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  connection(): ClientConnection {
+    const c = this.conn;
+    const wrapped = {
+      ping: (p: never) => this.run(() => c.ping(p)),
+      query: (p: never) => this.run(() => c.query(p)),
+      insert: (p: never) => this.run(() => c.insert(p)),
+      command: (p: never) => this.run(() => c.command(p)),
+      exec: (p: never) => this.run(() => c.exec(p)),
+      close: () => c.close(),
+    };
+    // chdb types its Connection against its own copy of @clickhouse/client-common; the shapes match.
+    return wrapped as unknown as ClientConnection;
+  }
 }
 
 /** The engine locks `<path>/status`; a second process gets a bare "Failed to create connection". */
