@@ -1,4 +1,5 @@
 import { SeriesDetector, DEFAULT_PARAMS, type DetectorParams } from '../../processors/anomaly/detector.js';
+import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise } from '../../processors/anomaly/learned.js';
 import type { DataFile } from './corpus.js';
 
 export const DETECTOR_NAME = 'noctua';
@@ -6,6 +7,7 @@ export const DETECTOR_NAME = 'noctua';
 export interface DetectOptions {
   readonly learned: boolean;
   readonly params?: DetectorParams;
+  readonly seed?: number;
 }
 
 /** Experiments only: NOCTUA_ANOMALY_PARAMS='{"zScale":5}' overrides defaults (shallow, one level deep). */
@@ -18,10 +20,54 @@ export function paramsFromEnv(base: DetectorParams = DEFAULT_PARAMS): DetectorPa
   return out as unknown as DetectorParams;
 }
 
-/** Runs one series through a fresh detector, one point at a time, as the stream would. */
+/** One model per family (here: per NAB category), shared by the family's series, in file order. */
+const families = new Map<string, FamilyModel>();
+const CHUNK = 256;
+
+/**
+ * Runs one series through a fresh detector, one point at a time, as the stream would. With the
+ * learned layer, each chunk of points is predicted in one batch by the model version trained on
+ * points before the chunk; training (awaited here, for reproducible figures) happens between chunks.
+ */
 export async function detectSeries(f: DataFile, opts: DetectOptions): Promise<{ scores: Float64Array; trainMs: number }> {
-  const d = new SeriesDetector(opts.params ?? paramsFromEnv());
-  const scores = new Float64Array(f.values.length);
-  for (let i = 0; i < f.values.length; i++) scores[i] = d.step(f.timestamps[i]!, f.values[i]!).score;
-  return { scores, trainMs: 0 };
+  const params = opts.params ?? paramsFromEnv();
+  const d = new SeriesDetector(params);
+  const n = f.values.length;
+  const scores = new Float64Array(n);
+  if (!opts.learned || params.learnedWeight <= 0) {
+    for (let i = 0; i < n; i++) scores[i] = d.step(f.timestamps[i]!, f.values[i]!).score;
+    return { scores, trainMs: 0 };
+  }
+  await initBackend();
+  const family = f.key.split('/')[0] ?? 'default';
+  let model = families.get(family);
+  if (!model) families.set(family, (model = new FamilyModel({ family, seed: opts.seed ?? 42 })));
+  const ws = newWindowState();
+  const windows = new Float32Array(CHUNK * WINDOW);
+  const targets = new Float32Array(CHUNK);
+  const has = new Uint8Array(CHUNK);
+  let trainMs = 0;
+  for (let start = 0; start < n; start += CHUNK) {
+    const end = Math.min(n, start + CHUNK);
+    for (let i = start; i < end; i++) {
+      const k = i - start;
+      has[k] = ws.buf.length === WINDOW ? 1 : 0;
+      if (has[k]) windows.set(ws.buf, k * WINDOW);
+      targets[k] = normalise(ws, f.values[i]!);
+      pushWindow(ws, f.values[i]!);
+    }
+    const pred = model.predict(windows, end - start);
+    let due = false;
+    for (let i = start; i < end; i++) {
+      const k = i - start;
+      const learned = has[k] ? learnedSurprise(pred[k]!, targets[k]!) : undefined;
+      scores[i] = d.step(f.timestamps[i]!, f.values[i]!, learned).score;
+      if (has[k]) due = model.observe(windows.subarray(k * WINDOW, (k + 1) * WINDOW), targets[k]!) || due;
+    }
+    if (due) {
+      await model.train();
+      trainMs += model.lastTrainMs;
+    }
+  }
+  return { scores, trainMs };
 }

@@ -25,6 +25,11 @@ export interface DetectorParams {
   readonly warmup: number;
   /** Half-width of the expected band, in robust scale units. */
   readonly band: number;
+  /** 'likelihood': score the raw surprise against its own running distribution; 'raw': score it directly. */
+  readonly mode: 'likelihood' | 'raw' | 'novelty';
+  /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
+  readonly recordDecay: number;
+  readonly recordFloor: number;
 }
 
 export const DEFAULT_PARAMS: DetectorParams = {
@@ -32,11 +37,14 @@ export const DEFAULT_PARAMS: DetectorParams = {
   likelihood: DEFAULT_LIKELIHOOD,
   zScale: 6,
   rangeScale: 0.2,
-  learnedWeight: 0,
-  refractory: 60,
+  learnedWeight: 0.3,
+  refractory: 300,
   damp: 0.5,
-  warmup: 50,
+  warmup: 200,
   band: 3,
+  mode: 'raw',
+  recordDecay: 0.9995,
+  recordFloor: 4,
 };
 
 export interface Verdict {
@@ -60,6 +68,8 @@ export interface DetectorState {
   peak: number;
   age: number;
   lastTs: number;
+  /** Decaying record of the surprise (novelty mode). */
+  rec: number;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -70,6 +80,7 @@ export class SeriesDetector {
   private peak: number;
   private age: number;
   private lastTs: number;
+  private rec: number;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b);
@@ -77,6 +88,7 @@ export class SeriesDetector {
     this.peak = state?.peak ?? 0;
     this.age = state?.age ?? 0;
     this.lastTs = state?.lastTs ?? -Infinity;
+    this.rec = state?.rec ?? 0;
   }
 
   get seen(): number {
@@ -116,7 +128,14 @@ export class SeriesDetector {
       raw = stat;
     }
     const tail = this.lik.update(raw);
-    let score = n < p.warmup ? 0 : logScore(tail);
+    let score: number;
+    if (p.mode === 'novelty') {
+      // How far past the series' own recent record of surprise: what it does all the time is not news.
+      const u = Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale);
+      const r = u / Math.max(this.rec, p.recordFloor / p.zScale);
+      score = n < p.warmup ? 0 : r / (1 + r);
+      if (n >= p.warmup) this.rec = Math.max(u, this.rec * p.recordDecay);
+    } else score = n < p.warmup ? 0 : p.mode === 'raw' ? raw : logScore(tail);
     // Refractory period: within it, only a new high keeps its full score.
     this.age++;
     if (score > this.peak || this.age > p.refractory) {
@@ -146,7 +165,7 @@ export class SeriesDetector {
   /** Full precision on purpose: a restored detector must score exactly as the uninterrupted one. */
   toJSON(): DetectorState {
     const b = this.base.s;
-    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs };
+    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
