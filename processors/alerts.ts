@@ -1,0 +1,579 @@
+import { Cron } from 'croner';
+import type { AlertState, AlertTransition, Labels, Severity } from '../core/types.js';
+import { counter } from '../core/metrics.js';
+import { matchAll, renderTemplate, type Condition, type LabelMatcher } from './threshold.js';
+
+/**
+ * The alert lifecycle, modelled on Prometheus (pending -> firing -> resolved, `for`) and
+ * Alertmanager (fingerprints, group_by / group_wait / group_interval / repeat_interval, silences,
+ * inhibition), plus what NOCs expect from Zabbix-like tools: acknowledgement (who, when, comment;
+ * stops repeats), maintenance windows and flap detection.
+ *
+ * Pure and event-time driven: conditions carry the sample's event time and `tick(now)` is called
+ * with the watermark, so notifications and transitions depend only on input order. Every state
+ * change is an AlertChange (alerts topic + history table); notifications are Alertmanager v4
+ * webhook payloads (see webhookPayload()).
+ */
+
+export interface Ack {
+  readonly by: string;
+  readonly at: number;
+  readonly comment: string;
+}
+
+export type ChangeEvent = 'state' | 'ack' | 'flapping' | 'flap-end';
+
+/** An AlertTransition with the lifecycle context NOC screens and history need. */
+export interface AlertChange extends AlertTransition {
+  readonly event: ChangeEvent;
+  /** `silence:<id>`, `maintenance:<name>` or `inhibited:<source fingerprint>` when notifications are held back. */
+  readonly suppressedBy: string | null;
+  readonly flapping: boolean;
+  readonly ack: Ack | null;
+}
+
+export interface Silence {
+  readonly id: string;
+  readonly matchers: readonly LabelMatcher[];
+  readonly startsAt: number;
+  readonly endsAt: number;
+  readonly createdBy: string;
+  readonly comment: string;
+}
+
+/** A one-off range (startsAt/endsAt) or a recurring one (cron + durationMs, in a time zone). */
+export interface MaintenanceWindow {
+  readonly name: string;
+  readonly matchers: readonly LabelMatcher[];
+  readonly startsAt?: number;
+  readonly endsAt?: number;
+  readonly cron?: string;
+  readonly durationMs?: number;
+  readonly timezone?: string;
+}
+
+export interface InhibitRule {
+  readonly sourceMatchers: readonly LabelMatcher[];
+  readonly targetMatchers: readonly LabelMatcher[];
+  /** Labels that must be equal on source and target (e.g. device). */
+  readonly equal: readonly string[];
+}
+
+export interface RouteConfig {
+  readonly receiver: string;
+  readonly groupBy: readonly string[];
+  readonly groupWaitMs: number;
+  readonly groupIntervalMs: number;
+  readonly repeatIntervalMs: number;
+}
+
+export interface FlapConfig {
+  /** Firing/resolved changes counted over this event-time window. */
+  readonly windowMs: number;
+  /** This many changes in the window start flapping ... */
+  readonly enterChanges: number;
+  /** ... and fewer than this many end it (hysteresis). */
+  readonly exitChanges: number;
+}
+
+export interface AlertingConfig {
+  readonly route: RouteConfig;
+  readonly inhibitRules: readonly InhibitRule[];
+  readonly silences: readonly Silence[];
+  readonly maintenance: readonly MaintenanceWindow[];
+  readonly flap: FlapConfig;
+  /** Used in webhook payloads (externalURL, generatorURL). */
+  readonly externalUrl: string;
+}
+
+export const DEFAULT_ALERTING: AlertingConfig = {
+  route: { receiver: 'default', groupBy: ['alertname', 'device'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000 },
+  inhibitRules: [
+    // A device that is unreachable suppresses the alerts of its interfaces.
+    {
+      sourceMatchers: [{ name: 'alertname', op: '=', value: 'DeviceUnreachable' }],
+      targetMatchers: [{ name: 'ifIndex', op: '=~', value: '.+' }],
+      equal: ['device'],
+    },
+  ],
+  silences: [],
+  maintenance: [],
+  flap: { windowMs: 3_600_000, enterChanges: 6, exitChanges: 3 },
+  externalUrl: 'http://127.0.0.1:8080',
+};
+
+export interface NotifiedAlert {
+  readonly status: 'firing' | 'resolved';
+  readonly fingerprint: string;
+  readonly labels: Labels;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly startsAt: number;
+  readonly endsAt: number | null;
+  readonly acknowledged: Ack | null;
+  readonly flapping: boolean;
+}
+
+/** One flush of one alert group: what a receiver is told. */
+export interface Notification {
+  readonly ts: number;
+  readonly receiver: string;
+  readonly groupKey: string;
+  readonly status: 'firing' | 'resolved';
+  readonly groupLabels: Labels;
+  readonly commonLabels: Labels;
+  readonly commonAnnotations: Readonly<Record<string, string>>;
+  readonly alerts: readonly NotifiedAlert[];
+}
+
+interface Alert {
+  fp: string;
+  rule: string;
+  severity: Severity;
+  labels: Labels;
+  annotationTpl: Readonly<Record<string, string>>;
+  annotations: Record<string, string>;
+  state: AlertState;
+  forMs: number;
+  activeAt: number;
+  startsAt: number;
+  endsAt: number | null;
+  value: number;
+  ack: Ack | null;
+  /** Event times of firing/resolved changes inside the flap window. */
+  changes: number[];
+  flapping: boolean;
+  /** Resolved alerts linger for flap counting and for the resolved notification. */
+  lastChange: number;
+}
+
+interface Group {
+  key: string;
+  labels: Labels;
+  alerts: Set<string>;
+  nextFlush: number;
+  lastNotify: number;
+  /** What the receiver was last told is firing (fingerprints). */
+  sent: Set<string>;
+}
+
+const transitionsTotal = counter('noctua_alert_transitions_total', 'Alert state changes', ['state']);
+const notificationsTotal = counter('noctua_alert_notifications_total', 'Alert group notifications', ['status']);
+const suppressedTotal = counter('noctua_alert_suppressed_total', 'Alerts held back from a notification', ['reason']);
+
+/** Alertmanager's fingerprint: 64-bit FNV-1a over sorted label names and values with 0xff separators. */
+export function fingerprint(labels: Labels): string {
+  const MASK = 0xffffffffffffffffn;
+  let h = 0xcbf29ce484222325n;
+  const eat = (b: number) => {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & MASK;
+  };
+  for (const k of Object.keys(labels).sort()) {
+    for (const b of Buffer.from(k, 'utf8')) eat(b);
+    eat(0xff);
+    for (const b of Buffer.from(labels[k]!, 'utf8')) eat(b);
+    eat(0xff);
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+function sortedLabels(l: Record<string, string>): Labels {
+  const o: Record<string, string> = {};
+  for (const k of Object.keys(l).sort()) o[k] = l[k]!;
+  return o;
+}
+
+/** In a maintenance window at `t`? Recurring windows: the last cron start before t is within durationMs. */
+export function inMaintenance(w: MaintenanceWindow, t: number): boolean {
+  if (w.startsAt !== undefined && t < w.startsAt) return false;
+  if (w.endsAt !== undefined && t >= w.endsAt) return false;
+  if (!w.cron) return w.startsAt !== undefined || w.endsAt !== undefined;
+  const dur = w.durationMs ?? 0;
+  const next = new Cron(w.cron, { timezone: w.timezone ?? 'UTC', paused: true }).nextRun(new Date(t - dur));
+  return next !== null && next.getTime() <= t;
+}
+
+export class AlertManager {
+  private cfg: AlertingConfig;
+  private readonly alerts = new Map<string, Alert>();
+  private readonly groups = new Map<string, Group>();
+  /** Silences added at run time (API); the rule file's silences come with the config. */
+  private readonly runtimeSilences = new Map<string, Silence>();
+  private changes: AlertChange[] = [];
+  private notifications: Notification[] = [];
+  private now = -Infinity;
+
+  constructor(cfg: AlertingConfig = DEFAULT_ALERTING) {
+    this.cfg = cfg;
+  }
+
+  setConfig(cfg: AlertingConfig): void {
+    this.cfg = cfg;
+  }
+
+  get size(): number {
+    return this.alerts.size;
+  }
+
+  /** Alert labels: series labels + rule labels + alertname and severity (Prometheus' convention). */
+  static alertLabels(c: Condition): Labels {
+    return sortedLabels({ ...c.seriesLabels, ...c.rule.labels, alertname: c.rule.name, severity: c.rule.severity });
+  }
+
+  /**
+   * Feeds threshold conditions (in event-time order per series). Event time advances to each
+   * condition's ts first, so a group due before that instant is flushed without it.
+   */
+  apply(conds: readonly Condition[]): void {
+    for (const c of conds) {
+      if (c.ts > this.now) this.advance(c.ts, false);
+      this.applyOne(c);
+    }
+  }
+
+  private applyOne(c: Condition): void {
+    const labels = AlertManager.alertLabels(c);
+    const fp = fingerprint(labels);
+    let a = this.alerts.get(fp);
+    if (!c.active) {
+      if (!a || a.state === 'resolved') return;
+      a.value = c.value;
+      this.transition(a, 'resolved', c.ts);
+      return;
+    }
+    if (!a || a.state === 'resolved') {
+      const fresh: Alert = {
+        fp,
+        rule: c.rule.name,
+        severity: c.rule.severity,
+        labels,
+        annotationTpl: c.rule.annotations,
+        annotations: {},
+        state: 'resolved',
+        forMs: c.rule.forMs,
+        activeAt: c.ts,
+        startsAt: c.ts,
+        endsAt: null,
+        value: c.value,
+        ack: null,
+        changes: a ? a.changes : [],
+        flapping: a ? a.flapping : false,
+        lastChange: c.ts,
+      };
+      const prev: AlertState | 'inactive' = a ? 'resolved' : 'inactive';
+      a = fresh;
+      this.alerts.set(fp, a);
+      if (a.forMs > 0) this.transition(a, 'pending', c.ts, prev);
+      else this.transition(a, 'firing', c.ts, prev);
+      return;
+    }
+    a.value = c.value;
+    if (a.state === 'pending' && c.ts - a.activeAt >= a.forMs) this.transition(a, 'firing', c.ts);
+  }
+
+  private transition(a: Alert, to: AlertState, ts: number, prevOverride?: AlertState | 'inactive'): void {
+    const prev = prevOverride ?? a.state;
+    a.state = to;
+    a.lastChange = ts;
+    if (to === 'firing') {
+      // Prometheus' startsAt is when the condition became active (the start of pending).
+      a.startsAt = a.activeAt;
+      a.endsAt = null;
+    }
+    if (to === 'resolved') {
+      a.endsAt = ts;
+      // An acknowledgement covers one firing episode: a re-fire after resolution notifies again.
+      a.ack = null;
+    }
+    a.annotations = this.render(a);
+    const countsForFlap = to === 'firing' || (to === 'resolved' && prev === 'firing');
+    if (countsForFlap) {
+      a.changes.push(ts);
+      this.updateFlap(a, ts);
+    }
+    transitionsTotal.inc({ state: to });
+    this.emit(a, 'state', ts, prev);
+    if (to === 'firing' || (to === 'resolved' && prev === 'firing')) this.enqueue(a, ts);
+  }
+
+  private render(a: Alert): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, t] of Object.entries(a.annotationTpl)) out[k] = renderTemplate(t, a.labels, a.value);
+    if (a.flapping) out.flapping = 'true';
+    return out;
+  }
+
+  private updateFlap(a: Alert, now: number): void {
+    const f = this.cfg.flap;
+    while (a.changes.length > 0 && a.changes[0]! <= now - f.windowMs) a.changes.shift();
+    if (!a.flapping && a.changes.length >= f.enterChanges) {
+      a.flapping = true;
+      a.annotations = this.render(a);
+      this.emit(a, 'flapping', now, a.state);
+    } else if (a.flapping && a.changes.length < f.exitChanges) {
+      a.flapping = false;
+      a.annotations = this.render(a);
+      this.emit(a, 'flap-end', now, a.state);
+      // Flapping hid the real state from receivers: tell them now.
+      this.enqueue(a, now);
+    }
+  }
+
+  private emit(a: Alert, event: ChangeEvent, ts: number, prev: AlertState | 'inactive'): void {
+    this.changes.push({
+      fingerprint: a.fp,
+      ts,
+      state: a.state,
+      previous: prev,
+      rule: a.rule,
+      severity: a.severity,
+      labels: a.labels,
+      annotations: { ...a.annotations },
+      value: a.value,
+      startsAt: a.startsAt,
+      endsAt: a.endsAt,
+      event,
+      suppressedBy: this.suppression(a, ts),
+      flapping: a.flapping,
+      ack: a.ack,
+    });
+  }
+
+  /** Why notifications of `a` are held back at time t, or null. */
+  private suppression(a: Alert, t: number): string | null {
+    for (const s of [...this.cfg.silences, ...this.runtimeSilences.values()]) {
+      if (t >= s.startsAt && t < s.endsAt && matchAll(s.matchers, a.labels)) return `silence:${s.id}`;
+    }
+    for (const w of this.cfg.maintenance) {
+      if (matchAll(w.matchers, a.labels) && inMaintenance(w, t)) return `maintenance:${w.name}`;
+    }
+    for (const r of this.cfg.inhibitRules) {
+      if (!matchAll(r.targetMatchers, a.labels)) continue;
+      for (const src of this.alerts.values()) {
+        if (src === a || src.state !== 'firing' || !matchAll(r.sourceMatchers, src.labels)) continue;
+        if (r.equal.every((l) => (src.labels[l] ?? '') === (a.labels[l] ?? ''))) return `inhibited:${src.fp}`;
+      }
+    }
+    return null;
+  }
+
+  private groupKeyOf(a: Alert): { key: string; labels: Labels } {
+    const labels: Record<string, string> = {};
+    for (const l of this.cfg.route.groupBy) if (a.labels[l] !== undefined) labels[l] = a.labels[l]!;
+    const sl = sortedLabels(labels);
+    return { key: `{}:${JSON.stringify(sl)}`, labels: sl };
+  }
+
+  private enqueue(a: Alert, ts: number): void {
+    const { key, labels } = this.groupKeyOf(a);
+    let g = this.groups.get(key);
+    if (!g) {
+      g = { key, labels, alerts: new Set(), nextFlush: ts + this.cfg.route.groupWaitMs, lastNotify: -Infinity, sent: new Set() };
+      this.groups.set(key, g);
+    }
+    g.alerts.add(a.fp);
+  }
+
+  /** Acknowledges a pending or firing alert: recorded, and its repeats stop until it resolves. */
+  acknowledge(fp: string, by: string, at: number, comment: string): AlertChange {
+    const a = this.alerts.get(fp);
+    if (!a || a.state === 'resolved') throw new Error(`cannot acknowledge alert ${fp}: ${a ? 'it is resolved' : 'no such active alert'}`);
+    if (!by) throw new Error(`acknowledging alert ${fp} needs who acknowledges (by)`);
+    a.ack = { by, at, comment };
+    this.emit(a, 'ack', at, a.state);
+    return this.changes[this.changes.length - 1]!;
+  }
+
+  addSilence(s: Silence): void {
+    if (!(s.endsAt > s.startsAt)) throw new Error(`silence ${s.id}: endsAt must be after startsAt`);
+    if (s.matchers.length === 0) throw new Error(`silence ${s.id}: needs at least one matcher`);
+    this.runtimeSilences.set(s.id, s);
+  }
+
+  expireSilence(id: string, at: number): void {
+    const s = this.runtimeSilences.get(id);
+    if (s) this.runtimeSilences.set(id, { ...s, endsAt: Math.min(s.endsAt, at) });
+  }
+
+  /** Advances event time (the watermark): flushes due groups, ends flapping, forgets old resolved alerts. */
+  tick(now: number): void {
+    if (now >= this.now) this.advance(now, true);
+  }
+
+  /** Moves event time to `now`: groups due before it (or at it, when `inclusive`) flush. */
+  private advance(now: number, inclusive: boolean): void {
+    this.now = now;
+    // Groups flush in key order so that output order never depends on Map history. Flushes due
+    // before `now` run first: they report the state as it was then, before flapping is re-judged.
+    const due = [...this.groups.values()]
+      .filter((g) => g.nextFlush < now || (inclusive && g.nextFlush === now))
+      .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    for (const g of due) this.flush(g, now);
+    for (const a of this.alerts.values()) {
+      if (a.flapping) this.updateFlap(a, now);
+    }
+    for (const [fp, a] of this.alerts) {
+      if (a.state !== 'resolved' || a.flapping || now - a.lastChange < this.cfg.flap.windowMs) continue;
+      let referenced = false;
+      for (const g of this.groups.values()) if (g.alerts.has(fp)) referenced = true;
+      if (!referenced) this.alerts.delete(fp);
+    }
+  }
+
+  private flush(g: Group, now: number): void {
+    const at = g.nextFlush;
+    const iv = this.cfg.route.groupIntervalMs;
+    g.nextFlush = at + iv * Math.max(1, Math.ceil((now - at + 1) / iv));
+    const firing: Alert[] = [];
+    const resolved: Alert[] = [];
+    let changed = false;
+    for (const fp of [...g.alerts].sort()) {
+      const a = this.alerts.get(fp);
+      if (!a) {
+        g.alerts.delete(fp);
+        continue;
+      }
+      // A flapping alert is reported as firing until flapping ends: one alert, not a storm.
+      const isFiring = a.state === 'firing' || (a.flapping && a.state !== 'pending');
+      if (isFiring) {
+        const why = this.suppression(a, at);
+        if (why) {
+          suppressedTotal.inc({ reason: why.slice(0, why.indexOf(':')) });
+          continue;
+        }
+        if (a.ack) {
+          // Acknowledged: no repeats, and it does not make the group "changed".
+          continue;
+        }
+        firing.push(a);
+        if (!g.sent.has(fp)) changed = true;
+      } else if (a.state === 'resolved') {
+        g.alerts.delete(fp);
+        if (g.sent.has(fp)) {
+          resolved.push(a);
+          changed = true;
+        }
+      }
+    }
+    const repeat = firing.length > 0 && at - g.lastNotify >= this.cfg.route.repeatIntervalMs;
+    if (changed || repeat) {
+      this.notifications.push(this.notification(g, at, firing, resolved));
+      notificationsTotal.inc({ status: firing.length > 0 ? 'firing' : 'resolved' });
+      g.lastNotify = at;
+      for (const a of firing) g.sent.add(a.fp);
+      for (const a of resolved) g.sent.delete(a.fp);
+    }
+    // Acknowledged alerts stay "sent" so their resolution is still notified.
+    if (g.alerts.size === 0) this.groups.delete(g.key);
+  }
+
+  private notification(g: Group, at: number, firing: Alert[], resolved: Alert[]): Notification {
+    const all = [...firing, ...resolved];
+    const common = (pick: (a: Alert) => Readonly<Record<string, string>>): Record<string, string> => {
+      const first = pick(all[0]!);
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(first)) if (all.every((a) => pick(a)[k] === v)) out[k] = v;
+      return out;
+    };
+    return {
+      ts: at,
+      receiver: this.cfg.route.receiver,
+      groupKey: g.key,
+      status: firing.length > 0 ? 'firing' : 'resolved',
+      groupLabels: g.labels,
+      commonLabels: common((a) => a.labels),
+      commonAnnotations: common((a) => a.annotations),
+      alerts: all.map((a) => ({
+        status: firing.includes(a) ? 'firing' : 'resolved',
+        fingerprint: a.fp,
+        labels: a.labels,
+        annotations: { ...a.annotations },
+        startsAt: a.startsAt,
+        endsAt: firing.includes(a) ? null : a.endsAt,
+        acknowledged: a.ack,
+        flapping: a.flapping,
+      })),
+    };
+  }
+
+  drainChanges(): AlertChange[] {
+    const c = this.changes;
+    this.changes = [];
+    return c;
+  }
+
+  drainNotifications(): Notification[] {
+    const n = this.notifications;
+    this.notifications = [];
+    return n;
+  }
+
+  /** The active (pending or firing) alerts, for screens and the API. */
+  active(): AlertChange[] {
+    const out: AlertChange[] = [];
+    for (const a of this.alerts.values()) {
+      if (a.state === 'resolved') continue;
+      out.push({
+        fingerprint: a.fp, ts: a.lastChange, state: a.state, previous: a.state, rule: a.rule, severity: a.severity, labels: a.labels,
+        annotations: a.annotations, value: a.value, startsAt: a.startsAt, endsAt: a.endsAt, event: 'state',
+        suppressedBy: this.suppression(a, this.now), flapping: a.flapping, ack: a.ack,
+      });
+    }
+    return out;
+  }
+
+  toJSON(): AlertStateJSON {
+    return {
+      v: 1,
+      now: this.now === -Infinity ? -1 : this.now,
+      alerts: [...this.alerts.values()].map((a) => ({ ...a, changes: a.changes.slice() })),
+      groups: [...this.groups.values()].map((g) => ({ ...g, alerts: [...g.alerts], sent: [...g.sent], lastNotify: g.lastNotify === -Infinity ? -1 : g.lastNotify })),
+      silences: [...this.runtimeSilences.values()],
+    };
+  }
+
+  static fromJSON(cfg: AlertingConfig, j: AlertStateJSON): AlertManager {
+    if (typeof j !== 'object' || j === null || j.v !== 1) throw new Error('alert state: not a v1 checkpoint');
+    const m = new AlertManager(cfg);
+    m.now = j.now < 0 ? -Infinity : j.now;
+    for (const a of j.alerts) m.alerts.set(a.fp, { ...a, changes: a.changes.slice() });
+    for (const g of j.groups) m.groups.set(g.key, { ...g, alerts: new Set(g.alerts), sent: new Set(g.sent), lastNotify: g.lastNotify < 0 ? -Infinity : g.lastNotify });
+    for (const s of j.silences) m.runtimeSilences.set(s.id, s);
+    return m;
+  }
+}
+
+export interface AlertStateJSON {
+  v: 1;
+  now: number;
+  alerts: Alert[];
+  groups: (Omit<Group, 'alerts' | 'sent'> & { alerts: string[]; sent: string[] })[];
+  silences: Silence[];
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Prometheus Alertmanager's webhook payload, version 4, so existing receivers work unchanged. */
+export function webhookPayload(n: Notification, externalUrl: string): Record<string, unknown> {
+  const iso = (t: number | null) => (t === null ? ZERO_TIME : new Date(t).toISOString());
+  return {
+    version: '4',
+    groupKey: n.groupKey,
+    truncatedAlerts: 0,
+    status: n.status,
+    receiver: n.receiver,
+    groupLabels: n.groupLabels,
+    commonLabels: n.commonLabels,
+    commonAnnotations: n.commonAnnotations,
+    externalURL: externalUrl,
+    alerts: n.alerts.map((a) => ({
+      status: a.status,
+      labels: a.labels,
+      annotations: a.annotations,
+      startsAt: iso(a.startsAt),
+      endsAt: iso(a.endsAt),
+      generatorURL: `${externalUrl}/alerts/${a.fingerprint}`,
+      fingerprint: a.fingerprint,
+    })),
+  };
+}

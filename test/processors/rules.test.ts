@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { compileRules, loadRulesFile, parseExpr, watchRules, type RuleSet } from '../../processors/rules.js';
+import { ConfigError } from '../../core/config.js';
+import { registry } from '../../core/metrics.js';
+import { tempDir, waitFor, sleep } from '../peers/util.js';
+
+const GOOD = `
+groups:
+  - name: interfaces
+    rules:
+      - alert: InterfaceSaturated
+        expr: 'if_in_util_pct{role=~"core|distribution", ifName!="lo"} >= 90'
+        clear: 80
+        for: 2m
+        severity: major
+        labels: { team: noc }
+        annotations: { summary: '{{ $labels.device }} {{ $value | humanize }}' }
+      - alert: DeviceUnreachable
+        expr: device_reachable < 1
+        labels: { severity: critical }
+route: { receiver: noc, group_by: [device], group_wait: 10s, group_interval: 2m, repeat_interval: 3h }
+maintenance:
+  - { name: once, matchers: ['device="r9"'], starts_at: '2026-11-27T01:00:00Z', ends_at: '2026-11-27T02:00:00Z' }
+`;
+
+function problems(yaml: string): string[] {
+  try {
+    compileRules(parse(yaml), 'rules.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.problems;
+  }
+  assert.fail('expected the rule file to be rejected');
+}
+
+test('a Prometheus-like rule file compiles into threshold rules and alerting config', () => {
+  const rs = compileRules(parse(GOOD));
+  assert.equal(rs.rules.length, 2);
+  const r = rs.rules[0]!;
+  assert.deepEqual(
+    { name: r.name, metric: r.metric, op: r.op, value: r.value, clear: r.clear, forMs: r.forMs, severity: r.severity, labels: r.labels },
+    { name: 'InterfaceSaturated', metric: 'if_in_util_pct', op: '>=', value: 90, clear: 80, forMs: 120_000, severity: 'major', labels: { team: 'noc' } },
+  );
+  assert.deepEqual(r.matchers, [{ name: 'role', op: '=~', value: 'core|distribution' }, { name: 'ifName', op: '!=', value: 'lo' }]);
+  assert.equal(rs.rules[1]!.severity, 'critical', 'severity may come from labels like in Prometheus');
+  assert.equal(rs.rules[1]!.clear, 1, 'no clear threshold: clears at the trigger value');
+  assert.deepEqual(rs.alerting.route, { receiver: 'noc', groupBy: ['device'], groupWaitMs: 10_000, groupIntervalMs: 120_000, repeatIntervalMs: 10_800_000 });
+  assert.equal(rs.alerting.maintenance[0]!.startsAt, Date.UTC(2026, 10, 27, 1));
+  assert.equal(rs.alerting.inhibitRules.length, 1, 'default inhibition: unreachable device suppresses its interfaces');
+});
+
+test('errors name the rule and the field', () => {
+  const bad = (rule: string) => problems(`groups:\n  - name: g\n    rules:\n      - alert: R1\n        expr: up < 1\n      - ${rule}\n`);
+  assert.match(bad('{ alert: Hot, expr: "temp >> 3" }').join('\n'), /groups\[0\]\.rules\[1\] \(Hot\)\.expr: "temp >> 3" is not a threshold expression/);
+  assert.match(bad('{ alert: Hot, expr: "temp > 3", for: 5 minutes }').join('\n'), /rules\[1\] \(Hot\)\.for: "5 minutes" is not a duration/);
+  assert.match(bad('{ alert: Hot, expr: "temp > 3", severity: urgent }').join('\n'), /rules\[1\] \(Hot\)\.severity/);
+  assert.match(bad('{ alert: Hot, expr: "temp > 3", clear: 5 }').join('\n'), /rules\[1\] \(Hot\)\.clear: 5 must be <= the threshold 3/);
+  assert.match(bad('{ alert: Hot, expr: "temp{a=~\\"(\\"} > 3" }').join('\n'), /\(Hot\)\.expr: label a has an invalid regex/);
+  assert.match(bad('{ alert: R1, expr: "temp > 3" }').join('\n'), /\(R1\)\.alert: duplicate alert name R1/);
+  assert.match(bad('{ alert: Hot, expr: "temp > 3", threshold: 4 }').join('\n'), /\(Hot\).*threshold|\(Hot\): Unexpected property/);
+  assert.match(problems('groups: []\nsilences:\n  - { id: s1, matchers: [], starts_at: "2026-11-27T02:00:00Z", ends_at: "2026-11-27T01:00:00Z", created_by: a }').join('\n'), /silences\[0\] \(s1\)\.ends_at: must be after starts_at/);
+  assert.match(problems('groups: []\nmaintenance:\n  - { name: w, matchers: [\'a="b"\'], cron: "0 2 * * *" }').join('\n'), /maintenance\[0\] \(w\)\.duration: a recurring/);
+  assert.match(problems('groups: []\nroute: { group_wait: soon }').join('\n'), /route\.group_wait: "soon"/);
+});
+
+test('expression parser: selector forms and numbers', () => {
+  assert.deepEqual(parseExpr('up == 0', 'x'), { metric: 'up', matchers: [], op: '==', value: 0 });
+  assert.deepEqual(parseExpr('if_errors_ps{device="a\\"b"} > 1.5e3', 'x').matchers, [{ name: 'device', op: '=', value: 'a"b' }]);
+  assert.equal(parseExpr('temp{} <= -4.5', 'x').value, -4.5);
+});
+
+test('hot reload: a new file replaces the rules; a bad file keeps the old ones and is counted', async () => {
+  const dir = tempDir('rules');
+  try {
+    const file = join(dir.path, 'rules.yaml');
+    writeFileSync(file, GOOD);
+    const seen: RuleSet[] = [];
+    const w = watchRules(file, (rs) => seen.push(rs), { debounceMs: 50 });
+    try {
+      assert.equal(w.current().rules.length, 2);
+      // Editors save by writing a temp file and renaming it over the original: the directory watch sees it.
+      writeFileSync(join(dir.path, 'rules.yaml.tmp'), GOOD.replace('>= 90', '>= 95'));
+      renameSync(join(dir.path, 'rules.yaml.tmp'), file);
+      await waitFor('reload', () => seen.length === 1, 5000, 20);
+      assert.equal(w.current().rules[0]!.value, 95);
+      const errorsBefore = await errorCount();
+      writeFileSync(file, 'groups:\n  - name: g\n    rules:\n      - { alert: Broken, expr: "nope" }\n');
+      await waitFor('the bad file to be counted', async () => (await errorCount()) === errorsBefore + 1, 5000, 20);
+      await sleep(100);
+      assert.equal(seen.length, 1, 'no reload for a bad file');
+      assert.equal(w.current().rules[0]!.value, 95, 'the previous rules stay in force');
+    } finally {
+      w.close();
+    }
+  } finally {
+    dir.remove();
+  }
+  assert.throws(() => loadRulesFile('/nonexistent/rules.yaml'), /cannot read/);
+});
+
+async function errorCount(): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'noctua_errors_total');
+  return Number(m?.values.find((v) => v.labels.component === 'rules' && v.labels.kind === 'invalid_file')?.value ?? 0);
+}
