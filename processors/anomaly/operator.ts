@@ -1,0 +1,276 @@
+import { createHash } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import { seriesKey, seriesId } from '../../core/series.js';
+import { counter, gauge, M } from '../../core/metrics.js';
+import { validate } from '../../core/config.js';
+import type { Labels, NetEvent, Severity } from '../../core/types.js';
+import { SeriesDetector, DEFAULT_PARAMS, type DetectorParams, type DetectorState } from './detector.js';
+import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
+
+/**
+ * The anomaly operator the processor runner drives: derived samples (rates, gauges) in, per-point
+ * scores (for storage and charts) and anomaly events out. One SeriesDetector per series, one
+ * learned model per metric family. Its state checkpoints like any processor state; models are
+ * versioned files in a directory so a restart does not re-learn from zero.
+ */
+
+export const AnomalyConfig = Type.Object({
+  enabled: Type.Boolean({ default: true }),
+  /** Scores at or above this become events. */
+  eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'anomaly score (0..1) at which an event is raised' }),
+  severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
+  learned: Type.Boolean({ default: true, description: 'use the learned (tfjs) layer' }),
+  /** Where family models are saved; none = not persisted. */
+  modelDir: Type.Optional(Type.String()),
+  seed: Type.Integer({ default: 42 }),
+  maxSeries: Type.Integer({ minimum: 1, default: 200_000, description: 'series tracked at once; the least recently seen are dropped beyond it' }),
+});
+export type AnomalyConfig = Static<typeof AnomalyConfig>;
+
+export function anomalyConfig(raw: unknown): AnomalyConfig {
+  return validate(AnomalyConfig, raw, 'config.processors.anomaly');
+}
+
+/** What the runner hands in: a derived sample of one series. */
+export interface DerivedSample {
+  readonly metric: string;
+  readonly labels: Labels;
+  readonly ts: number;
+  readonly value: number;
+}
+
+/** One scored point, for the anomaly-scores table and chart bands. */
+export interface AnomalyScore {
+  readonly series: string;
+  readonly seriesId: string;
+  readonly metric: string;
+  readonly labels: Labels;
+  readonly ts: number;
+  readonly value: number;
+  readonly score: number;
+  readonly expected: number;
+  readonly lower: number;
+  readonly upper: number;
+  readonly explanation: string;
+  /** Learned model version that contributed (0 = statistics only). */
+  readonly modelVersion: number;
+}
+
+export interface OperatorOutput {
+  readonly scores: AnomalyScore[];
+  readonly events: NetEvent[];
+}
+
+interface Tracked {
+  det: SeriesDetector;
+  win: WindowState;
+  lastTs: number;
+}
+
+export interface OperatorCheckpoint {
+  v: 1;
+  series: Record<string, { d: DetectorState; w: WindowState; t: number }>;
+}
+
+const rejected = counter('noctua_anomaly_rejected_total', 'Samples the anomaly operator did not score, by reason', ['reason']);
+const eventsRaised = counter('noctua_anomaly_events_total', 'Anomaly events raised', ['metric']);
+const seriesGauge = gauge('noctua_anomaly_series', 'Series tracked by the anomaly operator');
+const evicted = counter('noctua_anomaly_series_evicted_total', 'Series dropped by the anomaly operator to stay under maxSeries');
+
+export class AnomalyOperator {
+  private readonly series = new Map<string, Tracked>();
+  private readonly models = new Map<string, FamilyModel>();
+  private readonly pending = new Set<Promise<void>>();
+  private backend: string | undefined;
+
+  constructor(readonly config: AnomalyConfig = anomalyConfig({}), readonly params: DetectorParams = DEFAULT_PARAMS) {}
+
+  /** Loads the tfjs backend; models are loaded per family on first use. */
+  async init(): Promise<void> {
+    if (this.config.learned) this.backend = await initBackend();
+  }
+
+  get backendName(): string | undefined {
+    return this.backend;
+  }
+
+  private family(metric: string): FamilyModel | undefined {
+    if (!this.config.learned || !this.backend) return undefined;
+    let m = this.models.get(metric);
+    if (!m) {
+      m = new FamilyModel({ family: metric, seed: this.config.seed });
+      if (this.config.modelDir) {
+        try {
+          loadModel(this.config.modelDir, m);
+        } catch (err) {
+          // A bad model file costs the learned layer until retrained, never the statistics.
+          process.emitWarning((err as Error).message);
+        }
+      }
+      this.models.set(metric, m);
+    }
+    return m;
+  }
+
+  modelVersion(metric: string): number {
+    return this.models.get(metric)?.version ?? 0;
+  }
+
+  private tracked(key: string): Tracked {
+    let t = this.series.get(key);
+    if (t) {
+      // Map order doubles as recency: re-insert on use.
+      this.series.delete(key);
+      this.series.set(key, t);
+      return t;
+    }
+    t = { det: new SeriesDetector(this.params), win: newWindowState(), lastTs: -Infinity };
+    this.series.set(key, t);
+    if (this.series.size > this.config.maxSeries) {
+      const oldest = this.series.keys().next().value as string;
+      this.series.delete(oldest);
+      evicted.inc();
+    }
+    seriesGauge.set(this.series.size);
+    return t;
+  }
+
+  /**
+   * Scores a batch. Points of one series must arrive in event-time order; an older or repeated
+   * timestamp is rejected and counted (the detector never learns a point twice). Never throws on
+   * bad samples: the good ones around them are scored.
+   */
+  process(samples: readonly DerivedSample[]): OperatorOutput {
+    const scores: AnomalyScore[] = [];
+    const events: NetEvent[] = [];
+    // 1. prepare learned-model inputs per family, so each family predicts in one batch
+    type Prep = { s: DerivedSample; key: string; t: Tracked; x: number; slot: number; win?: number[]; model?: FamilyModel };
+    const preps: Prep[] = [];
+    const perFamily = new Map<FamilyModel, { wins: number[]; n: number }>();
+    for (const s of samples) {
+      if (!s || typeof s.metric !== 'string' || typeof s.ts !== 'number' || !Number.isFinite(s.ts)) {
+        rejected.inc({ reason: 'malformed' });
+        continue;
+      }
+      if (typeof s.value !== 'number' || !Number.isFinite(s.value)) {
+        rejected.inc({ reason: 'non_finite_value' });
+        continue;
+      }
+      const key = seriesKey(s.metric, s.labels ?? {});
+      const t = this.tracked(key);
+      if (s.ts <= t.lastTs) {
+        rejected.inc({ reason: 'out_of_order' });
+        continue;
+      }
+      t.lastTs = s.ts;
+      const model = this.family(s.metric);
+      let slot = -1;
+      let win: number[] | undefined;
+      const x = normalise(t.win, s.value);
+      if (model && t.win.buf.length === WINDOW) {
+        let f = perFamily.get(model);
+        if (!f) perFamily.set(model, (f = { wins: [], n: 0 }));
+        slot = f.n++;
+        win = t.win.buf.slice();
+        f.wins.push(...win);
+      }
+      pushWindow(t.win, s.value);
+      preps.push({ s, key, t, x, slot, ...(win ? { win } : {}), ...(model ? { model } : {}) });
+    }
+    const preds = new Map<FamilyModel, Float32Array>();
+    for (const [m, f] of perFamily) {
+      try {
+        preds.set(m, m.predict(Float32Array.from(f.wins), f.n));
+      } catch (err) {
+        M.errors.inc({ component: 'anomaly', kind: 'model_predict' });
+        process.emitWarning(`anomaly model ${m.opts.family}: prediction failed: ${(err as Error).message}`);
+      }
+    }
+    // 2. score in order, learn, raise events
+    for (const p of preps) {
+      const pred = p.model && p.slot >= 0 ? preds.get(p.model)?.[p.slot] : undefined;
+      const learned = pred === undefined ? undefined : learnedSurprise(pred, p.x);
+      const v = p.t.det.step(p.s.ts, p.s.value, learned);
+      if (p.model && p.win && p.model.observe(p.win, p.x)) this.trainInBackground(p.model);
+      const id = seriesId(p.key);
+      const modelVersion = learned === undefined ? 0 : p.model?.version ?? 0;
+      scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
+      if (v.score >= this.config.eventLevel) {
+        events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
+        eventsRaised.inc({ metric: p.s.metric });
+      }
+    }
+    return { scores, events };
+  }
+
+  private event(key: string, s: DerivedSample, score: number, expected: number, lower: number, upper: number, explanation: string): NetEvent {
+    const id = createHash('sha1').update(`anomaly\0${key}\0${s.ts}`).digest('hex').slice(0, 24);
+    return {
+      id,
+      ts: s.ts,
+      source: 'anomaly',
+      kind: 'anomaly',
+      severity: this.config.severity as Severity,
+      device: s.labels?.device ?? '',
+      message: `anomaly on ${key}: ${explanation}`,
+      fields: { series: key, metric: s.metric, labels: s.labels ?? {}, score, value: s.value, expected, lower, upper },
+    };
+  }
+
+  private trainInBackground(m: FamilyModel): void {
+    const p = m
+      .train()
+      .then(() => {
+        if (this.config.modelDir && m.ready) saveModel(this.config.modelDir, m);
+      })
+      .catch((err: Error) => {
+        M.errors.inc({ component: 'anomaly', kind: 'model_train' });
+        process.emitWarning(err.message);
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Waits for background training (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /** Saves every trained family model; returns the files written. */
+  saveModels(): string[] {
+    if (!this.config.modelDir) return [];
+    const out: string[] = [];
+    for (const m of this.models.values()) if (m.ready) out.push(saveModel(this.config.modelDir, m));
+    return out;
+  }
+
+  checkpoint(): OperatorCheckpoint {
+    const series: OperatorCheckpoint['series'] = {};
+    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), w: { ...t.win, buf: t.win.buf.slice() }, t: t.lastTs };
+    return { v: 1, series };
+  }
+
+  restore(cp: OperatorCheckpoint): void {
+    if (!cp || cp.v !== 1 || typeof cp.series !== 'object') throw new Error(`anomaly operator checkpoint: unsupported version ${String((cp as { v?: unknown })?.v)}`);
+    this.series.clear();
+    for (const [k, s] of Object.entries(cp.series)) {
+      try {
+        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), win: { ...s.w, buf: s.w.buf.slice() }, lastTs: s.t ?? -Infinity });
+      } catch (err) {
+        // One corrupt series starts afresh; the others keep their state.
+        M.errors.inc({ component: 'anomaly', kind: 'checkpoint_series' });
+        process.emitWarning(`anomaly checkpoint: series ${k}: ${(err as Error).message}`);
+      }
+    }
+    seriesGauge.set(this.series.size);
+  }
+
+  get seriesCount(): number {
+    return this.series.size;
+  }
+
+  dispose(): void {
+    for (const m of this.models.values()) m.dispose();
+    this.models.clear();
+  }
+}

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SeriesDetector, DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
+import { FamilyModel, WINDOW, rng, initBackend } from '../../../processors/anomaly/learned.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const STEP = 5 * 60_000;
+
+/** A diurnal series with noise (seeded), and optionally a spike at `at`. */
+function series(n: number, seed = 1, spikeAt = -1): Array<[number, number]> {
+  const r = rng(seed);
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < n; i++) {
+    const ts = T0 + i * STEP;
+    const hour = (ts / 3_600_000) % 24;
+    let v = 100 + 40 * Math.sin((2 * Math.PI * hour) / 24) + (r() - 0.5) * 6;
+    if (i === spikeAt) v += 120;
+    out.push([ts, v]);
+  }
+  return out;
+}
+
+function run(d: SeriesDetector, pts: Array<[number, number]>): number[] {
+  return pts.map(([t, v]) => d.step(t, v).score);
+}
+
+test('scores in [0,1]; a spike in a seasonal series scores far above the points around it', () => {
+  const pts = series(3000, 7, 2500);
+  const scores = run(new SeriesDetector(), pts);
+  for (const s of scores) assert.ok(s >= 0 && s <= 1, `score ${s}`);
+  const around = Math.max(...scores.slice(2300, 2490));
+  assert.ok(scores[2500]! > 0.9, `spike score ${scores[2500]}`);
+  assert.ok(scores[2500]! > around + 0.3, `spike ${scores[2500]} vs max around ${around}`);
+});
+
+test('the verdict carries the expected value, a band around it, and an explanation naming the baseline', () => {
+  const pts = series(3000, 7, 2500);
+  const d = new SeriesDetector();
+  let v = d.step(pts[0]![0], pts[0]![1]);
+  for (let i = 1; i <= 2500; i++) v = d.step(pts[i]![0], pts[i]![1]);
+  assert.ok(v.lower < v.expected && v.expected < v.upper);
+  assert.ok(pts[2500]![1] > v.upper, 'the spike is above the band');
+  assert.match(v.explanation, /above (seasonal baseline for \d\d:00 week(day|end)|recent level) .* by \d+\.\dσ/);
+});
+
+test('no look-ahead: scores of a prefix do not change when more data arrives', () => {
+  const pts = series(2000, 3, 1500);
+  const full = run(new SeriesDetector(), pts);
+  const prefix = run(new SeriesDetector(), pts.slice(0, 1200));
+  assert.deepEqual(prefix, full.slice(0, 1200));
+});
+
+test('a run restarted from a checkpoint (JSON round trip) gives the same scores as an uninterrupted one', () => {
+  const pts = series(3000, 5, 2700);
+  const full = run(new SeriesDetector(), pts);
+  const a = new SeriesDetector();
+  const first = run(a, pts.slice(0, 1777));
+  const restored = SeriesDetector.fromJSON(JSON.parse(JSON.stringify(a)));
+  const second = run(restored, pts.slice(1777));
+  assert.deepEqual([...first, ...second], full);
+});
+
+test('state per series stays bounded (<= 4 KB as JSON) however long the series runs', () => {
+  const d = new SeriesDetector();
+  const r = rng(9);
+  const sizes: number[] = [];
+  for (let i = 0; i < 50_000; i++) {
+    d.step(T0 + i * STEP, 1e6 * r() + (i % 7919 === 0 ? 1e9 : 0));
+    if (i % 10_000 === 9_999) sizes.push(JSON.stringify(d).length);
+  }
+  for (const s of sizes) assert.ok(s <= 4096, `state ${s} bytes`);
+  assert.ok(Math.max(...sizes) - Math.min(...sizes) < 200, `state grows: ${sizes.join(', ')}`);
+});
+
+test('bad input: a non-finite value is not learned from and does not disturb later scores', () => {
+  const pts = series(1500, 2);
+  const clean = run(new SeriesDetector(), pts);
+  const d = new SeriesDetector();
+  const dirty: number[] = [];
+  pts.forEach(([t, v], i) => {
+    if (i === 700) assert.equal(d.step(t + 1, NaN).score, 0);
+    dirty.push(d.step(t, v).score);
+  });
+  assert.deepEqual(dirty, clean);
+  assert.throws(() => SeriesDetector.fromJSON({ v: 9 }), /unsupported or corrupt/);
+});
+
+test('learned model: same seed and data give identical predictions; it learns a pattern the statistics cannot', async () => {
+  assert.ok(['wasm', 'tensorflow'].includes(await initBackend()), 'wasm (or native) backend');
+  const make = async (seed: number) => {
+    const m = new FamilyModel({ family: 'test', seed, retrainEvery: 1_000_000, epochs: 20 });
+    // a period-6 sawtooth: the next value is a function of the window
+    const xs: number[] = [];
+    for (let i = 0; i < 3000; i++) xs.push((i % 6) / 3 - 1);
+    for (let i = WINDOW; i < xs.length; i++) m.observe(xs.slice(i - WINDOW, i), xs[i]!);
+    await m.train();
+    const probe = Float32Array.from(xs.slice(100, 100 + WINDOW));
+    return { m, p: m.predict(probe, 1)[0]!, want: xs[100 + WINDOW]! };
+  };
+  const a = await make(42);
+  const b = await make(42);
+  assert.equal(a.p, b.p);
+  assert.ok(Math.abs(a.p - a.want) < 0.25, `prediction ${a.p} vs ${a.want}`);
+  assert.equal(a.m.version, 1);
+  a.m.dispose();
+  b.m.dispose();
+});
+
+test('defaults are the measured configuration', () => {
+  assert.equal(DEFAULT_PARAMS.mode, 'raw');
+  assert.ok(DEFAULT_PARAMS.learnedWeight > 0 && DEFAULT_PARAMS.learnedWeight < 1);
+});
