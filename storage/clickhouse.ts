@@ -33,6 +33,8 @@ export interface ClickHouse {
   readonly where: string;
   /** Inserts a TabSeparated byte body (no header) into `table` (qualified) with its column list. */
   insertTsv(table: string, columns: readonly string[], body: Buffer, settings?: ClickHouseSettings): Promise<void>;
+  /** Inserts objects as JSONEachRow; settings apply to this statement only (also on the embedded engine). */
+  insertRows(table: string, rows: readonly Record<string, unknown>[], settings?: ClickHouseSettings): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,11 @@ function openEmbedded(cfg: Config['clickhouse'], dataDir: string): Promise<Click
       if (body.length === 0) return;
       await serial.run(() => conn.chdb.rawInsert({ table, columns, values: body, format: 'TabSeparated', ...(settings ? { settings } : {}) }));
     },
+    async insertRows(table, rows, settings) {
+      if (rows.length === 0) return;
+      const body = Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n') + '\n', 'utf8');
+      await serial.run(() => conn.chdb.rawInsert({ table, values: body, format: 'JSONEachRow', ...(settings ? { settings } : {}) }));
+    },
     close: () => client.close(),
   };
   return finishOpen(handle, cfg);
@@ -112,18 +119,45 @@ class SerialChdb {
 
   connection(): ClientConnection {
     const c = this.conn;
+    type P = { clickhouse_settings?: Record<string, unknown> };
+    const scoped = <T>(p: P, op: () => Promise<T>) => this.run(() => this.withScopedSettings(p, op));
     const wrapped = {
       ping: (p: never) => this.run(() => c.ping(p)),
-      query: (p: never) => this.run(() => c.query(p)),
-      insert: (p: never) => this.run(() => c.insert(p)),
-      command: (p: never) => this.run(() => c.command(p)),
-      exec: (p: never) => this.run(() => c.exec(p)),
+      query: (p: P) => scoped(p, () => c.query(p as never)),
+      insert: (p: P) => scoped(p, () => c.insert(p as never)),
+      command: (p: P) => scoped(p, () => c.command(p as never)),
+      exec: (p: P) => scoped(p, () => c.exec(p as never)),
       close: () => c.close(),
     };
     // chdb types its Connection against its own copy of @clickhouse/client-common; the shapes match.
     return wrapped as unknown as ClientConnection;
   }
+
+  /**
+   * The embedded connection applies `clickhouse_settings` as session-wide SETs, so a setting meant
+   * for one statement (an insert_deduplication_token!) would stick to every later one. Here they are
+   * restored to their previous values right after the statement, inside the queue.
+   */
+  private async withScopedSettings<T>(p: { clickhouse_settings?: Record<string, unknown> }, op: () => Promise<T>): Promise<T> {
+    const names = Object.keys(p.clickhouse_settings ?? {}).filter((k) => p.clickhouse_settings![k] !== undefined && !HTTP_ONLY.has(k) && k !== 'default_format');
+    if (names.length === 0) return op();
+    if (names.includes('readonly')) {
+      throw new Error('readonly cannot be a per-statement setting on the embedded engine (it could not be unset): put it in a query-level SETTINGS clause');
+    }
+    for (const n of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new Error(`invalid setting name ${JSON.stringify(n)}`);
+    const sel = names.map((n) => `toString(getSetting('${n}')) AS ${n}`).join(', ');
+    const prev = JSON.parse((await this.conn.chdb.queryAsync(`SELECT ${sel}`, { format: 'JSONEachRow' })).text().trim()) as Record<string, string>;
+    try {
+      return await op();
+    } finally {
+      const restore = names.map((n) => `${n} = '${String(prev[n]).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(', ');
+      await this.conn.chdb.queryAsync(`SET ${restore}`, { format: 'TSV' });
+    }
+  }
 }
+
+/** Settings the embedded connection drops anyway (HTTP transport only). */
+const HTTP_ONLY = new Set(['wait_end_of_query', 'send_progress_in_http_headers', 'http_response_buffer_size', 'http_headers_progress_interval_ms', 'enable_http_compression', 'http_zlib_compression_level']);
 
 /** The engine locks `<path>/status`; a second process gets a bare "Failed to create connection". */
 function explainEmbeddedFailure(path: string, err: unknown): string {
@@ -170,6 +204,10 @@ async function openServer(cfg: Config['clickhouse'], url: string): Promise<Click
         format: 'TabSeparated',
         ...(settings ? { clickhouse_settings: settings } : {}),
       });
+    },
+    async insertRows(table, rows, settings) {
+      if (rows.length === 0) return;
+      await client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) });
     },
     close: () => client.close(),
   };

@@ -91,3 +91,28 @@ test('embedded engine: a second process opening the same data dir gets a clear e
     dir.remove();
   }
 });
+
+test('embedded engine: per-statement settings and dedup tokens do not leak into later statements', async () => {
+  const dir = tempDir('scoped');
+  const ch = await openClickHouse(cfg, dir.path);
+  try {
+    const c = ch.client;
+    await c.command({ query: 'CREATE DATABASE IF NOT EXISTS noctua' });
+    await c.command({ query: 'CREATE TABLE noctua.d (x UInt32) ENGINE = MergeTree ORDER BY x SETTINGS non_replicated_deduplication_window = 100' });
+    await c.query({ query: 'SELECT 1', format: 'JSONEachRow', clickhouse_settings: { max_result_rows: '5' } });
+    await c.insert({ table: 'noctua.d', values: [{ x: 1 }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'A' } });
+    const s = await (await c.query({ query: "SELECT getSetting('max_result_rows') AS m, getSetting('insert_deduplication_token') AS t", format: 'JSONEachRow' })).json<{ m: unknown; t: string }>();
+    assert.deepEqual(s.map((r) => [Number(r.m), r.t]), [[0, '']]);
+    await ch.insertRows('noctua.d', [{ x: 2 }], { insert_deduplication_token: 'B' });
+    await ch.insertRows('noctua.d', [{ x: 3 }], { insert_deduplication_token: 'B' }); // same token: deduplicated
+    await ch.insertRows('noctua.d', [{ x: 4 }]);
+    await ch.insertTsv('noctua.d', ['x'], Buffer.from('5\n'), { insert_deduplication_token: 'C' });
+    await ch.insertTsv('noctua.d', ['x'], Buffer.from('6\n'), { insert_deduplication_token: 'C' });
+    const xs = await (await c.query({ query: 'SELECT x FROM noctua.d ORDER BY x', format: 'JSONEachRow' })).json<{ x: number }>();
+    assert.deepEqual(xs.map((r) => r.x), [1, 2, 4, 5]);
+    await assert.rejects(c.query({ query: 'SELECT 1', clickhouse_settings: { readonly: '1' } }), /readonly cannot be a per-statement setting/);
+  } finally {
+    await ch.close();
+    dir.remove();
+  }
+});
