@@ -1,0 +1,371 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Bus, BusProducer, ConsumedBatch, BatchContext, BusConsumer, OutMessage, TopicPartition } from '../core/bus.js';
+import { decodeBatch, encodeEvent, CodecError } from '../core/codec.js';
+import { validate } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import { M, counter, gauge, histogram } from '../core/metrics.js';
+import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/types.js';
+import { RateState } from './rate.js';
+import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON } from './window.js';
+import { ThresholdOperator } from './threshold.js';
+import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification } from './alerts.js';
+import { DEFAULT_ALERTING } from './alerts.js';
+import type { RuleSet } from './rules.js';
+import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
+
+/**
+ * The processor runner (`noctua process`): consumes sample batches, runs the pipeline
+ *   decode -> rate (counters to rates; gauges pass through) -> windows (rollups) ->
+ *   threshold rules -> alert lifecycle
+ * per INPUT PARTITION, and commits outputs, the consumer offset and a state snapshot in ONE bus
+ * transaction per consumed batch (exactly once).
+ *
+ * Fencing: the transactional id is per input partition (`<group>.<topic>.<partition>`, Kafka
+ * Streams' "EOS v1"), so the instance that takes a partition over fences the previous owner (its
+ * open transaction is aborted, a late commit fails) BEFORE reading the committed offset and the
+ * matching snapshot. Messages below that offset in the first batch are skipped: with kafkajs'
+ * eager rebalance the new owner may have fetched from an older position.
+ *
+ * Determinism: every operator uses event time only, so outputs depend on the order of messages in
+ * each partition, never on batch boundaries, restarts or the wall clock; this is what makes the
+ * "kill an instance, compare with an uninterrupted run" test pass row by row.
+ */
+
+const DurationT = Type.Union([Type.String(), Type.Number({ minimum: 0 })]);
+
+export const ProcessorConfigSchema = Type.Object({
+  groupId: Type.String({ default: 'noctua-process' }),
+  input: Type.String({ default: TOPICS.samples }),
+  changelog: Type.String({ default: 'noctua.processor-state' }),
+  lateTopic: Type.String({ default: 'noctua.samples.late' }),
+  notificationsTopic: Type.String({ default: 'noctua.notifications' }),
+  windows: Type.Array(
+    Type.Object({ name: Type.String({ minLength: 1 }), size: DurationT, hop: Type.Optional(DurationT), lateness: Type.Optional(DurationT) }, { additionalProperties: false }),
+    {
+      default: [
+        { name: '10s', size: '10s', lateness: '0s' },
+        { name: '1m', size: '1m', lateness: '2m' },
+        { name: '5m', size: '5m', lateness: '5m' },
+        { name: '1h', size: '1h', lateness: '10m' },
+      ],
+    },
+  ),
+  /** Allowed out-of-orderness: the watermark trails the newest event time by this, per source. */
+  delay: Type.Object({ default: DurationT, sources: Type.Record(Type.String(), DurationT, { default: {} }) }, { default: { default: '15s', sources: {} } }),
+  idleTimeout: Type.Optional(DurationT),
+  rulesFile: Type.Optional(Type.String()),
+  restoreTimeout: Type.Optional(DurationT),
+});
+export type ProcessorConfig = Static<typeof ProcessorConfigSchema>;
+
+export function processorConfig(raw: unknown): ProcessorConfig {
+  return validate(ProcessorConfigSchema, raw, 'processors');
+}
+
+export function windowOptions(cfg: ProcessorConfig): WindowOptions {
+  const windows: WindowSpec[] = cfg.windows.map((w) => {
+    const sizeMs = parseDuration(w.size, `processors.windows.${w.name}.size`);
+    return {
+      name: w.name,
+      sizeMs,
+      hopMs: w.hop === undefined ? sizeMs : parseDuration(w.hop, `processors.windows.${w.name}.hop`),
+      allowedLatenessMs: w.lateness === undefined ? 0 : parseDuration(w.lateness, `processors.windows.${w.name}.lateness`),
+    };
+  });
+  const delayMs: Record<string, number> = {};
+  for (const [s, d] of Object.entries(cfg.delay.sources)) delayMs[s] = parseDuration(d, `processors.delay.sources.${s}`);
+  return {
+    windows,
+    delayMs,
+    defaultDelayMs: parseDuration(cfg.delay.default, 'processors.delay.default'),
+    idleTimeoutMs: cfg.idleTimeout === undefined ? 5 * 60_000 : parseDuration(cfg.idleTimeout, 'processors.idleTimeout'),
+  };
+}
+
+/** Raw counters that processors/rate turns into rates; everything else (gauges) passes through as is. */
+const RATE_INPUTS = new Set([
+  'ifHCInOctets', 'ifHCOutOctets', 'ifInOctets', 'ifOutOctets', 'ifHCInUcastPkts', 'ifHCOutUcastPkts', 'ifInUcastPkts', 'ifOutUcastPkts',
+  'ifInErrors', 'ifOutErrors', 'ifInDiscards', 'ifOutDiscards', 'sysUpTime',
+]);
+
+/** What one input message produced. */
+export interface StepOutput {
+  readonly results: WindowResult[];
+  readonly late: LateSample[];
+  readonly changes: AlertChange[];
+  readonly notifications: Notification[];
+  readonly events: NetEvent[];
+}
+
+export interface PipelineState {
+  v: 1;
+  rate: unknown;
+  window: WindowStateJSON;
+  threshold: ReturnType<ThresholdOperator['toJSON']>;
+  alerts: AlertStateJSON;
+}
+
+/** The operators of one input partition, chained. Pure: feed messages, read outputs, snapshot. */
+export class Pipeline {
+  constructor(
+    readonly rate: RateState,
+    readonly windows: WindowOperator,
+    readonly threshold: ThresholdOperator,
+    readonly alerts: AlertManager,
+  ) {}
+
+  static create(wopts: WindowOptions, rules: RuleSet): Pipeline {
+    return new Pipeline(new RateState(), new WindowOperator(wopts), new ThresholdOperator(rules.rules), new AlertManager(rules.alerting));
+  }
+
+  static restore(wopts: WindowOptions, rules: RuleSet, s: PipelineState): Pipeline {
+    if (s.v !== 1) throw new Error('pipeline state: not a v1 checkpoint');
+    return new Pipeline(
+      RateState.fromJSON(s.rate),
+      WindowOperator.fromJSON(wopts, s.window),
+      ThresholdOperator.fromJSON(rules.rules, s.threshold),
+      AlertManager.fromJSON(rules.alerting, s.alerts),
+    );
+  }
+
+  setRules(rules: RuleSet): void {
+    this.threshold.setRules(rules.rules);
+    this.alerts.setConfig(rules.alerting);
+  }
+
+  /** One sample batch (one poll of one device) through every operator, in order. */
+  step(batch: SampleBatch, out: StepOutput): void {
+    const r = this.rate.process(batch);
+    const samples: Sample[] = r.samples;
+    for (const s of batch.samples) if (!RATE_INPUTS.has(s.metric)) samples.push(s);
+    const keys = new Array<string>(samples.length);
+    const sk = this.windows.keys;
+    for (let i = 0; i < samples.length; i++) keys[i] = sk.key(samples[i]!.metric, samples[i]!.labels);
+    this.windows.process(batch.device, batch.source, samples, keys);
+    if (this.threshold.ruleCount > 0) {
+      for (let i = 0; i < samples.length; i++) this.threshold.evaluate(keys[i]!, samples[i]!);
+      this.alerts.apply(this.threshold.drain());
+    }
+    if (this.windows.watermark > -Infinity) this.alerts.tick(this.windows.watermark);
+    for (const x of this.windows.drainResults()) out.results.push(x);
+    for (const x of this.windows.drainLate()) out.late.push(x);
+    for (const x of this.alerts.drainChanges()) out.changes.push(x);
+    for (const x of this.alerts.drainNotifications()) out.notifications.push(x);
+    for (const x of r.events) out.events.push(x);
+  }
+
+  toJSON(): PipelineState {
+    return { v: 1, rate: this.rate.toJSON(), window: this.windows.toJSON(), threshold: this.threshold.toJSON(), alerts: this.alerts.toJSON() };
+  }
+}
+
+export function emptyOutput(): StepOutput {
+  return { results: [], late: [], changes: [], notifications: [], events: [] };
+}
+
+/** A rollup record as carried on the rollups topic (JSON). */
+export interface RollupRecord {
+  readonly window: string;
+  readonly kind: 'final' | 'correction';
+  readonly revision: number;
+  readonly key: string;
+  readonly metric: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly start: number;
+  readonly end: number;
+  readonly count: number;
+  readonly sum: number;
+  readonly min: number;
+  readonly max: number;
+  readonly avg: number;
+  readonly first: number;
+  readonly firstTs: number;
+  readonly last: number;
+  readonly lastTs: number;
+  readonly rate: number | null;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly sketch: unknown;
+}
+
+export function rollupRecord(r: WindowResult): RollupRecord {
+  return { window: r.window, kind: r.kind, revision: r.revision, key: r.key, metric: r.metric, labels: r.labels, start: r.start, end: r.end, ...r.agg, sketch: r.sketch };
+}
+
+/** Encodes a step's outputs as messages per topic. Keys keep a device's records in one partition. */
+export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl: string): Map<string, OutMessage[]> {
+  const m = new Map<string, OutMessage[]>();
+  const put = (topic: string, msg: OutMessage) => {
+    let a = m.get(topic);
+    if (!a) m.set(topic, (a = []));
+    a.push(msg);
+  };
+  // Record timestamps are event times, never the wall clock: identical reruns give identical records.
+  for (const r of o.results) put(TOPICS.rollups, { key: r.labels.device ?? r.key, value: Buffer.from(JSON.stringify(rollupRecord(r))), timestamp: r.end });
+  for (const c of o.changes) put(TOPICS.alerts, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
+  for (const n of o.notifications) put(cfg.notificationsTopic, { key: n.groupKey, value: Buffer.from(JSON.stringify(webhookPayload(n, externalUrl))), timestamp: n.ts });
+  for (const l of o.late) put(cfg.lateTopic, { key: l.sample.labels.device ?? l.key, value: Buffer.from(JSON.stringify(l)), timestamp: l.sample.ts });
+  for (const e of o.events) put(TOPICS.events, { key: e.device, value: encodeEvent(e), timestamp: e.ts });
+  return m;
+}
+
+const processed = counter('noctua_processor_messages_total', 'Input messages processed', ['partition']);
+const samplesIn = counter('noctua_processor_samples_total', 'Samples through the pipeline');
+const outputs = counter('noctua_processor_outputs_total', 'Records produced', ['topic']);
+const txSeconds = histogram('noctua_processor_transaction_seconds', 'Time to commit one transaction', [], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+const partitionsOwned = gauge('noctua_processor_partitions', 'Input partitions whose state this instance holds');
+const restores = counter('noctua_processor_restores_total', 'Partition states restored from the changelog', ['outcome']);
+
+interface PartitionState {
+  readonly partition: number;
+  producer: BusProducer;
+  pipeline: Pipeline;
+  /** The next offset to process (everything below is reflected in `pipeline`). */
+  next: bigint;
+}
+
+export interface ProcessorOptions {
+  readonly bus: Bus;
+  readonly config: ProcessorConfig;
+  readonly rules?: RuleSet;
+  readonly log?: Logger;
+  /** Partitions of the topics this runner creates when missing. */
+  readonly partitions?: number;
+}
+
+export interface Processor {
+  /** Swaps in new rules (hot reload) for every partition held. */
+  setRules(rules: RuleSet): void;
+  assignment(): readonly TopicPartition[];
+  stop(): Promise<void>;
+}
+
+/** Starts a processor instance: joins the group, restores state per assigned partition, processes. */
+export async function startProcessor(opts: ProcessorOptions): Promise<Processor> {
+  const { bus, config: cfg } = opts;
+  let rules: RuleSet = opts.rules ?? { rules: [], alerting: DEFAULT_ALERTING };
+  const wopts = windowOptions(cfg);
+  const partitions = opts.partitions ?? 6;
+  const restoreTimeoutMs = cfg.restoreTimeout === undefined ? 60_000 : parseDuration(cfg.restoreTimeout, 'processors.restoreTimeout');
+  await bus.ensureTopics([
+    { topic: cfg.input, partitions },
+    { topic: TOPICS.rollups, partitions },
+    { topic: TOPICS.alerts, partitions },
+    { topic: TOPICS.events, partitions },
+    { topic: cfg.lateTopic, partitions },
+    { topic: cfg.notificationsTopic, partitions },
+    { topic: cfg.changelog, partitions: CHANGELOG_PARTITIONS, compacted: true },
+  ]);
+  const state = new Map<number, PartitionState>();
+  const consumer: BusConsumer = bus.consumer({ groupId: cfg.groupId, fromBeginning: true, readCommitted: true });
+
+  const drop = async (p: number) => {
+    const s = state.get(p);
+    if (!s) return;
+    state.delete(p);
+    partitionsOwned.set(state.size);
+    await s.producer.close().catch(() => {});
+  };
+
+  /** Fence the previous owner, then load the state matching the committed offset. */
+  const acquire = async (p: number): Promise<PartitionState> => {
+    const producer = await bus.producer({ transactionalId: `${cfg.groupId}.${cfg.input}.${p}` });
+    try {
+      const committed = (await bus.committed(cfg.groupId, cfg.input)).find((o) => o.partition === p)?.offset ?? '-1';
+      let pipeline: Pipeline;
+      let next = 0n;
+      if (BigInt(committed) < 0n) {
+        pipeline = Pipeline.create(wopts, rules);
+        restores.inc({ outcome: 'fresh' });
+      } else {
+        const prefix = snapshotKey(cfg.groupId, cfg.input, p);
+        const snaps = await restoreSnapshots(bus, cfg.changelog, new Map([[prefix, committed]]), restoreTimeoutMs);
+        pipeline = Pipeline.restore(wopts, rules, snaps.get(prefix)!.state as PipelineState);
+        next = BigInt(committed);
+        restores.inc({ outcome: 'restored' });
+        opts.log?.info({ topic: cfg.input, partition: p, offset: committed }, 'partition state restored');
+      }
+      const s: PartitionState = { partition: p, producer, pipeline, next };
+      state.set(p, s);
+      partitionsOwned.set(state.size);
+      return s;
+    } catch (err) {
+      await producer.close().catch(() => {});
+      throw err;
+    }
+  };
+
+  const eachBatch = async (batch: ConsumedBatch, ctx: BatchContext): Promise<void> => {
+    const p = batch.partition;
+    const s = state.get(p) ?? (await acquire(p));
+    const out = emptyOutput();
+    let next = s.next;
+    let n = 0;
+    for (const m of batch.messages) {
+      const off = BigInt(m.offset);
+      if (off < s.next) continue; // already reflected in the restored state
+      next = off + 1n;
+      n++;
+      if (m.value === null) continue;
+      let b: SampleBatch;
+      try {
+        b = decodeBatch(m.value);
+      } catch (err) {
+        M.rejected.inc({ topic: cfg.input, reason: err instanceof CodecError ? 'codec' : 'decode' });
+        opts.log?.warn({ topic: cfg.input, partition: p, offset: m.offset, err: (err as Error).message }, 'undecodable sample batch skipped');
+        continue;
+      }
+      samplesIn.inc(b.samples.length);
+      s.pipeline.step(b, out);
+    }
+    if (n === 0) return;
+    if (!ctx.isRunning()) {
+      // Revoked while working: the new owner redoes this batch; our in-memory state is now ahead of any commit.
+      await drop(p);
+      throw new Error(`partition ${cfg.input}/${p} revoked mid-batch at offset ${batch.messages[0]!.offset}`);
+    }
+    const t0 = process.hrtime.bigint();
+    let tx;
+    try {
+      tx = await s.producer.transaction();
+      for (const [topic, msgs] of outputMessages(cfg, out, rules.alerting.externalUrl)) {
+        await tx.send(topic, msgs);
+        outputs.inc({ topic }, msgs.length);
+      }
+      await tx.send(cfg.changelog, encodeSnapshot(snapshotKey(cfg.groupId, cfg.input, p), next.toString(), s.pipeline.toJSON()));
+      await tx.sendOffsets(cfg.groupId, [{ topic: cfg.input, partition: p, offset: next.toString() }]);
+      await tx.commit();
+    } catch (err) {
+      await tx?.abort().catch(() => {});
+      M.errors.inc({ component: 'processor', kind: 'transaction' });
+      opts.log?.warn({ topic: cfg.input, partition: p, offset: batch.messages[0]!.offset, err: (err as Error).message }, 'transaction failed; state dropped, batch will be retried from the committed offset');
+      // The pipeline already consumed these messages: restore from the changelog on retry.
+      await drop(p);
+      throw err;
+    }
+    txSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    s.next = next;
+    processed.inc({ partition: String(p) }, n);
+  };
+
+  await consumer.subscribe([cfg.input]);
+  await consumer.run({
+    eachBatch,
+    async onRevoked(parts) {
+      for (const tp of parts) if (tp.topic === cfg.input) await drop(tp.partition);
+    },
+  });
+
+  return {
+    setRules(r) {
+      rules = r;
+      for (const s of state.values()) s.pipeline.setRules(r);
+    },
+    assignment: () => consumer.assignment(),
+    async stop() {
+      await consumer.stop();
+      for (const p of [...state.keys()]) await drop(p);
+    },
+  };
+}
