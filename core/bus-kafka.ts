@@ -62,7 +62,10 @@ function logCreator(log: Logger) {
   return () => ({ namespace, level, log: entry }: LogEntry) => {
     const { message, timestamp: _ts, logger: _l, ...extra } = entry;
     const line = { component: 'kafkajs', namespace, ...extra };
-    if (level === logLevel.ERROR || level === logLevel.WARN) log.warn(line, message);
+    // Per-request error lines precede a retry (rebalances, coordinator moves) and the bounded
+    // retries of the idempotent producer are deliberate; real failures surface as thrown errors.
+    if (namespace === 'Connection' || message.startsWith('Limiting retries')) log.debug(line, message);
+    else if (level === logLevel.ERROR || level === logLevel.WARN) log.warn(line, message);
     else if (level === logLevel.INFO) log.info(line, message);
     else log.debug(line, message);
   };
@@ -316,6 +319,8 @@ class KafkaConsumer implements BusConsumer {
   private hooks: Promise<void> = Promise.resolve();
   private handlers: ConsumerHandlers | null = null;
   private readonly groupId: string;
+  /** A commit failed because the group no longer knows this member: the next batch failure rejoins. */
+  private membershipLost: unknown = null;
 
   constructor(private readonly bus: KafkaBus, private readonly opts: ConsumerOptions) {
     this.groupId = opts.groupId;
@@ -410,22 +415,36 @@ class KafkaConsumer implements BusConsumer {
         resolveOffset(batch.lastOffset());
         return;
       } catch (err) {
+        // The group forgot this member (broker restart, session timeout) or is rebalancing: only
+        // kafkajs can fix that by rejoining, so its own error goes back to it instead of a retry.
+        const membership = membershipError(err) ?? this.membershipLost;
+        if (membership) {
+          this.membershipLost = null;
+          throw membership;
+        }
         batchRetries.inc({ bus: 'kafka', group: this.groupId, topic });
         M.errors.inc({ component: 'bus', kind: 'batch_failed' });
         const backoff = Math.min(max, min * 2 ** attempt);
         this.bus.log.warn({ err, group: this.groupId, topic, partition, offset: messages[0]!.offset, attempt, backoffMs: backoff }, 'eachBatch failed; retrying the same batch');
-        await this.pause(backoff, heartbeat, ctx.isRunning);
+        const lost = await this.pause(backoff, heartbeat, ctx.isRunning);
+        if (lost) throw lost;
       }
     }
   }
 
   /** Sleeps in short steps, heartbeating so a long backoff does not cost the group membership. */
-  private async pause(ms: number, heartbeat: () => Promise<void>, alive: () => boolean): Promise<void> {
+  private async pause(ms: number, heartbeat: () => Promise<void>, alive: () => boolean): Promise<unknown> {
     const until = Date.now() + ms;
     while (Date.now() < until && alive()) {
       await new Promise((r) => setTimeout(r, Math.min(250, until - Date.now())));
-      await heartbeat().catch(() => {});
+      try {
+        await heartbeat();
+      } catch (err) {
+        const m = membershipError(err);
+        if (m) return m;
+      }
     }
+    return null;
   }
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
@@ -437,6 +456,7 @@ class KafkaConsumer implements BusConsumer {
         await this.bus.setOffsets(this.groupId, offsets);
       }
     } catch (err) {
+      this.membershipLost = membershipError(err) ?? this.membershipLost;
       M.errors.inc({ component: 'bus', kind: 'commit' });
       throw new BusError(`commit failed: ${(err as Error).message}`, { group: this.groupId, topic: offsets[0]?.topic }, { cause: err });
     }
@@ -473,4 +493,15 @@ function headersToStrings(h: Record<string, Buffer | string | (Buffer | string)[
     if (last !== undefined) out[k] = last.toString();
   }
   return out;
+}
+
+const MEMBERSHIP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+
+/** The kafkajs error in a cause chain that means "rejoin the group", if any. */
+function membershipError(err: unknown): unknown {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && MEMBERSHIP_ERRORS.has(type)) return e;
+  }
+  return null;
 }
