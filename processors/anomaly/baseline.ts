@@ -32,7 +32,7 @@ export interface BaselineParams {
 export const DEFAULT_BASELINE: BaselineParams = {
   fastAlpha: 0.2,
   slowAlpha: 0.005,
-  slotAlpha: 0.15,
+  slotAlpha: 0.4,
   errAlpha: 0.01,
   clip: 4,
   minSlotVisits: 3,
@@ -56,13 +56,18 @@ export interface BaselineState {
   lo: number;
   hi: number;
   offset: number[];
+  /** Separate visits (runs of consecutive points) per slot: days or weeks of evidence, not points. */
   visits: number[];
+  /** Slot of the current run, its length so far, and the average run length. */
+  cur: number;
+  run: number;
+  runLen: number;
 }
 
 export class Baseline {
   s: BaselineState;
   constructor(readonly p: BaselineParams = DEFAULT_BASELINE, state?: BaselineState) {
-    this.s = state ?? { n: 0, fast: 0, slow: 0, errFast: 0, errSeason: 0, lo: Infinity, hi: -Infinity, offset: new Array(SLOTS).fill(0), visits: new Array(SLOTS).fill(0) };
+    this.s = state ?? { n: 0, fast: 0, slow: 0, errFast: 0, errSeason: 0, lo: Infinity, hi: -Infinity, offset: new Array(SLOTS).fill(0), visits: new Array(SLOTS).fill(0), cur: -1, run: 0, runLen: 1 };
   }
 
   /** Range of values seen (all time): a floor for the scale so flat series do not divide by zero. */
@@ -109,10 +114,20 @@ export class Baseline {
     else s.errSeason += a * (Math.min(Math.abs(eF), p.clip * scaleF || Math.abs(eF)) - s.errSeason);
     s.fast += p.fastAlpha * eF;
     s.slow += p.slowAlpha * (value - s.slow);
+    if (e.slot !== s.cur) {
+      if (s.cur >= 0) s.runLen += 0.1 * (s.run - s.runLen);
+      s.cur = e.slot;
+      s.run = 0;
+      s.visits[e.slot]! += 1;
+    }
+    s.run++;
+    // An offset learns about one slotAlpha per visit however many points a visit has, so it keeps
+    // the slot's memory across days instead of tracking the last few points (which would look
+    // accurate within a visit and be stale at the next one).
     const v = s.visits[e.slot]!;
-    const sa = v < 1 / p.slotAlpha ? 1 / (v + 1) : p.slotAlpha;
+    const perVisit = v <= 1 / p.slotAlpha ? 1 / v : p.slotAlpha;
+    const sa = s.run === 1 && v === 1 ? 1 : perVisit / Math.max(1, s.runLen);
     s.offset[e.slot]! += sa * (value - s.slow - s.offset[e.slot]!);
-    s.visits[e.slot] = v + 1;
     if (value < s.lo) s.lo = value;
     if (value > s.hi) s.hi = value;
     s.n++;

@@ -146,11 +146,12 @@ export class SeriesDetector {
     } else {
       score *= p.damp;
     }
+    const explanation = this.explain(value, e, z, excursion, score, n);
     this.base.update(value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation: this.explain(value, e, z, excursion, score, n) };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation };
   }
 
   private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {

@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../../../processors/anomaly/operator.js';
+import { FamilyModel, loadModel, initBackend } from '../../../processors/anomaly/learned.js';
+import { registry } from '../../../core/metrics.js';
+import { rng } from '../../../processors/anomaly/learned.js';
+import { tempDir } from '../../peers/util.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const STEP = 60_000;
+
+function traffic(devices: number, n: number, incidentAt = -1, seed = 1): DerivedSample[][] {
+  const r = rng(seed);
+  const batches: DerivedSample[][] = [];
+  for (let i = 0; i < n; i++) {
+    const ts = T0 + i * STEP;
+    const b: DerivedSample[] = [];
+    for (let d = 0; d < devices; d++) {
+      let v = 1e6 * (1 + 0.3 * Math.sin((2 * Math.PI * i) / 1440 + d)) * (1 + 0.02 * (r() - 0.5));
+      if (d === 0 && incidentAt >= 0 && i >= incidentAt) v *= 6;
+      b.push({ metric: 'if_in_bps', labels: { device: `r${d}`, ifName: 'eth0' }, ts, value: v });
+    }
+    batches.push(b);
+  }
+  return batches;
+}
+
+test('an incident becomes an anomaly event (warning by default) on its first sample; quiet series raise none', async () => {
+  const op = new AnomalyOperator(anomalyConfig({ learned: false }));
+  await op.init();
+  const batches = traffic(3, 1500, 1400);
+  const events = batches.flatMap((b) => op.process(b).events);
+  assert.ok(events.length >= 1, 'an event');
+  const first = events[0]!;
+  assert.equal(first.kind, 'anomaly');
+  assert.equal(first.severity, 'warning');
+  assert.equal(first.device, 'r0');
+  assert.equal(first.ts, T0 + 1400 * STEP, 'raised on the incident’s first sample');
+  assert.match(first.message, /if_in_bps\{device="r0",ifName="eth0"\}: .*above/);
+  assert.ok(events.every((e) => e.device === 'r0'), 'no event on quiet series');
+  // deterministic ids: a replay gives the same event
+  const op2 = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const again = batches.flatMap((b) => op2.process(b).events);
+  assert.deepEqual(again.map((e) => e.id), events.map((e) => e.id));
+});
+
+test('bad samples are counted rejections; the good samples around them are still scored', async () => {
+  const op = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const good = traffic(2, 3)[2]!;
+  const out = op.process([good[0]!, { metric: 'x', labels: {}, ts: T0, value: NaN }, null as unknown as DerivedSample, good[1]!, { ...good[1]!, ts: good[1]!.ts - 1 }]);
+  assert.equal(out.scores.length, 2);
+  const text = await registry.getSingleMetricAsString('noctua_anomaly_rejected_total');
+  assert.match(text, /reason="non_finite_value"\} 1/);
+  assert.match(text, /reason="malformed"\} 1/);
+  assert.match(text, /reason="out_of_order"\} 1/);
+});
+
+test('operator checkpoint: a restarted operator scores exactly as an uninterrupted one', () => {
+  const batches = traffic(4, 900, 800, 3);
+  const full = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const want = batches.flatMap((b) => full.process(b).scores.map((s) => s.score));
+  const a = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const got = batches.slice(0, 500).flatMap((b) => a.process(b).scores.map((s) => s.score));
+  const b = new AnomalyOperator(anomalyConfig({ learned: false }));
+  b.restore(JSON.parse(JSON.stringify(a.checkpoint())));
+  got.push(...batches.slice(500).flatMap((x) => b.process(x).scores.map((s) => s.score)));
+  assert.deepEqual(got, want);
+});
+
+test('memory stays bounded: maxSeries caps tracked series', () => {
+  const op = new AnomalyOperator(anomalyConfig({ learned: false, maxSeries: 100 }));
+  for (let i = 0; i < 1000; i++) op.process([{ metric: 'm', labels: { device: `d${i}` }, ts: T0, value: i }]);
+  assert.equal(op.seriesCount, 100);
+});
+
+test('learned layer: one model per metric family, trained in the background, versioned and persisted; a restart reloads it', async () => {
+  assert.ok(['wasm', 'tensorflow'].includes(await initBackend()));
+  const dir = tempDir('anomaly-models');
+  try {
+    const op = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7 }));
+    await op.init();
+    const batches = traffic(3, 900, -1, 5);
+    for (const b of batches) op.process(b);
+    await op.settle();
+    assert.ok(op.modelVersion('if_in_bps') >= 1, 'a trained version');
+    assert.deepEqual(readdirSync(dir.path), ['if_in_bps.model.json']);
+    const later = op.process(traffic(3, 901, -1, 5)[900]!.map((s) => ({ ...s, ts: s.ts + STEP })));
+    assert.ok(later.scores.every((s) => s.modelVersion >= 1), 'scored with the learned model');
+    // restart: a new operator (same dir) starts from the saved version, not from zero
+    const reloaded = new FamilyModel({ family: 'if_in_bps', seed: 7 });
+    assert.equal(loadModel(dir.path, reloaded), true);
+    assert.equal(reloaded.version, op.modelVersion('if_in_bps'));
+    const op2 = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7 }));
+    await op2.init();
+    op2.restore(op.checkpoint());
+    const out = op2.process(traffic(3, 902, -1, 5)[901]!.map((s) => ({ ...s, ts: s.ts + 2 * STEP })));
+    assert.ok(out.scores.every((s) => s.modelVersion === reloaded.version));
+    op.dispose();
+    op2.dispose();
+    reloaded.dispose();
+  } finally {
+    dir.remove();
+  }
+});
