@@ -1,0 +1,57 @@
+/**
+ * Cost of the anomaly detector: points/s on one core (statistics layer, and the full operator with
+ * the learned layer, batched as the runner would), bytes of checkpointed state per series, and the
+ * training time of one family model. Target: >= 100,000 points/s per core, <= 4 KB per series.
+ * The last line is one JSON object {"bench":"anomaly",...}.
+ */
+import { SeriesDetector } from '../processors/anomaly/detector.js';
+import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
+import { FamilyModel, WINDOW, initBackend, rng } from '../processors/anomaly/learned.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const r = rng(1);
+const N = 400_000;
+const vals = new Float64Array(N);
+for (let i = 0; i < N; i++) vals[i] = 1e6 * (1 + 0.3 * Math.sin((2 * Math.PI * i) / 288)) * (1 + 0.05 * (r() - 0.5));
+
+// 1. the per-series detector alone (statistics layer)
+const d = new SeriesDetector({ ...new SeriesDetector().params, learnedWeight: 0 });
+let t = performance.now();
+let sink = 0;
+for (let i = 0; i < N; i++) sink += d.step(T0 + i * 300_000, vals[i]!).score;
+const detectorPps = N / ((performance.now() - t) / 1000);
+const stateBytes = Buffer.byteLength(JSON.stringify(d));
+
+// 2. the full operator: 1000 series, learned layer on, batches of 1000 samples (one poll round)
+const backend = await initBackend();
+const op = new AnomalyOperator(anomalyConfig({ seed: 1 }));
+await op.init();
+const SERIES = 1000;
+const ROUNDS = 120;
+const batches: DerivedSample[][] = [];
+for (let k = 0; k < ROUNDS; k++) {
+  const b: DerivedSample[] = [];
+  for (let s = 0; s < SERIES; s++) b.push({ metric: 'if_in_bps', labels: { device: `d${s % 50}`, ifIndex: String(s) }, ts: T0 + k * 60_000, value: vals[(k * 7 + s) % N]! });
+  batches.push(b);
+}
+t = performance.now();
+for (const b of batches) op.process(b);
+const opMs = performance.now() - t;
+await op.settle();
+const operatorPps = (SERIES * ROUNDS) / (opMs / 1000);
+const cp = op.checkpoint();
+const perSeriesBytes = Buffer.byteLength(JSON.stringify(cp)) / op.seriesCount;
+
+// 3. training time of one family model on a full reservoir
+const m = new FamilyModel({ family: 'bench', seed: 1, retrainEvery: 1e9 });
+for (let i = WINDOW; i < 4096 + WINDOW; i++) m.observe(Array.from(vals.subarray(i - WINDOW, i), (v) => v / 1e6 - 1), vals[i]! / 1e6 - 1);
+await m.train();
+const trainMs = m.lastTrainMs;
+m.dispose();
+op.dispose();
+
+console.log(`detector (statistics layer): ${Math.round(detectorPps).toLocaleString()} points/s on one core (${N} points, checksum ${sink.toFixed(1)})`);
+console.log(`operator, learned layer on (${backend}), ${SERIES} series x ${ROUNDS} rounds: ${Math.round(operatorPps).toLocaleString()} points/s`);
+console.log(`state per series: ${stateBytes} B detector JSON, ${Math.round(perSeriesBytes)} B in the operator checkpoint (target <= 4096)`);
+console.log(`training one family model (4096 windows x ${WINDOW}, 4 epochs): ${trainMs.toFixed(0)} ms`);
+console.log(JSON.stringify({ bench: 'anomaly', backend, detector_points_per_s: Math.round(detectorPps), operator_points_per_s: Math.round(operatorPps), state_bytes_per_series: stateBytes, checkpoint_bytes_per_series: Math.round(perSeriesBytes), training_ms_per_model: Math.round(trainMs), target_points_per_s: 100_000, target_state_bytes: 4096 }));
