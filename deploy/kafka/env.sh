@@ -1,7 +1,7 @@
 # Sourced by fetch.sh, start.sh and perf tooling: where the Kafka jars live and which version.
 # NOCTUA_KAFKA_VERSION picks the broker version (see README.md for why this default);
 # NOCTUA_KAFKA_HOME is the cache dir outside git holding libs/ (one dir per version).
-NOCTUA_KAFKA_VERSION="${NOCTUA_KAFKA_VERSION:-3.9.1}"
+NOCTUA_KAFKA_VERSION="${NOCTUA_KAFKA_VERSION:-4.4.0}"
 NOCTUA_KAFKA_HOME="${NOCTUA_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/noctua/kafka-$NOCTUA_KAFKA_VERSION}"
 NOCTUA_KAFKA_LIBS="$NOCTUA_KAFKA_HOME/libs"
 _here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -30,6 +30,15 @@ mkdir -p "$NOCTUA_KAFKA_LIBS"
 # A partial earlier run may have left some jars: copy-dependencies overwrites, so just rerun.
 mvn -q -B -f "$here/pom.xml" -Dkafka.version="$NOCTUA_KAFKA_VERSION" \
   dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$NOCTUA_KAFKA_LIBS" >&2
+# Kafka 4.x ships log4j2 but its pom brings no SLF4J binding (the release tarball adds one): without
+# it the broker logs nothing at all, not even why it failed to start. Match the log4j-core version.
+if ! compgen -G "$NOCTUA_KAFKA_LIBS/slf4j-reload4j-*.jar" > /dev/null && ! compgen -G "$NOCTUA_KAFKA_LIBS/log4j-slf4j-impl-*.jar" > /dev/null; then
+  core="$(find "$NOCTUA_KAFKA_LIBS" -name 'log4j-core-*.jar' | head -1 | sed 's/.*log4j-core-\(.*\)\.jar/\1/')"
+  if [ -n "$core" ]; then
+    echo "[kafka] adding the SLF4J binding log4j-slf4j-impl $core" >&2
+    mvn -q -B -f "$here/pom.xml" dependency:copy -Dartifact="org.apache.logging.log4j:log4j-slf4j-impl:$core" -DoutputDirectory="$NOCTUA_KAFKA_LIBS" >&2
+  fi
+fi
 n="$(find "$NOCTUA_KAFKA_LIBS" -name '*.jar' | wc -l)"
 if ! compgen -G "$NOCTUA_KAFKA_LIBS/kafka_2.13-$NOCTUA_KAFKA_VERSION.jar" > /dev/null; then
   echo "[kafka] mvn finished but kafka_2.13-$NOCTUA_KAFKA_VERSION.jar is missing from $NOCTUA_KAFKA_LIBS" >&2

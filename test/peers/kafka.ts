@@ -32,7 +32,7 @@ const deployDir = join(root, 'deploy/kafka');
 
 /** Where fetch.sh puts the jars; mirrors deploy/kafka/env.sh. */
 export function kafkaLibsDir(env: NodeJS.ProcessEnv = process.env): string {
-  const version = env.NOCTUA_KAFKA_VERSION ?? '3.9.1';
+  const version = env.NOCTUA_KAFKA_VERSION ?? '4.4.0';
   const home = env.NOCTUA_KAFKA_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'noctua', `kafka-${version}`);
   return join(home, 'libs');
 }
