@@ -27,8 +27,9 @@ import { M, counter } from './metrics.js';
  *   why callers must never assume contiguous offsets);
  * - a rebalance only revokes what moves (like Kafka's cooperative protocol), and members of a group
  *   are the consumers of this process;
- * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded
- *   (compacted topics keep the newest message of every key instead).
+ * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded:
+ *   "consumed" means committed by every group that ever subscribed to or committed on the topic in
+ *   this process, live or not (compacted topics keep the newest message of every key instead).
  */
 
 export interface MemoryBusOptions {
@@ -154,6 +155,8 @@ const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 class Group {
   readonly committed = new Map<string, number>();
   readonly members: MemoryConsumer[] = [];
+  /** Every topic a member of this group ever subscribed to: retention waits for the group on them. */
+  readonly topics = new Set<string>();
   /** Rebalances run one after another. */
   chain: Promise<void> = Promise.resolve();
   constructor(readonly id: string) {}
@@ -297,7 +300,8 @@ export class MemoryBus implements Bus {
     let min = Infinity;
     const key = tpKey(t.spec.topic, partition);
     for (const g of this.groups.values()) {
-      const interested = g.members.some((m) => m.topics.includes(t.spec.topic)) || [...g.committed.keys()].some((k) => k.startsWith(`${t.spec.topic}\u0000`));
+      // A group with no live member still counts: a restarting processor must find its input.
+      const interested = g.topics.has(t.spec.topic) || [...g.committed.keys()].some((k) => k.startsWith(`${t.spec.topic}\u0000`));
       if (!interested) continue;
       min = Math.min(min, g.committed.get(key) ?? 0);
     }
@@ -323,6 +327,7 @@ export class MemoryBus implements Bus {
   join(c: MemoryConsumer): Promise<void> {
     const g = this.group(c.groupId);
     g.members.push(c);
+    for (const t of c.topics) g.topics.add(t);
     return this.rebalance(g);
   }
 

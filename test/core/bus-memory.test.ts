@@ -1,7 +1,151 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryBus } from '../../core/bus-memory.js';
+import { partitionFor, type InMessage } from '../../core/bus.js';
 import { busConformance } from './bus-conformance.js';
-import { waitFor } from '../peers/util.js';
+import { sleep, waitFor } from '../peers/util.js';
 
 busConformance('memory', async () => new MemoryBus({ retryMinMs: 10, retryMaxMs: 50 }), { settleMs: 2_000, quietMs: 100 });
+
+// What only the in-process bus promises: bounded memory, compaction, and hand-over without overlap.
+
+test('memory: consumed messages beyond retainConsumed are dropped, unconsumed ones never', async (t) => {
+  const bus = new MemoryBus({ retainConsumed: 100 });
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'r', partitions: 1 }]);
+  const p = await bus.producer();
+  const c = bus.consumer({ groupId: 'g' });
+  await c.subscribe(['r']);
+  let seen = 0;
+  await c.run({
+    eachBatch: async (b) => {
+      seen += b.messages.length;
+      await c.commit([{ topic: 'r', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]);
+    },
+  });
+  for (let i = 0; i < 50; i++) await p.send('r', Array.from({ length: 100 }, (_, j) => ({ key: 'k', value: Buffer.from(String(i * 100 + j)) })));
+  await waitFor('5000 consumed', () => seen === 5000);
+  await c.stop();
+  // A group that starts now from the beginning only finds the retained tail.
+  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
+  await late.subscribe(['r']);
+  const got: InMessage[] = [];
+  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
+  await waitFor('the retained tail', () => got.length >= 100);
+  await sleep(50);
+  assert.equal(got.length, 100);
+  assert.equal(got[0]!.offset, '4900');
+  assert.deepEqual(await bus.endOffsets('r'), [{ topic: 'r', partition: 0, offset: '5000' }]);
+  await late.stop();
+
+  // Nothing is dropped while a group still has it to read.
+  await bus.ensureTopics([{ topic: 'u', partitions: 1 }]);
+  const slow = bus.consumer({ groupId: 'slow' });
+  await slow.subscribe(['u']);
+  await slow.run({ eachBatch: async () => { throw new Error('stuck'); } });
+  for (let i = 0; i < 5; i++) await p.send('u', Array.from({ length: 100 }, () => ({ key: 'k', value: Buffer.from('x') })));
+  await slow.stop();
+  const other = bus.consumer({ groupId: 'other', fromBeginning: true });
+  await other.subscribe(['u']);
+  let n = 0;
+  await other.run({ eachBatch: async (b) => { n += b.messages.length; await other.commit([{ topic: 'u', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  await waitFor('other read all 500', () => n === 500);
+  await other.stop();
+  const again = bus.consumer({ groupId: 'again', fromBeginning: true });
+  await again.subscribe(['u']);
+  let m = 0;
+  await again.run({ eachBatch: async (b) => void (m += b.messages.length) });
+  await waitFor('all 500 still there for the stuck group', () => m === 500);
+  await again.stop();
+});
+
+test('memory: a compacted topic keeps the newest value of every key once consumed', async (t) => {
+  const bus = new MemoryBus({ retainConsumed: 0 });
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'state', partitions: 1, compacted: true }]);
+  const p = await bus.producer();
+  for (let v = 0; v < 10; v++) await p.send('state', ['a', 'b', 'c'].map((key) => ({ key, value: Buffer.from(`${key}${v}`) })));
+  await p.send('state', [{ key: 'c', value: null }]);
+  const c = bus.consumer({ groupId: 'reader' });
+  await c.subscribe(['state']);
+  await c.run({ eachBatch: async (b) => c.commit([{ topic: 'state', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]) });
+  await waitFor('committed to the end', async () => (await bus.committed('reader', 'state'))[0]!.offset === '31');
+  await c.stop();
+  const restore = bus.consumer({ groupId: `restore`, fromBeginning: true });
+  await restore.subscribe(['state']);
+  const got: InMessage[] = [];
+  await restore.run({ eachBatch: async (b) => void got.push(...b.messages) });
+  await waitFor('the compacted state', () => got.length >= 2);
+  await sleep(50);
+  await restore.stop();
+  assert.deepEqual(got.map((m) => [m.key, m.value?.toString() ?? null]), [['a', 'a9'], ['b', 'b9']], 'latest per key, deleted key gone');
+});
+
+test('memory: a partition changes hands only after its in-flight batch ends and onRevoked ran', async (t) => {
+  const bus = new MemoryBus();
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'h', partitions: 2 }]);
+  const p = await bus.producer();
+  const log: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const a = bus.consumer({ groupId: 'g' });
+  await a.subscribe(['h']);
+  await a.run({
+    eachBatch: async (b) => {
+      log.push(`A batch ${b.partition} start`);
+      await gate;
+      log.push(`A batch ${b.partition} end`);
+    },
+    onRevoked: (ps) => void log.push(`A revoked ${ps.map((x) => x.partition).join(',')}`),
+  });
+  const key1 = ['x', 'y', 'z', 'w', 'v'].find((k) => partitionFor(k, 2) === 1)!;
+  await p.send('h', [{ key: key1, value: Buffer.from('1') }]);
+  await waitFor('A busy on partition 1', () => log.includes('A batch 1 start'));
+  const b = bus.consumer({ groupId: 'g' });
+  await b.subscribe(['h']);
+  const joined = b.run({
+    eachBatch: async (bt) => void log.push(`B batch ${bt.partition}`),
+    onAssigned: (ps) => void log.push(`B assigned ${ps.map((x) => x.partition).join(',')}`),
+  });
+  await sleep(50);
+  assert.ok(!log.some((l) => l.startsWith('B ')), 'B gets nothing while A still works on partition 1');
+  release();
+  await joined;
+  assert.deepEqual(log.slice(0, 4), ['A batch 1 start', 'A batch 1 end', 'A revoked 1', 'B assigned 1']);
+  // A never committed, so B starts partition 1 from the beginning: the message is processed again.
+  await waitFor('B replays partition 1', () => log.includes('B batch 1'));
+  await a.stop();
+  await b.stop();
+});
+
+test('memory: adding partitions to a topic rebalances its groups', async (t) => {
+  const bus = new MemoryBus();
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'grow', partitions: 1 }]);
+  const c = bus.consumer({ groupId: 'g' });
+  await c.subscribe(['grow']);
+  await c.run({ eachBatch: async () => {} });
+  assert.equal(c.assignment().length, 1);
+  await bus.ensureTopics([{ topic: 'grow', partitions: 3 }]);
+  assert.deepEqual(c.assignment().map((x) => x.partition).sort(), [0, 1, 2]);
+  await bus.ensureTopics([{ topic: 'grow', partitions: 2 }]);
+  assert.equal((await bus.endOffsets('grow')).length, 3, 'partitions are never removed');
+  await c.stop();
+});
+
+test('memory: bad input gives clear errors, never a crash', async (t) => {
+  const bus = new MemoryBus();
+  t.after(() => bus.close());
+  await assert.rejects(bus.ensureTopics([{ topic: 'bad topic!', partitions: 1 }]), /invalid topic name/);
+  await assert.rejects(bus.ensureTopics([{ topic: 'ok', partitions: 0 }]), /partition count.*topic=ok/);
+  const p = await bus.producer();
+  await assert.rejects(p.send('missing', [{ key: 'k', value: null }]), /unknown topic.*topic=missing/);
+  await assert.rejects(p.transaction(), /transactionalId/);
+  await bus.ensureTopics([{ topic: 'ok', partitions: 1 }]);
+  const c = bus.consumer({ groupId: 'g' });
+  await assert.rejects(c.commit([{ topic: 'ok', partition: 5, offset: '1' }]), /partition that does not exist.*partition=5/);
+  await assert.rejects(c.commit([{ topic: 'ok', partition: 0, offset: 'abc' }]), /invalid offset/);
+  await assert.rejects(c.run({ eachBatch: async () => {} }), /subscribe/);
+  assert.throws(() => bus.consumer({ groupId: '' }), /groupId/);
+});
