@@ -31,42 +31,83 @@ export interface SeriesInfo {
   readonly labels: Labels;
   /** `metric\tseries\tdevice\t`, escaped. */
   readonly prefix: Buffer;
+  /** Sample time of the last inventory write that ClickHouse acknowledged (-1: never). */
+  upsertedTs: number;
 }
 
 /**
  * Series identity with memo: a poll repeats the same series every interval, so the key text, the
- * FNV id and the row prefix are computed once per series, not once per sample.
+ * FNV id and the row prefix are computed once per series, not once per sample. Lookups go
+ * label set -> metric, so a sample costs one Map lookup once its label set is resolved
+ * (once per label set per message).
  */
 export class SeriesIndex {
-  private readonly map = new Map<string, SeriesInfo>();
+  /** device + raw label pairs (message order) -> metric -> series. */
+  private readonly sets = new Map<string, LabelSetSeries>();
   private readonly ids: SeriesCache;
+  private size = 0;
   constructor(private readonly max = 1_000_000) {
     this.ids = new SeriesCache(max);
   }
 
-  /** `{a="1",b="2"}` (or '' without labels): compute once per label set, then `metric + part` is the key. */
+  /** `{a="1",b="2"}` (or '' without labels): `metric + part` is the canonical series key. */
   static labelPart(labels: Labels): string {
     return seriesKey('', labels);
   }
 
-  get(device: string, metric: string, labelPart: string, labels: Labels): SeriesInfo {
-    const key = metric + labelPart;
-    const memo = device + '\u0000' + key;
-    let info = this.map.get(memo);
-    if (info === undefined) {
-      const id = this.ids.id(key);
-      info = {
-        id,
-        key,
-        metric,
-        device,
-        labels,
-        prefix: Buffer.from(`${escapeTsv(metric)}\t${id}\t${escapeTsv(device)}\t`, 'utf8'),
-      };
-      if (this.map.size >= this.max) this.map.clear();
-      this.map.set(memo, info);
+  /** The series of one label set of one device; resolve once per label set, then `.get(metric)`. */
+  labelSet(device: string, labels: Labels): LabelSetSeries {
+    let raw = device;
+    for (const k in labels) raw += '\u0000' + k + '\u0001' + labels[k];
+    let set = this.sets.get(raw);
+    if (set === undefined) {
+      if (this.size >= this.max) {
+        this.sets.clear();
+        this.size = 0;
+      }
+      set = new LabelSetSeries(this, device, labels, SeriesIndex.labelPart(labels));
+      this.sets.set(raw, set);
     }
-    return info;
+    return set;
+  }
+
+  get(device: string, metric: string, _labelPart: string, labels: Labels): SeriesInfo {
+    return this.labelSet(device, labels).get(metric);
+  }
+
+  /** @internal */
+  make(device: string, metric: string, labelPart: string, labels: Labels): SeriesInfo {
+    const key = metric + labelPart;
+    const id = this.ids.id(key);
+    this.size++;
+    return {
+      id,
+      key,
+      metric,
+      device,
+      labels,
+      prefix: Buffer.from(`${escapeTsv(metric)}\t${id}\t${escapeTsv(device)}\t`, 'utf8'),
+      upsertedTs: -1,
+    };
+  }
+}
+
+export class LabelSetSeries {
+  private readonly byMetric = new Map<string, SeriesInfo>();
+  constructor(
+    private readonly index: SeriesIndex,
+    readonly device: string,
+    readonly labels: Labels,
+    readonly labelPart: string,
+  ) {}
+
+  get(metric: string): SeriesInfo {
+    let s = this.byMetric.get(metric);
+    if (s === undefined) {
+      s = this.index.make(this.device, metric, this.labelPart, this.labels);
+      this.byMetric.set(metric, s);
+    }
+    return s;
   }
 }
 
@@ -74,7 +115,7 @@ export class SeriesIndex {
 export function writeSampleRow(out: TsvBuilder, profile: Profile, s: SeriesInfo, ts: number, value: number): void {
   out.raw(s.prefix);
   if (profile === 'full') {
-    out.int(ts);
+    out.ts(ts);
   } else {
     const sec = Math.floor(ts / 1000);
     out.int(sec).tab().int(ts - sec * 1000);

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import { M, counter } from '../core/metrics.js';
 import type { ClickHouse } from './clickhouse.js';
 import { TsvBuilder } from './tsv.js';
-import { SeriesIndex, writeSampleRow, seriesRow, eventRow, validTs, SAMPLE_COLUMNS, type SeriesInfo } from './rows.js';
+import { SeriesIndex, LabelSetSeries, writeSampleRow, seriesRow, eventRow, validTs, SAMPLE_COLUMNS, type SeriesInfo } from './rows.js';
 import { str } from './query.js';
 
 /**
@@ -51,6 +51,8 @@ export interface FlushRange {
   readonly last: number;
   readonly rows: number;
 }
+
+const YIELD_EVERY_ROWS = 5_000;
 
 const SUBSCRIBED = [TOPICS.samples, TOPICS.events] as const;
 
@@ -130,8 +132,6 @@ export class Sink {
   private readonly maxBufferedRows: number;
   private readonly seriesRefreshMs: number;
   private readonly index = new SeriesIndex();
-  /** Series id -> when it was last written to the inventory. */
-  private readonly upserted = new Map<string, number>();
   private readonly parts = new Map<string, PartitionBuffer>();
   private consumer: BusConsumer | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -263,6 +263,7 @@ export class Sink {
       await this.loadLedger(b, firstOffset);
     }
     const isSamples = batch.topic === TOPICS.samples;
+    let sinceYield = 0;
     for (const m of batch.messages) {
       if (this.state !== 'running' || b.epoch !== epoch) return;
       const off = Number(m.offset);
@@ -284,6 +285,11 @@ export class Sink {
       if (rr && off >= rr.last) this.cut(b, 'replay');
       else if (!rr && b.rows >= this.cfg.maxRows) this.cut(b, 'rows');
       // A takeover range is flushed whole (its size was bounded by the sink that wrote it).
+      // Let flush steps that are waiting on the event loop run: a batch can hold 100k+ samples.
+      if ((sinceYield += added) >= YIELD_EVERY_ROWS) {
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
       while (this.pendingRows >= this.maxBufferedRows && b.replay.length === 0 && this.state === 'running' && b.epoch === epoch) {
         await this.waitForRoom();
         await ctx.heartbeat();
@@ -311,7 +317,8 @@ export class Sink {
       return 0;
     }
     const profile = this.ch.profile;
-    const parts = new Map<Labels, string>();
+    const sets = new Map<Labels, LabelSetSeries>();
+    const refresh = this.seriesRefreshMs;
     let rows = 0;
     let badTs = 0;
     for (const s of batch.samples) {
@@ -319,13 +326,12 @@ export class Sink {
         badTs++;
         continue;
       }
-      let lp = parts.get(s.labels);
-      if (lp === undefined) parts.set(s.labels, (lp = SeriesIndex.labelPart(s.labels)));
-      const info = this.index.get(batch.device, s.metric, lp, s.labels);
+      let set = sets.get(s.labels);
+      if (set === undefined) sets.set(s.labels, (set = this.index.labelSet(batch.device, s.labels)));
+      const info = set.get(s.metric);
       writeSampleRow(b.samples, profile, info, s.ts, s.value);
       rows++;
-      const seen = this.upserted.get(info.id);
-      if (seen === undefined || s.ts - seen >= this.seriesRefreshMs) {
+      if (info.upsertedTs < 0 || s.ts - info.upsertedTs >= refresh) {
         const pending = b.series.get(info.id);
         if (!pending) b.series.set(info.id, { info, lastSeen: s.ts });
         else if (s.ts > pending.lastSeen) pending.lastSeen = s.ts;
@@ -449,7 +455,7 @@ export class Sink {
     await this.opts.beforeCommit?.(s);
     if (!this.stillOwned(s)) return;
     await this.commit(s);
-    for (const x of s.series) this.upserted.set(x.info.id, x.lastSeen);
+    for (const x of s.series) x.info.upsertedTs = Math.max(x.info.upsertedTs, x.lastSeen);
   }
 
   private async insertAll(s: Snapshot, done: { ledger: boolean; samples: boolean; events: boolean; series: boolean }): Promise<void> {
@@ -462,7 +468,10 @@ export class Sink {
       done.ledger = true;
     }
     if (s.sampleRows > 0 && !done.samples) {
-      await this.timed('samples', s.sampleRows, () => ch.insertTsv(`${db}.samples`, SAMPLE_COLUMNS[ch.profile], s.samples, settings));
+      // Serial parsing: same blocks (so same dedup block ids) on every retry, and less CPU than the
+      // parallel parser on a busy machine (benchmarks/sink.ts).
+      const sampleSettings = ch.embedded ? { ...settings, input_format_parallel_parsing: 0 } : settings;
+      await this.timed('samples', s.sampleRows, () => ch.insertTsv(`${db}.samples`, SAMPLE_COLUMNS[ch.profile], s.samples, sampleSettings));
       done.samples = true;
     }
     if (s.events.length > 0 && !done.events) {

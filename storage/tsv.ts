@@ -59,6 +59,18 @@ export class TsvBuilder {
     return this;
   }
 
+  private lastTs = NaN;
+  private lastTsBytes = Buffer.alloc(0);
+
+  /** An integer that repeats row after row (a poll's timestamp): its digits are kept. */
+  ts(n: number): this {
+    if (n !== this.lastTs) {
+      this.lastTs = n;
+      this.lastTsBytes = Buffer.from(String(n), 'latin1');
+    }
+    return this.raw(this.lastTsBytes);
+  }
+
   /** A Float64 in a form ClickHouse reads: integers as digits, nan/inf spelled its way. */
   float(v: number): this {
     if (Number.isSafeInteger(v) && !Object.is(v, -0)) return this.int(v);
