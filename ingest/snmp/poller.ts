@@ -116,14 +116,23 @@ export class SnmpPoller {
   setTargets(targets: readonly Target[]): void {
     const want = new Map(targets.map((t) => [t.id, t]));
     for (const id of [...this.targets.keys()]) if (!want.has(id)) this.removeTarget(id);
-    for (const t of targets) {
-      const cur = this.targets.get(t.id);
-      if (!cur || JSON.stringify(cur.target) !== JSON.stringify(t)) this.addTarget(t);
-    }
+    for (const t of targets) this.setTarget(t);
+  }
+
+  /** Adds a target or updates it when its definition changed; an identical one keeps its schedule. */
+  setTarget(t: Target): void {
+    const cur = this.targets.get(t.id);
+    if (!cur || JSON.stringify(cur.target) !== JSON.stringify(t)) this.addTarget(t);
   }
 
   targetIds(): string[] {
     return [...this.targets.keys()];
+  }
+
+  /** The device name of a polled target at this address (traps use it to line up with samples). */
+  deviceAt(address: string): string | undefined {
+    for (const st of this.targets.values()) if (st.target.address === address) return st.target.device;
+    return undefined;
   }
 
   stats(id: string): TargetStats | undefined {
