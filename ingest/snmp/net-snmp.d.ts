@@ -11,6 +11,7 @@ declare module 'net-snmp' {
 
   export interface SessionOptions {
     port?: number;
+    trapPort?: number;
     retries?: number;
     timeout?: number;
     backoff?: number;
