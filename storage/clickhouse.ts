@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import type { Config } from '../core/config.js';
 import { safeUrl } from '../core/log.js';
@@ -185,6 +185,9 @@ async function openServer(cfg: Config['clickhouse'], url: string): Promise<Click
     username: cfg.user,
     password: cfg.password,
     request_timeout: 60_000,
+    // Failures reach the caller, which logs them with context (and counts them); the client's own
+    // logger would print every refused connection of an outage with a stack.
+    log: { level: ClickHouseLogLevel.OFF },
     // Old servers (18.x) reject settings they do not know; send none by default.
     clickhouse_settings: {},
   });
