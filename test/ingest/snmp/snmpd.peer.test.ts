@@ -7,6 +7,7 @@ import type { NetEvent, SampleBatch } from '../../../core/types.js';
 import { targetStatus } from '../../../ingest/snmp/status.js';
 import { RateState } from '../../../processors/rate.js';
 import { waitFor } from '../../peers/util.js';
+import { discover, expandCidr } from '../../../ingest/snmp/discovery.js';
 
 const skip = snmpdMissing();
 let agent: Snmpd;
@@ -117,4 +118,43 @@ test('scheduled polls of a real agent feed processors/rate', { skip }, async () 
   assert.equal(out[0]!.samples.length, 0);
   const bps = out[2]!.samples.filter((s) => s.metric === 'if_in_bps');
   assert.ok(bps.length > 0 && bps.every((s) => s.value >= 0 && Number.isFinite(s.value)));
+});
+
+test('SNMPv1 (GETNEXT walks, noSuchName ends) polls the same agent', { skip }, async () => {
+  const c = collector();
+  const poller = new SnmpPoller({ concurrency: 2, sink: c.sink });
+  const t = target({ name: 'agent-v1', version: 'v1', community: agent.community });
+  poller.addTarget(t);
+  const r = await poller.poll(t.id);
+  await poller.stop();
+  assert.equal(r.outcome, 'ok', r.error);
+  const metrics = new Set(r.batch!.samples.map((s) => s.metric));
+  // v1 has no Counter64: the ifHC* columns are invisible to it, the 32-bit ones are used.
+  assert.ok(metrics.has('ifInOctets') && !metrics.has('ifHCInOctets'), [...metrics].join(','));
+  assert.ok(metrics.has('sysUpTime') && metrics.has('memAvailReal'));
+});
+
+test('discovery over a CIDR with configured credentials only: identity and interfaces', { skip }, async () => {
+  assert.deepEqual(expandCidr('127.0.0.0/30', 10), ['127.0.0.1', '127.0.0.2']);
+  assert.throws(() => expandCidr('10.0.0.0/8', 4096), /16777214 addresses, more than discovery.maxAddresses/);
+  const { config } = parseSnmpConfig({
+    discovery: {
+      cidrs: ['127.0.0.0/30'],
+      port: agent.port,
+      timeoutMs: 300,
+      credentials: [{ version: 'v2c', community: 'not-this-one' }, { version: 'v3', user: agent.users[2] }, { version: 'v2c', community: agent.community }],
+    },
+  });
+  const r = await discover(config);
+  assert.equal(r.found.length, 1);
+  const d = r.found[0]!;
+  assert.equal(d.address, '127.0.0.1');
+  assert.equal(d.sysName, 'noctua-test-agent');
+  assert.match(d.sysObjectID!, /^1\.3\.6\.1\.4\.1\.8072\./);
+  assert.match(d.sysDescr!, /Linux/);
+  assert.ok(d.interfaces.some((i) => i.ifName === 'lo' && i.ifType === 24), JSON.stringify(d.interfaces));
+  assert.equal(d.target.version, 'v3', 'the first configured credential that works is kept');
+  assert.equal(d.target.port, agent.port);
+  assert.deepEqual(r.failed.map((f) => f.address), ['127.0.0.2']);
+  assert.match(r.failed[0]!.error, /no response from 127\.0\.0\.2/);
 });
