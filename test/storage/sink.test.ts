@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { tempDir, waitFor } from '../peers/util.js';
 import { MemoryBus } from '../../core/bus-memory.js';
 import { registry } from '../../core/metrics.js';
-import type { Config } from '../../core/config.js';
+import { validate, ConfigSchema, type Config } from '../../core/config.js';
+import { startSinkRole } from '../../storage/role.js';
 import { encodeBatch } from '../../core/codec.js';
 import { openClickHouse, type ClickHouse } from '../../storage/clickhouse.js';
 import { migrate } from '../../storage/migrations.js';
@@ -200,5 +201,20 @@ test('stop() flushes what is buffered and commits it', async () => {
   const committed = await bus.committed('graceful', SAMPLES);
   const ends = await bus.endOffsets(SAMPLES);
   assert.deepEqual(committed.map((c) => c.offset), ends.map((e) => e.offset));
+  await bus.close();
+});
+
+test('startSinkRole: opens, migrates, creates the topics and sinks; stop() flushes', async () => {
+  await freshTables();
+  const cfg = validate(ConfigSchema, { dataDir: dir.path, bus: { partitions: 3 }, sink: { groupId: 'role', maxDelayMs: 100 } }, 'config');
+  const bus = new MemoryBus();
+  const role = await startSinkRole(cfg, bus);
+  assert.equal(role.ch.profile, 'full');
+  assert.equal((await bus.endOffsets(SAMPLES)).length, 3);
+  const expected: Expected = new Map();
+  await produce(bus, SAMPLES, sampleMessages({ devices: 4, seriesPerDevice: 5, polls: 3, t0: today + 21_600_000 }, expected));
+  await waitCommitted(bus, 'role', SAMPLES);
+  await role.stop();
+  assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
   await bus.close();
 });
