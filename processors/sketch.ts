@@ -242,6 +242,17 @@ export class DDSketch {
   }
 }
 
+/** Bucket index of |v| (> MIN_INDEXABLE) for a relative accuracy alpha; the same mapping DDSketch uses. */
+export function bucketIndex(absV: number, invLogGamma: number): number {
+  return Math.ceil(Math.log(absV) * invLogGamma);
+}
+
+export function invLogGammaOf(alpha: number): number {
+  return 1 / Math.log((1 + alpha) / (1 - alpha));
+}
+
+export { MIN_INDEXABLE };
+
 /** Merges any number of serialised sketches (rollup re-aggregation: 1 min -> 5 min -> 1 h). */
 export function mergeSketches(parts: readonly SketchJSON[]): DDSketch {
   if (parts.length === 0) return new DDSketch();

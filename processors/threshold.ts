@@ -102,6 +102,7 @@ export class ThresholdOperator {
   private byMetric = new Map<string, number[]>();
   /** Rules matching each series, by series key (matchers are evaluated once per series, not per sample). */
   private matchCache = new Map<string, readonly number[]>();
+  private lists = new Map<string, readonly number[]>();
   /** Active conditions: rule name -> series keys. */
   private active = new Map<string, Set<string>>();
   private out: Condition[] = [];
@@ -127,6 +128,7 @@ export class ThresholdOperator {
       a.push(i);
     });
     this.matchCache = new Map();
+    this.lists = new Map();
     const names = new Set(rules.map((r) => r.name));
     for (const name of [...this.active.keys()]) {
       if (!names.has(name)) this.active.delete(name);
@@ -140,7 +142,13 @@ export class ThresholdOperator {
       if (!cands) r = NO_RULES;
       else {
         const m = cands.filter((i) => matchAll(this.rules[i]!.matchers, s.labels));
-        r = m.length === 0 ? NO_RULES : m;
+        if (m.length === 0) r = NO_RULES;
+        else {
+          // Series share a handful of distinct rule lists: keep one array per list, not one per series.
+          const sig = m.join(',');
+          r = this.lists.get(sig);
+          if (!r) this.lists.set(sig, (r = m));
+        }
       }
       this.matchCache.set(key, r);
     }

@@ -1,7 +1,7 @@
 import type { Labels, Sample } from '../core/types.js';
 import { seriesKey } from '../core/series.js';
 import { counter } from '../core/metrics.js';
-import { DDSketch, type SketchJSON } from './sketch.js';
+import { DDSketch, DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGammaOf, type SketchJSON } from './sketch.js';
 
 /**
  * Event-time windows per series: tumbling (hop = size) and hopping (hop < size), aligned to the
@@ -91,73 +91,139 @@ const lateTotal = counter('noctua_window_late_samples_total', 'Samples beyond al
 const correctionsTotal = counter('noctua_window_corrections_total', 'Correction records for windows updated within allowed lateness', ['window']);
 const rejectedTotal = counter('noctua_window_rejected_samples_total', 'Samples rejected by the window operator', ['reason']);
 
-/** Mergeable aggregate of one series in one window. */
-export class Agg {
-  count = 0;
-  sum = 0;
-  min = Infinity;
-  max = -Infinity;
-  firstTs = Infinity;
-  first = NaN;
-  lastTs = -Infinity;
-  last = NaN;
-  rev = 0;
-  readonly sk: DDSketch;
+/**
+ * Mergeable aggregate of one series in one window, packed in ONE array of doubles (V8 stores them
+ * unboxed, 8 bytes each) because state per series is what limits how many series an instance holds:
+ *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, ...bins]
+ * Bins are DDSketch buckets (alpha 1%, see sketch.ts), positive ones first then negative ones, each
+ * encoded as (bucketIndex + BIAS) * 2^32 + count, so sorting by code sorts by bucket index.
+ * The first/last ties keep the first arrival for `first` and the latest for `last`: deterministic by input order.
+ */
+export type Cell = number[];
+const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_BINS = 11;
+const SHIFT = 4294967296;
+const BIAS = 1048576;
+const ALPHA = DEFAULT_ALPHA;
+const INV_LOG_GAMMA = invLogGammaOf(ALPHA);
+const MAX_BINS = DEFAULT_MAX_BINS;
 
-  constructor(
-    readonly key: string,
-    readonly metric: string,
-    readonly labels: Labels,
-    sk?: DDSketch,
-  ) {
-    this.sk = sk ?? new DDSketch();
+function newCell(): Cell {
+  // A literal of doubles: PACKED_DOUBLE_ELEMENTS with exactly 11 slots.
+  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0];
+}
+
+/** Adds a sample; returns the cell, or a larger copy when a new bucket had to be inserted. */
+function cellAdd(c: Cell, ts: number, v: number): Cell {
+  c[C_COUNT]!++;
+  c[C_SUM]! += v;
+  if (v < c[C_MIN]!) c[C_MIN] = v;
+  if (v > c[C_MAX]!) c[C_MAX] = v;
+  if (ts < c[C_FTS]!) {
+    c[C_FTS] = ts;
+    c[C_FIRST] = v;
   }
+  if (ts >= c[C_LTS]!) {
+    c[C_LTS] = ts;
+    c[C_LAST] = v;
+  }
+  if (v > MIN_INDEXABLE) return binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, bucketIndex(v, INV_LOG_GAMMA), true, 1);
+  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, c.length, bucketIndex(-v, INV_LOG_GAMMA), false, 1);
+  c[C_ZERO]!++;
+  return c;
+}
 
-  add(ts: number, v: number): void {
-    this.count++;
-    this.sum += v;
-    if (v < this.min) this.min = v;
-    if (v > this.max) this.max = v;
-    // Ties keep the first arrival for `first` and the latest arrival for `last`: deterministic by input order.
-    if (ts < this.firstTs) {
-      this.firstTs = ts;
-      this.first = v;
+function binAdd(c: Cell, lo: number, hi: number, idx: number, positive: boolean, count: number): Cell {
+  const key = idx + BIAS;
+  let a = lo;
+  let b = hi - 1;
+  while (a <= b) {
+    const mid = (a + b) >>> 1;
+    const k = Math.floor(c[mid]! / SHIFT);
+    if (k === key) {
+      c[mid]! += count;
+      return c;
     }
-    if (ts >= this.lastTs) {
-      this.lastTs = ts;
-      this.last = v;
+    if (k < key) a = mid + 1;
+    else b = mid - 1;
+  }
+  // Insert at `a` into an exact-size copy (push/splice would leave slack capacity in every cell).
+  const n = new Array<number>(c.length + 1);
+  for (let i = 0; i < a; i++) n[i] = c[i]!;
+  n[a] = key * SHIFT + count;
+  for (let i = a; i < c.length; i++) n[i + 1] = c[i]!;
+  if (positive) n[C_NPOS]!++;
+  const bins = positive ? n[C_NPOS]! : n.length - C_BINS - n[C_NPOS]!;
+  return bins > MAX_BINS ? collapse(n, positive) : n;
+}
+
+/** Folds the two lowest buckets of one sign (rare: needs > 2048 distinct buckets in one window). */
+function collapse(c: Cell, positive: boolean): Cell {
+  const lo = positive ? C_BINS : C_BINS + c[C_NPOS]!;
+  const hi = positive ? C_BINS + c[C_NPOS]! : c.length;
+  void hi;
+  const merged = Math.floor(c[lo + 1]! / SHIFT) * SHIFT + (c[lo]! % SHIFT) + (c[lo + 1]! % SHIFT);
+  const n = [...c.slice(0, lo), merged, ...c.slice(lo + 2)];
+  if (positive) n[C_NPOS]!--;
+  return n;
+}
+
+function cellSketch(c: Cell): SketchJSON {
+  const j: SketchJSON = { a: ALPHA };
+  const np = c[C_NPOS]!;
+  if (np > 0) {
+    j.pi = [];
+    j.pc = [];
+    for (let i = C_BINS; i < C_BINS + np; i++) {
+      j.pi.push(Math.floor(c[i]! / SHIFT) - BIAS);
+      j.pc.push(c[i]! % SHIFT);
     }
-    this.sk.add(v);
   }
+  if (c.length > C_BINS + np) {
+    j.ni = [];
+    j.nc = [];
+    for (let i = C_BINS + np; i < c.length; i++) {
+      j.ni.push(Math.floor(c[i]! / SHIFT) - BIAS);
+      j.nc.push(c[i]! % SHIFT);
+    }
+  }
+  if (c[C_ZERO]! > 0) j.z = c[C_ZERO]!;
+  return j;
+}
 
-  result(): Aggregates {
-    const dt = this.lastTs - this.firstTs;
-    return {
-      count: this.count,
-      sum: this.sum,
-      min: this.min,
-      max: this.max,
-      avg: this.sum / this.count,
-      first: this.first,
-      firstTs: this.firstTs,
-      last: this.last,
-      lastTs: this.lastTs,
-      rate: dt > 0 ? ((this.last - this.first) * 1000) / dt : null,
-      p50: this.sk.quantile(0.5),
-      p95: this.sk.quantile(0.95),
-      p99: this.sk.quantile(0.99),
-    };
-  }
+function cellResult(c: Cell, sk: DDSketch): Aggregates {
+  const dt = c[C_LTS]! - c[C_FTS]!;
+  return {
+    count: c[C_COUNT]!,
+    sum: c[C_SUM]!,
+    min: c[C_MIN]!,
+    max: c[C_MAX]!,
+    avg: c[C_SUM]! / c[C_COUNT]!,
+    first: c[C_FIRST]!,
+    firstTs: c[C_FTS]!,
+    last: c[C_LAST]!,
+    lastTs: c[C_LTS]!,
+    rate: dt > 0 ? ((c[C_LAST]! - c[C_FIRST]!) * 1000) / dt : null,
+    p50: sk.quantile(0.5),
+    p95: sk.quantile(0.95),
+    p99: sk.quantile(0.99),
+  };
+}
 
-  toJSON(): AggJSON {
-    return [this.count, this.sum, this.min, this.max, this.firstTs, this.first, this.lastTs, this.last, this.rev, this.sk.toJSON()];
-  }
+function cellToJSON(c: Cell): AggJSON {
+  return [c[C_COUNT]!, c[C_SUM]!, c[C_MIN]!, c[C_MAX]!, c[C_FTS]!, c[C_FIRST]!, c[C_LTS]!, c[C_LAST]!, c[C_REV]!, cellSketch(c)];
+}
 
-  static fromJSON(key: string, metric: string, labels: Labels, j: AggJSON): Agg {
-    const a = new Agg(key, metric, labels, DDSketch.fromJSON(j[9]));
-    [a.count, a.sum, a.min, a.max, a.firstTs, a.first, a.lastTs, a.last, a.rev] = j;
-    return a;
-  }
+function cellFromJSON(j: AggJSON): Cell {
+  const sk = j[9];
+  let c = newCell();
+  for (let i = 0; i < 9; i++) c[i] = j[i] as number;
+  // JSON has no Infinity/NaN: an empty field came back as null.
+  if (c[C_MIN] === null) c[C_MIN] = Infinity;
+  if (c[C_MAX] === null) c[C_MAX] = -Infinity;
+  if (sk.pi) for (let i = 0; i < sk.pi.length; i++) c = binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, sk.pi[i]!, true, sk.pc![i]!);
+  if (sk.ni) for (let i = 0; i < sk.ni.length; i++) c = binAdd(c, C_BINS + c[C_NPOS]!, c.length, sk.ni[i]!, false, sk.nc![i]!);
+  c[C_ZERO] = sk.z ?? 0;
+  return c;
 }
 
 type AggJSON = [number, number, number, number, number, number, number, number, number, SketchJSON];
@@ -167,7 +233,16 @@ interface Pane {
   readonly start: number;
   readonly end: number;
   emitted: boolean;
-  readonly series: Map<string, Agg>;
+  readonly series: Map<string, Cell>;
+}
+
+/** Metric and labels of a series, shared by its cells; `refs` counts the panes holding it. */
+interface SeriesMeta {
+  /** The canonical (flat) key string: every pane map uses this one instance. */
+  readonly key: string;
+  readonly metric: string;
+  readonly labels: Labels;
+  refs: number;
 }
 
 interface Channel {
@@ -208,6 +283,14 @@ export class SeriesKeys {
   }
 }
 
+/**
+ * A flat copy of a string. Keys built by concatenation are rope (cons) strings: ~11 nodes of 32 B
+ * per series key if kept as is, i.e. a third of the state of a series.
+ */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
 export function validateWindowSpec(w: WindowSpec): void {
   if (!Number.isInteger(w.sizeMs) || w.sizeMs <= 0) throw new RangeError(`window ${w.name}: sizeMs must be a positive integer, got ${w.sizeMs}`);
   if (!Number.isInteger(w.hopMs) || w.hopMs <= 0 || w.hopMs > w.sizeMs) throw new RangeError(`window ${w.name}: hopMs must be in 1..sizeMs, got ${w.hopMs}`);
@@ -224,8 +307,9 @@ export class WindowOperator {
   private newest = -Infinity;
   private results: WindowResult[] = [];
   private lateOut: LateSample[] = [];
-  private readonly dirty = new Set<Agg>();
-  private readonly dirtySpec = new Map<Agg, number>();
+  /** Cells of emitted windows updated by the current message: `${spec}|${start}|${key}` -> where. */
+  private readonly dirty = new Map<string, [number, Pane, string]>();
+  private readonly meta = new Map<string, SeriesMeta>();
   readonly keys = new SeriesKeys();
 
   constructor(readonly opts: WindowOptions) {
@@ -242,6 +326,11 @@ export class WindowOperator {
 
   get watermark(): number {
     return this.wm;
+  }
+
+  /** Distinct series with at least one open window. */
+  get seriesCount(): number {
+    return this.meta.size;
   }
 
   /** Number of (series, window) aggregates held: the state size. */
@@ -301,16 +390,19 @@ export class WindowOperator {
         }
       }
       const pane = this.paneFor(k, start, end);
-      let agg = pane.series.get(key);
-      if (agg === undefined) {
-        agg = new Agg(key, s.metric, s.labels);
-        pane.series.set(key, agg);
+      let cell = pane.series.get(key);
+      let stored = key;
+      if (cell === undefined) {
+        cell = newCell();
+        let m = this.meta.get(key);
+        if (m) m.refs++;
+        else this.meta.set(flat(key), (m = { key: flat(key), metric: s.metric, labels: s.labels, refs: 1 }));
+        stored = m.key;
+        pane.series.set(stored, cell);
       }
-      agg.add(ts, s.value);
-      if (pane.emitted && !this.dirty.has(agg)) {
-        this.dirty.add(agg);
-        this.dirtySpec.set(agg, k);
-      }
+      const next = cellAdd(cell, ts, s.value);
+      if (next !== cell) pane.series.set(stored, next);
+      if (pane.emitted) this.dirty.set(`${k}|${start}|${key}`, [k, pane, key]);
     }
   }
 
@@ -333,32 +425,39 @@ export class WindowOperator {
 
   private flushCorrections(): void {
     if (this.dirty.size === 0) return;
-    for (const agg of this.dirty) {
-      const k = this.dirtySpec.get(agg)!;
+    for (const [k, pane, key] of this.dirty.values()) {
       const spec = this.specs[k]!;
-      const pane = this.panes[k]!.find((p) => p.series.get(agg.key) === agg)!;
-      agg.rev++;
+      const cell = pane.series.get(key)!;
+      cell[C_REV]!++;
       correctionsTotal.inc({ window: spec.name });
-      this.results.push(this.resultOf(spec, pane, agg, 'correction'));
+      this.results.push(this.resultOf(spec, pane, key, cell, 'correction'));
     }
     this.dirty.clear();
-    this.dirtySpec.clear();
   }
 
-  private resultOf(spec: WindowSpec, pane: Pane, agg: Agg, kind: 'final' | 'correction'): WindowResult {
+  private resultOf(spec: WindowSpec, pane: Pane, key: string, cell: Cell, kind: 'final' | 'correction'): WindowResult {
+    const m = this.meta.get(key)!;
+    const sketch = cellSketch(cell);
     return {
       kind,
       window: spec.name,
       sizeMs: spec.sizeMs,
-      key: agg.key,
-      metric: agg.metric,
-      labels: agg.labels,
+      key,
+      metric: m.metric,
+      labels: m.labels,
       start: pane.start,
       end: pane.end,
-      revision: agg.rev,
-      agg: agg.result(),
-      sketch: agg.sk.toJSON(),
+      revision: cell[C_REV]!,
+      agg: cellResult(cell, DDSketch.fromJSON(sketch)),
+      sketch,
     };
+  }
+
+  private release(p: Pane): void {
+    for (const key of p.series.keys()) {
+      const m = this.meta.get(key)!;
+      if (--m.refs === 0) this.meta.delete(key);
+    }
   }
 
   /** Recomputes the watermark from active channels and emits/purges windows it passed. */
@@ -382,12 +481,15 @@ export class WindowOperator {
         if (p.end > wm) break;
         if (!p.emitted) {
           p.emitted = true;
-          for (const agg of p.series.values()) this.results.push(this.resultOf(spec, p, agg, 'final'));
+          for (const [key, cell] of p.series) this.results.push(this.resultOf(spec, p, key, cell, 'final'));
         }
         if (p.end + spec.allowedLatenessMs <= wm) drop++;
       }
       // Panes are purged in start order; with equal lateness an older pane never outlives a newer one.
-      if (drop > 0) ps.splice(0, drop);
+      if (drop > 0) {
+        for (let i = 0; i < drop; i++) this.release(ps[i]!);
+        ps.splice(0, drop);
+      }
     }
   }
 
@@ -412,14 +514,15 @@ export class WindowOperator {
     for (let k = 0; k < this.specs.length; k++) {
       panes[this.specs[k]!.name] = this.panes[k]!.map((p) => {
         const rows: [number, AggJSON][] = [];
-        for (const agg of p.series.values()) {
-          let i = seriesIdx.get(agg.key);
+        for (const [key, cell] of p.series) {
+          let i = seriesIdx.get(key);
           if (i === undefined) {
             i = series.length;
-            series.push([agg.key, agg.metric, agg.labels]);
-            seriesIdx.set(agg.key, i);
+            const m = this.meta.get(key)!;
+            series.push([key, m.metric, m.labels]);
+            seriesIdx.set(key, i);
           }
-          rows.push([i, agg.toJSON()]);
+          rows.push([i, cellToJSON(cell)]);
         }
         return [p.start, p.emitted, rows];
       });
@@ -450,11 +553,14 @@ export class WindowOperator {
       const saved = j.panes[spec.name];
       if (!saved) continue;
       for (const [start, emitted, rows] of saved) {
-        const series = new Map<string, Agg>();
+        const series = new Map<string, Cell>();
         for (const [i, aj] of rows) {
           const s = j.series[i];
           if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
-          series.set(s[0], Agg.fromJSON(s[0], s[1], s[2], aj));
+          let m = op.meta.get(s[0]);
+          if (m) m.refs++;
+          else op.meta.set(s[0], (m = { key: s[0], metric: s[1], labels: s[2], refs: 1 }));
+          series.set(m.key, cellFromJSON(aj));
         }
         op.panes[k]!.push({ start, end: start + spec.sizeMs, emitted, series });
       }
