@@ -269,28 +269,35 @@ export class Sink {
       const off = Number(m.offset);
       if (b.next >= 0 && off < b.next) continue; // redelivered after a retry: already buffered
       b.next = off + 1;
-      // A takeover range ends where the ledger says, even if that offset is missing from the log.
-      const r = b.replay[0];
-      if (r && !b.empty && off > r.last) this.cut(b, 'replay');
-      while (b.replay.length > 0 && b.replay[0]!.last < off && b.empty) b.replay.shift();
+      // Takeover ranges: forget those wholly behind us, close a range whose last offset is missing
+      // from the log (ranges end where the ledger says), and never let a plain buffer run into one.
+      let r = b.replay[0];
+      while (r && r.last < off && (b.empty || b.first > r.last)) {
+        b.replay.shift();
+        r = b.replay[0];
+      }
+      if (r && !b.empty) {
+        if (b.first === r.first && off > r.last) this.cut(b, 'replay');
+        else if (b.first < r.first && off >= r.first) this.cut(b, 'rows');
+        r = b.replay[0];
+      }
       if (b.empty) {
-        b.first = b.replay[0] && b.replay[0].first <= off ? b.replay[0].first : off;
+        b.first = r && r.first <= off ? r.first : off;
         b.startedAt = Date.now();
       }
       b.last = off;
       const added = isSamples ? this.addSamples(b, m.value, m.partition, m.offset) : this.addEvent(b, m.value, m.partition, m.offset);
       b.rows += added;
       this.pendingRows += added;
-      const rr = b.replay[0];
-      if (rr && off >= rr.last) this.cut(b, 'replay');
-      else if (!rr && b.rows >= this.cfg.maxRows) this.cut(b, 'rows');
-      // A takeover range is flushed whole (its size was bounded by the sink that wrote it).
+      if (this.replaying(b)) {
+        if (off >= b.replay[0]!.last) this.cut(b, 'replay');
+      } else if (b.rows >= this.cfg.maxRows) this.cut(b, 'rows');
       // Let flush steps that are waiting on the event loop run: a batch can hold 100k+ samples.
       if ((sinceYield += added) >= YIELD_EVERY_ROWS) {
         sinceYield = 0;
         await new Promise<void>((r) => setImmediate(r));
       }
-      while (this.pendingRows >= this.maxBufferedRows && b.replay.length === 0 && this.state === 'running' && b.epoch === epoch) {
+      while (this.pendingRows >= this.maxBufferedRows && !this.replaying(b) && this.state === 'running' && b.epoch === epoch) {
         await this.waitForRoom();
         await ctx.heartbeat();
       }
@@ -368,8 +375,13 @@ export class Sink {
     const now = Date.now();
     for (const b of this.parts.values()) {
       // A takeover range is only flushed whole.
-      if (!b.empty && b.replay.length === 0 && now - b.startedAt >= this.cfg.maxDelayMs) this.cut(b, 'time');
+      if (!b.empty && !this.replaying(b) && now - b.startedAt >= this.cfg.maxDelayMs) this.cut(b, 'time');
     }
+  }
+
+  /** True while the buffer is re-forming a ledger range. */
+  private replaying(b: PartitionBuffer): boolean {
+    return !b.empty && b.replay.length > 0 && b.replay[0]!.first === b.first;
   }
 
   private cut(b: PartitionBuffer, reason: string): void {
@@ -378,7 +390,14 @@ export class Sink {
   }
 
   private enqueue(b: PartitionBuffer, reason: string): void {
-    const replayed = b.replay.length > 0 && b.replay[0]!.first === b.first;
+    const replayed = this.replaying(b);
+    if (replayed && reason !== 'replay') {
+      // Stopping in the middle of a takeover range: flushing part of it under the range's token
+      // and committing its end would skip the rest. Drop it; the next owner re-forms it whole.
+      this.release(b.rows);
+      b.take();
+      return;
+    }
     const snap = b.take();
     if (replayed) {
       // The ledger's bounds, not the offsets seen: that is what the earlier attempt's token used.
