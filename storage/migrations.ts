@@ -136,6 +136,221 @@ export const MIGRATIONS: Migration[] = [
       ORDER BY (consumer_group, topic, partition, first)`,
     ],
   },
+  {
+    // Rollups written by processors/rollup-sink.ts from the processors' window results. A correction
+    // (late data within allowed lateness) is a new row with a higher revision: ReplacingMergeTree(revision)
+    // keeps the latest, so read with FINAL (or argMax by revision) until merges have run.
+    name: '0005_rollups_1m',
+    full: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_1m (
+        metric LowCardinality(String),
+        series UInt64,
+        device LowCardinality(String),
+        ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD),
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime64(3, 'UTC'),
+        last_ts DateTime64(3, 'UTC'),
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String CODEC(ZSTD),
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)
+      TTL toDateTime(ts) + INTERVAL 30 DAY`,
+    ],
+    legacy: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_1m (
+        metric String,
+        series UInt64,
+        device String,
+        ts DateTime,
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime,
+        last_ts DateTime,
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String,
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)`,
+    ],
+  },
+  {
+    // Rollups written by processors/rollup-sink.ts from the processors' window results. A correction
+    // (late data within allowed lateness) is a new row with a higher revision: ReplacingMergeTree(revision)
+    // keeps the latest, so read with FINAL (or argMax by revision) until merges have run.
+    name: '0006_rollups_5m',
+    full: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_5m (
+        metric LowCardinality(String),
+        series UInt64,
+        device LowCardinality(String),
+        ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD),
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime64(3, 'UTC'),
+        last_ts DateTime64(3, 'UTC'),
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String CODEC(ZSTD),
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)
+      TTL toDateTime(ts) + INTERVAL 180 DAY`,
+    ],
+    legacy: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_5m (
+        metric String,
+        series UInt64,
+        device String,
+        ts DateTime,
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime,
+        last_ts DateTime,
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String,
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)`,
+    ],
+  },
+  {
+    // Rollups written by processors/rollup-sink.ts from the processors' window results. A correction
+    // (late data within allowed lateness) is a new row with a higher revision: ReplacingMergeTree(revision)
+    // keeps the latest, so read with FINAL (or argMax by revision) until merges have run.
+    name: '0007_rollups_1h',
+    full: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_1h (
+        metric LowCardinality(String),
+        series UInt64,
+        device LowCardinality(String),
+        ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD),
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime64(3, 'UTC'),
+        last_ts DateTime64(3, 'UTC'),
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String CODEC(ZSTD),
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)
+      TTL toDateTime(ts) + INTERVAL 730 DAY`,
+    ],
+    legacy: [
+      `CREATE TABLE IF NOT EXISTS {db}.rollups_1h (
+        metric String,
+        series UInt64,
+        device String,
+        ts DateTime,
+        count UInt64,
+        sum Float64,
+        min Float64,
+        max Float64,
+        first Float64,
+        last Float64,
+        first_ts DateTime,
+        last_ts DateTime,
+        p50 Float64,
+        p95 Float64,
+        p99 Float64,
+        sketch String,
+        revision UInt32
+      ) ENGINE = ReplacingMergeTree(revision)
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (metric, series, ts)`,
+    ],
+  },
+  {
+    // Every alert state change (processors/alerts.ts AlertChange), kept two years; identical replays collapse.
+    name: '0008_alert_history',
+    full: [
+      `CREATE TABLE IF NOT EXISTS {db}.alert_history (
+        ts DateTime64(3, 'UTC'),
+        fingerprint String,
+        event LowCardinality(String),
+        state LowCardinality(String),
+        previous LowCardinality(String),
+        rule LowCardinality(String),
+        severity LowCardinality(String),
+        device LowCardinality(String),
+        labels Map(String, String),
+        annotations Map(String, String),
+        value Float64,
+        starts_at DateTime64(3, 'UTC'),
+        ends_at Nullable(DateTime64(3, 'UTC')),
+        suppressed_by String,
+        flapping UInt8,
+        ack_by String,
+        ack_at Nullable(DateTime64(3, 'UTC')),
+        ack_comment String
+      ) ENGINE = ReplacingMergeTree
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (fingerprint, ts, event, state)
+      TTL toDateTime(ts) + INTERVAL 730 DAY`,
+    ],
+    legacy: [
+      `CREATE TABLE IF NOT EXISTS {db}.alert_history (
+        ts DateTime,
+        ms UInt16,
+        fingerprint String,
+        event String,
+        state String,
+        previous String,
+        rule String,
+        severity String,
+        device String,
+        label_keys Array(String),
+        label_values Array(String),
+        annotation_keys Array(String),
+        annotation_values Array(String),
+        value Float64,
+        starts_at DateTime,
+        ends_at Nullable(DateTime),
+        suppressed_by String,
+        flapping UInt8,
+        ack_by String,
+        ack_at Nullable(DateTime),
+        ack_comment String
+      ) ENGINE = ReplacingMergeTree
+      PARTITION BY toYYYYMM(ts)
+      ORDER BY (fingerprint, ts, ms, event, state)`,
+    ],
+  },
 ];
 
 export interface MigrateOptions {
