@@ -91,14 +91,32 @@ export const HR_STORAGE_TYPES: Readonly<Record<string, string>> = {
 
 export const LOAD_AVERAGE_BY_INDEX: Readonly<Record<string, string>> = { '1': '1', '2': '5', '3': '15' };
 
-/** Compares dotted numeric OIDs in SNMP lexicographic order. */
-export function compareOids(a: string, b: string): number {
-  const pa = a.split('.');
-  const pb = b.split('.');
-  const n = Math.min(pa.length, pb.length);
-  for (let i = 0; i < n; i++) {
-    const d = Number(pa[i]) - Number(pb[i]);
-    if (d !== 0) return d;
+/**
+ * Compares dotted numeric OIDs in SNMP lexicographic order, from character `from` on (callers that know
+ * both share a prefix skip it). No allocation: it runs once per varbind received.
+ */
+export function compareOids(a: string, b: string, from = 0): number {
+  let i = from;
+  let j = from;
+  const la = a.length;
+  const lb = b.length;
+  while (i < la && j < lb) {
+    let x = 0;
+    let c: number;
+    while (i < la && (c = a.charCodeAt(i)) !== 46) {
+      x = x * 10 + (c - 48);
+      i++;
+    }
+    let y = 0;
+    while (j < lb && (c = b.charCodeAt(j)) !== 46) {
+      y = y * 10 + (c - 48);
+      j++;
+    }
+    if (x !== y) return x - y;
+    i++;
+    j++;
   }
-  return pa.length - pb.length;
+  const aDone = i >= la;
+  const bDone = j >= lb;
+  return aDone && bDone ? 0 : aDone ? -1 : 1;
 }

@@ -104,7 +104,7 @@ export async function walkColumns(session: Session, columnOids: readonly string[
             done = true;
             break;
           }
-          if (compareOids(vb.oid, last) <= 0) {
+          if (compareOids(vb.oid, last, prefix.length) <= 0) {
             done = true; // agent is not advancing: stop this column rather than loop forever
             break;
           }
