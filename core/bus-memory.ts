@@ -14,6 +14,9 @@ import type {
   TopicPartitionOffset,
   TopicSpec,
 } from './bus.js';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { BusError, checkMessages, checkTopicSpec, partitionFor } from './bus.js';
 import { createLogger } from './log.js';
 import { M, counter } from './metrics.js';
@@ -40,9 +43,19 @@ export interface MemoryBusOptions {
   readonly retryMaxMs?: number;
   /** Upper bound of messages per delivered batch (bytes are bounded by maxBytesPerPartition). */
   readonly maxBatchMessages?: number;
+  /**
+   * Durable mode: every accepted message, commit and topic goes to an append-only journal in this
+   * directory before it is acknowledged, and a new MemoryBus on the same dir resumes from it, so an
+   * embedded process killed mid-run loses nothing it acknowledged. Absent: memory only.
+   */
+  readonly dir?: string;
+  /** Journal size that triggers a rewrite down to what retention keeps (durable mode). */
+  readonly journalMaxBytes?: number;
+  /** fsync every journal write: survives power loss too, at the cost of a disk flush per send. */
+  readonly fsync?: boolean;
 }
 
-const DEFAULTS = { retainConsumed: 10_000, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000 };
+const DEFAULTS = { retainConsumed: 10_000, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000, dir: '', journalMaxBytes: 64 << 20, fsync: false };
 const DEFAULT_MAX_BYTES = 1 << 20;
 
 const log = createLogger(undefined, 'bus-memory');
@@ -69,15 +82,24 @@ class PartitionLog {
     return this.entries.length > 0 ? this.entries[0]!.offset : this.end;
   }
 
-  append(m: OutMessage, now: number): void {
-    this.entries.push({
+  /** Puts back an entry read from the journal, at its recorded offset. */
+  restore(e: Entry): void {
+    if (e.offset < this.end) return;
+    this.entries.push(e);
+    this.end = e.offset + 1;
+  }
+
+  append(m: OutMessage, now: number): Entry {
+    const e: Entry = {
       offset: this.end++,
       key: m.key,
       value: m.value,
       headers: { ...(m.headers ?? {}) },
       timestamp: m.timestamp ?? now,
       appendedAt: now,
-    });
+    };
+    this.entries.push(e);
+    return e;
   }
 
   /** Index of the first entry with offset >= o. */
@@ -131,6 +153,93 @@ class PartitionLog {
   }
 }
 
+type JournalEntry = [topic: string, partition: number, offset: number, key: string | null, value: string | null, headers: Record<string, string>, timestamp: number];
+type JournalOffset = [group: string, topic: string, partition: number, offset: number];
+type JournalRecord =
+  | { t: 'topic'; spec: TopicSpec }
+  | { t: 'sub'; group: string; topic: string }
+  /** Messages and the offsets committed with them (a transaction), applied all or nothing. */
+  | { t: 'write'; e: JournalEntry[]; o: JournalOffset[] };
+
+/**
+ * Append-only journal of the durable MemoryBus. Frames are [length u32][crc32 u32][JSON]; a torn
+ * tail frame (killed mid-write) fails its length or checksum and is cut off on load, so each
+ * write, a whole transaction included, is there entirely or not at all.
+ */
+class Journal {
+  private fd: number;
+  size = 0;
+  readonly path: string;
+
+  constructor(readonly dir: string, private readonly fsync: boolean) {
+    mkdirSync(dir, { recursive: true });
+    this.path = join(dir, 'bus.journal');
+    this.fd = openSync(this.path, 'a+');
+  }
+
+  load(apply: (r: JournalRecord) => void): void {
+    const buf = readFileSync(this.path);
+    let pos = 0;
+    while (pos + 8 <= buf.length) {
+      const len = buf.readUInt32LE(pos);
+      const sum = buf.readUInt32LE(pos + 4);
+      if (pos + 8 + len > buf.length) break;
+      const body = buf.subarray(pos + 8, pos + 8 + len);
+      if (crc32(body) !== sum) break;
+      apply(JSON.parse(body.toString('utf8')) as JournalRecord);
+      pos += 8 + len;
+    }
+    if (pos < buf.length) {
+      log.warn({ journal: this.path, validBytes: pos, droppedBytes: buf.length - pos }, 'bus journal: cut a torn tail (process killed mid-write)');
+      M.errors.inc({ component: 'bus', kind: 'journal_torn_tail' });
+      ftruncateSync(this.fd, pos);
+    }
+    this.size = pos;
+  }
+
+  private frame(r: JournalRecord): Buffer {
+    const body = Buffer.from(JSON.stringify(r), 'utf8');
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(body.length, 0);
+    head.writeUInt32LE(crc32(body), 4);
+    return Buffer.concat([head, body]);
+  }
+
+  write(r: JournalRecord): void {
+    const f = this.frame(r);
+    writeSync(this.fd, f);
+    if (this.fsync) fsyncSync(this.fd);
+    this.size += f.length;
+  }
+
+  /** Replaces the journal by `records` (what is still kept), atomically through a rename. */
+  rewrite(records: Iterable<JournalRecord>): void {
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w');
+    let size = 0;
+    try {
+      for (const r of records) {
+        const f = this.frame(r);
+        writeSync(fd, f);
+        size += f.length;
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    closeSync(this.fd);
+    this.fd = openSync(this.path, 'a+');
+    this.size = size;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+const toJournal = (topic: string, partition: number, e: Entry): JournalEntry => [topic, partition, e.offset, e.key, e.value === null ? null : e.value.toString('base64'), e.headers, e.timestamp];
+
 interface Topic {
   spec: TopicSpec;
   partitions: PartitionLog[];
@@ -174,8 +283,85 @@ export class MemoryBus implements Bus {
   private memberSeq = 0;
   private closed = false;
 
+  private readonly journal: Journal | null = null;
+  private journalFloor = 0;
+
   constructor(opts: MemoryBusOptions = {}) {
     this.opts = { ...DEFAULTS, ...opts };
+    if (this.opts.dir) {
+      this.journal = new Journal(this.opts.dir, this.opts.fsync);
+      this.journal.load((r) => this.replay(r));
+      for (const t of this.topics.values()) this.retain(t);
+    }
+  }
+
+  private replay(r: JournalRecord): void {
+    if (r.t === 'topic') this.createOrGrow(r.spec);
+    else if (r.t === 'sub') this.group(r.group).topics.add(r.topic);
+    else {
+      const now = Date.now();
+      for (const [topic, partition, offset, key, value, headers, timestamp] of r.e) {
+        this.topics.get(topic)?.partitions[partition]?.restore({ offset, key, value: value === null ? null : Buffer.from(value, 'base64'), headers, timestamp, appendedAt: now });
+      }
+      for (const [group, topic, partition, offset] of r.o) this.group(group).committed.set(tpKey(topic, partition), offset);
+    }
+  }
+
+  /** What the journal must keep: topics, group interest, retained messages, committed offsets. */
+  private *snapshot(): Generator<JournalRecord> {
+    for (const t of this.topics.values()) yield { t: 'topic', spec: t.spec };
+    for (const g of this.groups.values()) for (const topic of g.topics) yield { t: 'sub', group: g.id, topic };
+    for (const t of this.topics.values()) {
+      for (let p = 0; p < t.partitions.length; p++) {
+        const entries = t.partitions[p]!.entries;
+        for (let i = 0; i < entries.length; i += 1000) yield { t: 'write', e: entries.slice(i, i + 1000).map((e) => toJournal(t.spec.topic, p, e)), o: [] };
+      }
+    }
+    const offsets: JournalOffset[] = [];
+    for (const g of this.groups.values()) {
+      for (const [k, offset] of g.committed) {
+        const [topic, partition] = k.split('\u0000') as [string, string];
+        offsets.push([g.id, topic, Number(partition), offset]);
+      }
+    }
+    yield { t: 'write', e: [], o: offsets };
+  }
+
+  private journalWrite(r: JournalRecord): void {
+    if (!this.journal) return;
+    try {
+      this.journal.write(r);
+    } catch (err) {
+      M.errors.inc({ component: 'bus', kind: 'journal_write' });
+      throw new BusError(`cannot write the bus journal ${this.journal.path}: ${(err as Error).message}`, {}, { cause: err });
+    }
+  }
+
+  private maybeCompactJournal(): void {
+    if (!this.journal || this.journal.size < Math.max(this.opts.journalMaxBytes, this.journalFloor * 2)) return;
+    try {
+      this.journal.rewrite(this.snapshot());
+      // When what is retained is itself large, wait for it to double: no rewrite on every send.
+      this.journalFloor = this.journal.size;
+    } catch (err) {
+      // The old journal is still complete; only its size is not reclaimed.
+      M.errors.inc({ component: 'bus', kind: 'journal_rewrite' });
+      log.error({ err, journal: this.journal.path }, 'bus journal rewrite failed; keeping the old journal');
+    }
+  }
+
+  /** Creates a topic or adds partitions; true when something changed. */
+  private createOrGrow(spec: TopicSpec): boolean {
+    const t = this.topics.get(spec.topic);
+    if (!t) {
+      this.topics.set(spec.topic, { spec: { ...spec }, partitions: Array.from({ length: spec.partitions }, () => new PartitionLog()), roundRobin: 0 });
+      return true;
+    }
+    if (spec.partitions <= t.partitions.length) return false;
+    // Like Kafka's createPartitions: partitions are only ever added; keys may move.
+    while (t.partitions.length < spec.partitions) t.partitions.push(new PartitionLog());
+    t.spec = { ...t.spec, partitions: spec.partitions };
+    return true;
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -183,16 +369,12 @@ export class MemoryBus implements Bus {
     for (const spec of specs) checkTopicSpec(spec);
     const grown = new Set<string>();
     for (const spec of specs) {
-      const t = this.topics.get(spec.topic);
-      if (!t) {
-        this.topics.set(spec.topic, { spec: { ...spec }, partitions: Array.from({ length: spec.partitions }, () => new PartitionLog()), roundRobin: 0 });
-        grown.add(spec.topic);
-      } else if (spec.partitions > t.partitions.length) {
-        // Like Kafka's createPartitions: partitions are only ever added; keys may move.
-        while (t.partitions.length < spec.partitions) t.partitions.push(new PartitionLog());
-        t.spec = { ...t.spec, partitions: spec.partitions };
-        grown.add(spec.topic);
-      }
+      const have = this.topics.get(spec.topic);
+      if (have && spec.partitions <= have.partitions.length) continue;
+      const next = have ? { ...have.spec, partitions: spec.partitions } : spec;
+      this.journalWrite({ t: 'topic', spec: next });
+      this.createOrGrow(next);
+      grown.add(spec.topic);
     }
     const affected = [...this.groups.values()].filter((g) => g.members.some((m) => m.topics.some((x) => grown.has(x))));
     await Promise.all(affected.map((g) => this.rebalance(g)));
@@ -234,6 +416,7 @@ export class MemoryBus implements Bus {
     await Promise.all([...this.consumers].map((c) => c.stop()));
     await Promise.all([...this.producers].map((p) => p.close()));
     this.closed = true;
+    this.journal?.close();
     this.signal.notify();
   }
 
@@ -269,30 +452,52 @@ export class MemoryBus implements Bus {
   /** Appends all batches, then moves all offsets, with no await in between: atomic for every reader. */
   append(batches: ReadonlyArray<{ topic: string; messages: readonly OutMessage[] }>, offsets: ReadonlyArray<{ groupId: string; offsets: readonly TopicPartitionOffset[] }> = []): void {
     const now = Date.now();
-    for (const { topic, messages } of batches) {
+    // Everything is checked and placed before anything is written: all or nothing.
+    const commits = offsets.flatMap(({ groupId, offsets: o }) => this.checkOffsets(groupId, o));
+    const placed = batches.flatMap(({ topic, messages }) => {
       const t = this.topic(topic);
-      for (const m of messages) {
-        const p = partitionFor(m.key, t.partitions.length, t.roundRobin++);
-        t.partitions[p]!.append(m, now);
-      }
-      if (t.spec.retentionMs !== undefined) this.expire(t, now);
+      return messages.map((m) => ({ t, p: partitionFor(m.key, t.partitions.length, t.roundRobin++), m }));
+    });
+    if (this.journal) {
+      // Offsets are known before appending: the next offset of each partition, in order.
+      const next = new Map<PartitionLog, number>();
+      const e = placed.map(({ t, p, m }) => {
+        const plog = t.partitions[p]!;
+        const offset = next.get(plog) ?? plog.end;
+        next.set(plog, offset + 1);
+        return toJournal(t.spec.topic, p, { offset, key: m.key, value: m.value, headers: { ...(m.headers ?? {}) }, timestamp: m.timestamp ?? now, appendedAt: now });
+      });
+      this.journalWrite({ t: 'write', e, o: commits });
     }
-    for (const { groupId, offsets: o } of offsets) this.commitOffsets(groupId, o);
+    for (const { t, p, m } of placed) t.partitions[p]!.append(m, now);
+    for (const { t } of placed) if (t.spec.retentionMs !== undefined) this.expire(t, now);
+    this.applyOffsets(commits);
+    this.maybeCompactJournal();
     this.signal.notify();
   }
 
   commitOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): void {
-    const g = this.group(groupId);
-    for (const o of offsets) {
+    const commits = this.checkOffsets(groupId, offsets);
+    this.journalWrite({ t: 'write', e: [], o: commits });
+    this.applyOffsets(commits);
+    this.maybeCompactJournal();
+  }
+
+  private checkOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): JournalOffset[] {
+    return offsets.map((o) => {
       const t = this.topic(o.topic);
       const n = Number(o.offset);
       if (!Number.isInteger(o.partition) || o.partition < 0 || o.partition >= t.partitions.length) {
         throw new BusError('commit for a partition that does not exist', { topic: o.topic, partition: o.partition, group: groupId });
       }
       if (!Number.isSafeInteger(n) || n < 0) throw new BusError(`invalid offset to commit: ${JSON.stringify(o.offset)}`, { topic: o.topic, partition: o.partition, group: groupId });
-      g.committed.set(tpKey(o.topic, o.partition), n);
-    }
-    for (const topic of new Set(offsets.map((o) => o.topic))) this.retain(this.topic(topic));
+      return [groupId, o.topic, o.partition, n];
+    });
+  }
+
+  private applyOffsets(commits: readonly JournalOffset[]): void {
+    for (const [groupId, topic, partition, n] of commits) this.group(groupId).committed.set(tpKey(topic, partition), n);
+    for (const topic of new Set(commits.map((c) => c[1]))) this.retain(this.topic(topic));
   }
 
   /** The lowest offset every interested group has committed past, per partition. */
@@ -327,7 +532,11 @@ export class MemoryBus implements Bus {
   join(c: MemoryConsumer): Promise<void> {
     const g = this.group(c.groupId);
     g.members.push(c);
-    for (const t of c.topics) g.topics.add(t);
+    for (const t of c.topics) {
+      if (g.topics.has(t)) continue;
+      this.journalWrite({ t: 'sub', group: g.id, topic: t });
+      g.topics.add(t);
+    }
     return this.rebalance(g);
   }
 
