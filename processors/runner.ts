@@ -37,6 +37,9 @@ export const ProcessorConfigSchema = Type.Object({
   groupId: Type.String({ default: 'noctua-process' }),
   input: Type.String({ default: TOPICS.samples }),
   changelog: Type.String({ default: 'noctua.processor-state' }),
+  rollupsTopic: Type.String({ default: TOPICS.rollups }),
+  alertsTopic: Type.String({ default: TOPICS.alerts }),
+  eventsTopic: Type.String({ default: TOPICS.events }),
   lateTopic: Type.String({ default: 'noctua.samples.late' }),
   notificationsTopic: Type.String({ default: 'noctua.notifications' }),
   windows: Type.Array(
@@ -202,11 +205,11 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
     a.push(msg);
   };
   // Record timestamps are event times, never the wall clock: identical reruns give identical records.
-  for (const r of o.results) put(TOPICS.rollups, { key: r.labels.device ?? r.key, value: Buffer.from(JSON.stringify(rollupRecord(r))), timestamp: r.end });
-  for (const c of o.changes) put(TOPICS.alerts, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
+  for (const r of o.results) put(cfg.rollupsTopic, { key: r.labels.device ?? r.key, value: Buffer.from(JSON.stringify(rollupRecord(r))), timestamp: r.end });
+  for (const c of o.changes) put(cfg.alertsTopic, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
   for (const n of o.notifications) put(cfg.notificationsTopic, { key: n.groupKey, value: Buffer.from(JSON.stringify(webhookPayload(n, externalUrl))), timestamp: n.ts });
   for (const l of o.late) put(cfg.lateTopic, { key: l.sample.labels.device ?? l.key, value: Buffer.from(JSON.stringify(l)), timestamp: l.sample.ts });
-  for (const e of o.events) put(TOPICS.events, { key: e.device, value: encodeEvent(e), timestamp: e.ts });
+  for (const e of o.events) put(cfg.eventsTopic, { key: e.device, value: encodeEvent(e), timestamp: e.ts });
   return m;
 }
 
@@ -250,9 +253,9 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
   const restoreTimeoutMs = cfg.restoreTimeout === undefined ? 60_000 : parseDuration(cfg.restoreTimeout, 'processors.restoreTimeout');
   await bus.ensureTopics([
     { topic: cfg.input, partitions },
-    { topic: TOPICS.rollups, partitions },
-    { topic: TOPICS.alerts, partitions },
-    { topic: TOPICS.events, partitions },
+    { topic: cfg.rollupsTopic, partitions },
+    { topic: cfg.alertsTopic, partitions },
+    { topic: cfg.eventsTopic, partitions },
     { topic: cfg.lateTopic, partitions },
     { topic: cfg.notificationsTopic, partitions },
     { topic: cfg.changelog, partitions: CHANGELOG_PARTITIONS, compacted: true },
