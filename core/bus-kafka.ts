@@ -111,6 +111,11 @@ export class KafkaBus implements Bus {
     });
   }
 
+  /** The shared admin client, for this module's consumers. */
+  adminClientFor(): Promise<Admin> {
+    return this.admin();
+  }
+
   private admin(): Promise<Admin> {
     this.assertOpen();
     this.adminClient ??= (async () => {
@@ -374,6 +379,10 @@ class KafkaConsumer implements BusConsumer {
     if (this.running || this.stopped) throw new BusError('consumer already running or stopped', { group: this.groupId });
     if (this.topics.length === 0) throw new BusError('run() before subscribe()', { group: this.groupId });
     this.handlers = handlers;
+    // kafkajs would retry an unknown topic for a minute before failing; say it at once instead.
+    const known = new Set(await (await this.bus.adminClientFor()).listTopics());
+    const unknown = this.topics.filter((t) => !known.has(t));
+    if (unknown.length > 0) throw new BusError(`unknown topic ${unknown.join(', ')} (create it with ensureTopics first)`, { topic: unknown[0], group: this.groupId });
     try {
       await this.c.connect();
       await this.c.subscribe({ topics: this.topics, fromBeginning: this.opts.fromBeginning !== false });
@@ -413,6 +422,7 @@ class KafkaConsumer implements BusConsumer {
       try {
         await this.handlers!.eachBatch({ topic, partition, messages, highWatermark: batch.highWatermark }, ctx);
         resolveOffset(batch.lastOffset());
+        M.busLag.set({ group: this.groupId, topic, partition }, Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1));
         return;
       } catch (err) {
         // The group forgot this member (broker restart, session timeout) or is rebalancing: only

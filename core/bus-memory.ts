@@ -30,6 +30,7 @@ import { M, counter } from './metrics.js';
  *   why callers must never assume contiguous offsets);
  * - a rebalance only revokes what moves (like Kafka's cooperative protocol), and members of a group
  *   are the consumers of this process;
+ * - with `dir`, writes are journalled before they are acknowledged (see MemoryBusOptions.dir);
  * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded:
  *   "consumed" means committed by every group that ever subscribed to or committed on the topic in
  *   this process, live or not (compacted topics keep the newest message of every key instead).
@@ -816,6 +817,7 @@ class MemoryConsumer implements BusConsumer {
       try {
         await this.handlers!.eachBatch(batch, ctx);
         if (!o.revoked) o.position = Math.max(o.position, last + 1);
+        M.busLag.set({ group: this.groupId, topic: batch.topic, partition: batch.partition }, Math.max(0, (this.bus.partitionLog(batch.topic, batch.partition)?.end ?? 0) - last - 1));
         return;
       } catch (err) {
         batchRetries.inc({ bus: 'memory', group: this.groupId, topic: batch.topic });

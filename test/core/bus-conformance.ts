@@ -301,6 +301,17 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
     await fresh.close();
   });
 
+  test(`${name}: consuming an unknown topic is a clear error naming it`, async (t) => {
+    const bus = await withBus(t);
+    const missing = topicName('missing');
+    const c = bus.consumer({ groupId: `g-${uid()}` });
+    await assert.rejects(async () => {
+      await c.subscribe([missing]);
+      await c.run({ eachBatch: async () => {} });
+    }, (err: Error) => err.message.includes(missing) && /unknown topic/.test(err.message));
+    await c.stop();
+  });
+
   test(`${name}: malformed messages are rejected with an error naming the topic, nothing half-written`, async (t) => {
     const bus = await withBus(t);
     const topic = topicName('bad');

@@ -149,3 +149,27 @@ test('memory: bad input gives clear errors, never a crash', async (t) => {
   await assert.rejects(c.run({ eachBatch: async () => {} }), /subscribe/);
   assert.throws(() => bus.consumer({ groupId: '' }), /groupId/);
 });
+
+test('memory: consumer lag per group and partition is exported after each batch', async (t) => {
+  const { M } = await import('../../core/metrics.js');
+  const bus = new MemoryBus({ maxBatchMessages: 10 });
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'lag', partitions: 1 }]);
+  const p = await bus.producer();
+  await p.send('lag', Array.from({ length: 25 }, () => ({ key: 'k', value: Buffer.from('v') })));
+  const c = bus.consumer({ groupId: 'lagger' });
+  await c.subscribe(['lag']);
+  const lagNow = async () => (await M.busLag.get()).values.find((v) => v.labels.group === 'lagger' && v.labels.topic === 'lag')?.value;
+  let batches = 0;
+  await c.run({ eachBatch: async () => void batches++ });
+  await waitFor('3 batches', () => batches === 3);
+  await waitFor('lag 0 once caught up', async () => (await lagNow()) === 0);
+  await c.stop();
+  // A group stuck after its first batch of 10 shows the 15 it has not read.
+  let first = true;
+  const d = bus.consumer({ groupId: 'slowpoke' });
+  await d.subscribe(['lag']);
+  await d.run({ eachBatch: async () => { if (!first) throw new Error('stop here'); first = false; } });
+  await waitFor('slowpoke lag', async () => (await M.busLag.get()).values.find((v) => v.labels.group === 'slowpoke')?.value === 15);
+  await d.stop();
+});
