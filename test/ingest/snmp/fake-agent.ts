@@ -67,8 +67,11 @@ function cmp(a: string, b: string): number {
   return pa.length - pb.length;
 }
 
+const nextCache = new Map<string, [string, Buffer] | undefined>();
+/** GETNEXT over the fake MIB, memoised: hundreds of pollers ask the same few OIDs. */
 function next(oid: string): [string, Buffer] | undefined {
-  return MIB.find(([o]) => cmp(o, oid) > 0);
+  if (!nextCache.has(oid)) nextCache.set(oid, MIB.find(([o]) => cmp(o, oid) > 0));
+  return nextCache.get(oid);
 }
 
 function respond(req: Request, tooBigAbove: number): Buffer {

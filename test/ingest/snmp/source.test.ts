@@ -19,10 +19,10 @@ test('the source produces one encoded batch per poll keyed by device, and events
   const source = await startSnmpSource({
     bus,
     snmp: {
-      defaults: { community: 'public', intervalMs: 1000, timeoutMs: 100, retries: 0 },
+      defaults: { community: 'public', intervalMs: 1000, timeoutMs: 1000, retries: 1 },
       targets: [
         { address: '127.0.0.1', port: good.port, name: 'edge-1', labels: { site: 'par' } },
-        { address: '127.0.0.1', port: silent.port, name: 'dead-1' },
+        { address: '127.0.0.1', port: silent.port, name: 'dead-1', timeoutMs: 100, retries: 0 },
       ],
       traps: { enabled: true, address: '127.0.0.1', port: trapPort, communities: ['traps'] },
     },
