@@ -102,16 +102,20 @@ async function main(): Promise<void> {
     // Fresh timestamps per variant: same data would be deduplicated by content hash.
     const base = t0 + n * STEPS * 1000;
     const e0 = performance.now();
+    const c0 = process.cpuUsage();
     const body = v.encode(ss, base);
     const e1 = performance.now();
+    const c1 = process.cpuUsage();
     await v.insert(ch, body, `bench-${n}`);
     const e2 = performance.now();
+    const c2 = process.cpuUsage();
+    const cpu = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => (b.user - a.user + b.system - a.system) / 1e6;
     const rs = await ch.client.query({ query: `SELECT count() AS c FROM noctua.samples WHERE ts >= fromUnixTimestamp64Milli(${base}) AND ts < fromUnixTimestamp64Milli(${base + STEPS * 1000})`, format: 'JSONEachRow' });
     const landed = Number((await rs.json<{ c: number | string }>())[0]?.c);
     const enc = (e1 - e0) / 1000;
     const ins = (e2 - e1) / 1000;
     const rate = (ROWS / (enc + ins) / 1e6).toFixed(2);
-    console.log(`${v.name.padEnd(64)} encode ${enc.toFixed(3)} s  insert ${ins.toFixed(3)} s  => ${rate}M rows/s end to end (landed ${landed})`);
+    console.log(`${v.name.padEnd(64)} encode ${enc.toFixed(3)} s (cpu ${cpu(c0, c1).toFixed(2)})  insert ${ins.toFixed(3)} s (cpu ${cpu(c1, c2).toFixed(2)})  => ${rate}M rows/s wall (landed ${landed})`);
     if (landed !== STEPS * SERIES) throw new Error(`${v.name}: ${landed} rows landed, expected ${STEPS * SERIES}`);
     n++;
   }

@@ -104,9 +104,10 @@ export class TsvBuilder {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** A copy of the body, safe to hand to an async insert while this builder is reused. */
+  /** The body, handed over: the builder continues in a fresh buffer sized like this body (no copy). */
   take(): Buffer {
-    const out = Buffer.from(this.bytes());
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(Math.max(1 << 16, Math.ceil(this.pos * 1.25)));
     this.reset();
     return out;
   }

@@ -16,6 +16,8 @@ export interface Workload {
   /** Epoch ms of the first poll (keep a workload inside one or two days: one partition per day). */
   readonly t0: number;
   readonly intervalMs?: number;
+  /** Metrics per label set (an SNMP poll reads ~20 per interface); default 1. */
+  readonly metricsPerSet?: number;
 }
 
 /**
@@ -24,18 +26,22 @@ export interface Workload {
  */
 export function sampleMessages(w: Workload, expected: Expected = new Map()): OutMessage[] {
   const out: OutMessage[] = [];
+  const per = w.metricsPerSet ?? 1;
+  const metrics = Array.from({ length: per }, (_, m) => (m === 0 ? 'ifHCInOctets' : `metric${m}`));
+  // Series i of a device: label set floor(i / per), metric i % per.
   const labelSets: Labels[][] = [];
   for (let d = 0; d < w.devices; d++) {
     const sets: Labels[] = [];
-    for (let i = 0; i < w.seriesPerDevice; i++) sets.push({ device: `dev${d}`, ifIndex: String(i), ifName: `Gi0/${i}` });
+    for (let i = 0; i < Math.ceil(w.seriesPerDevice / per); i++) sets.push({ device: `dev${d}`, ifIndex: String(i), ifName: `Gi0/${i}` });
     labelSets.push(sets);
   }
-  const ids = labelSets.map((sets) => sets.map((l) => seriesId(seriesKey('ifHCInOctets', l))));
+  const seriesOf = (d: number, i: number) => ({ metric: metrics[i % per]!, labels: labelSets[d]![Math.floor(i / per)]! });
+  const ids = labelSets.map((_, d) => Array.from({ length: w.seriesPerDevice }, (_, i) => seriesId(seriesKey(seriesOf(d, i).metric, seriesOf(d, i).labels))));
   const step = w.intervalMs ?? 1000;
   for (let p = 0; p < w.polls; p++) {
     const ts = w.t0 + p * step;
     for (let d = 0; d < w.devices; d++) {
-      const samples = labelSets[d]!.map((labels, i) => ({ metric: 'ifHCInOctets', labels, ts, value: p * 1000 + i }));
+      const samples = Array.from({ length: w.seriesPerDevice }, (_, i) => ({ ...seriesOf(d, i), ts, value: p * 1000 + i }));
       const batch: SampleBatch = { device: `dev${d}`, source: 'test', ts, samples };
       out.push({ key: `dev${d}`, value: encodeBatch(batch) });
       for (let i = 0; i < samples.length; i++) {
