@@ -218,3 +218,29 @@ test('startSinkRole: opens, migrates, creates the topics and sinks; stop() flush
   assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
   await bus.close();
 });
+
+test('a second sink joining the group takes partitions over mid-stream without loss or duplicates', async () => {
+  await freshTables();
+  const bus = await newBus(4);
+  const expected: Expected = new Map();
+  const cfg = sinkCfg({ groupId: 'pair', maxRows: 1_500, maxDelayMs: 100 });
+  const a = new Sink({ bus, ch, cfg });
+  await a.start();
+  const feed = async (from: number, polls: number) => {
+    for (let p = from; p < from + polls; p++) {
+      await produce(bus, SAMPLES, sampleMessages({ devices: 12, seriesPerDevice: 25, polls: 1, t0: today + 25_200_000 + p * 1000 }, expected));
+    }
+  };
+  await feed(0, 20);
+  const b = new Sink({ bus, ch, cfg });
+  await b.start();
+  await feed(20, 20);
+  await waitFor('both sinks to own partitions', () => a['consumer']!.assignment().length > 0 && b['consumer']!.assignment().length > 0, 10_000);
+  await feed(40, 20);
+  await a.stop(); // b takes everything back over
+  await feed(60, 10);
+  await waitCommitted(bus, 'pair', SAMPLES);
+  await b.stop();
+  assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
+  await bus.close();
+});
