@@ -369,7 +369,17 @@ export async function pollTarget(t: Target, env: PollEnv): Promise<PollResult & 
   try {
     const scalars = new Map<string, Varbind>();
     try {
-      if (t.version === 'v1') {
+      let one = t.version !== 'v1';
+      if (one) {
+        try {
+          for (const vb of await get(session, SCALARS_V2)) scalars.set(vb.oid, vb);
+        } catch (err) {
+          // Some v2c agents answer a missing object v1-style (noSuchName for the whole GET): split it.
+          if (!(err instanceof snmp.RequestFailedError && (err as { status?: number }).status === snmp.ErrorStatus.NoSuchName)) throw err;
+          one = false;
+        }
+      }
+      if (!one) {
         // v1 fails a whole GET on one missing OID (noSuchName): system first, UCD memory on its own.
         for (const vb of await get(session, Object.values(SYSTEM))) scalars.set(vb.oid, vb);
         try {
@@ -377,8 +387,6 @@ export async function pollTarget(t: Target, env: PollEnv): Promise<PollResult & 
         } catch (err) {
           if (!(err instanceof snmp.RequestFailedError)) throw err;
         }
-      } else {
-        for (const vb of await get(session, SCALARS_V2)) scalars.set(vb.oid, vb);
       }
     } catch (err) {
       return { ...classify(err, t, session), varbinds, durationMs: Date.now() - started };
