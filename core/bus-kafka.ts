@@ -111,11 +111,6 @@ export class KafkaBus implements Bus {
     });
   }
 
-  /** The shared admin client, for this module's consumers. */
-  adminClientFor(): Promise<Admin> {
-    return this.admin();
-  }
-
   private admin(): Promise<Admin> {
     this.assertOpen();
     this.adminClient ??= (async () => {
@@ -128,6 +123,16 @@ export class KafkaBus implements Bus {
       throw new BusError(`cannot reach Kafka at ${this.opts.brokers.join(',')}: ${(err as Error).message}`, {}, { cause: err });
     });
     return this.adminClient;
+  }
+
+  /** Topics seen to exist: a send checks a new topic once instead of letting kafkajs retry for a minute. */
+  private readonly knownTopics = new Set<string>();
+
+  async assertTopicsExist(topics: readonly string[], ctx: { group?: string } = {}): Promise<void> {
+    if (topics.every((t) => this.knownTopics.has(t))) return;
+    for (const t of await (await this.admin()).listTopics()) this.knownTopics.add(t);
+    const unknown = topics.filter((t) => !this.knownTopics.has(t));
+    if (unknown.length > 0) throw new BusError(`unknown topic ${unknown.join(', ')} (create it with ensureTopics first)`, { topic: unknown[0], ...ctx });
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -167,6 +172,7 @@ export class KafkaBus implements Bus {
         .filter((x) => x.count > x.have);
       if (grow.length > 0) await admin.createPartitions({ topicPartitions: grow.map(({ topic, count }) => ({ topic, count })) });
     }
+    for (const s of specs) this.knownTopics.add(s.topic);
   }
 
   async producer(opts: ProducerOptions = {}): Promise<BusProducer> {
@@ -250,6 +256,7 @@ class KafkaProducer implements BusProducer {
     if (this.closed) throw new BusError('producer is closed', { topic });
     checkMessages(topic, messages);
     if (messages.length === 0) return;
+    await this.bus.assertTopicsExist([topic]);
     try {
       await this.p.send({ topic, acks: -1, messages: toKafkaMessages(messages) });
     } catch (err) {
@@ -263,7 +270,7 @@ class KafkaProducer implements BusProducer {
     if (id === undefined) throw new BusError('transaction() needs a producer created with a transactionalId');
     if (this.closed) throw new BusError('producer is closed', { transactionalId: id });
     try {
-      return new KafkaTransaction(await this.p.transaction(), id);
+      return new KafkaTransaction(this.bus, await this.p.transaction(), id);
     } catch (err) {
       M.errors.inc({ component: 'bus', kind: 'transaction' });
       throw new BusError(`cannot begin transaction: ${(err as Error).message}`, { transactionalId: id }, { cause: err });
@@ -279,7 +286,7 @@ class KafkaProducer implements BusProducer {
 }
 
 class KafkaTransaction implements BusTransaction {
-  constructor(private readonly tx: Transaction, private readonly id: string) {}
+  constructor(private readonly bus: KafkaBus, private readonly tx: Transaction, private readonly id: string) {}
 
   private async guard<T>(what: string, ctx: { topic?: string; group?: string }, fn: () => Promise<T>): Promise<T> {
     try {
@@ -293,6 +300,7 @@ class KafkaTransaction implements BusTransaction {
   async send(topic: string, messages: readonly OutMessage[]): Promise<void> {
     checkMessages(topic, messages);
     if (messages.length === 0) return;
+    await this.bus.assertTopicsExist([topic]);
     await this.guard('send', { topic }, () => this.tx.send({ topic, acks: -1, messages: toKafkaMessages(messages) }));
   }
 
@@ -380,9 +388,7 @@ class KafkaConsumer implements BusConsumer {
     if (this.topics.length === 0) throw new BusError('run() before subscribe()', { group: this.groupId });
     this.handlers = handlers;
     // kafkajs would retry an unknown topic for a minute before failing; say it at once instead.
-    const known = new Set(await (await this.bus.adminClientFor()).listTopics());
-    const unknown = this.topics.filter((t) => !known.has(t));
-    if (unknown.length > 0) throw new BusError(`unknown topic ${unknown.join(', ')} (create it with ensureTopics first)`, { topic: unknown[0], group: this.groupId });
+    await this.bus.assertTopicsExist(this.topics, { group: this.groupId });
     try {
       await this.c.connect();
       await this.c.subscribe({ topics: this.topics, fromBeginning: this.opts.fromBeginning !== false });

@@ -301,7 +301,7 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
     await fresh.close();
   });
 
-  test(`${name}: consuming an unknown topic is a clear error naming it`, async (t) => {
+  test(`${name}: consuming or producing an unknown topic is a clear error naming it`, async (t) => {
     const bus = await withBus(t);
     const missing = topicName('missing');
     const c = bus.consumer({ groupId: `g-${uid()}` });
@@ -310,6 +310,9 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
       await c.run({ eachBatch: async () => {} });
     }, (err: Error) => err.message.includes(missing) && /unknown topic/.test(err.message));
     await c.stop();
+    const p = await bus.producer();
+    await assert.rejects(p.send(missing, [{ key: 'k', value: Buffer.from('v') }]), (err: Error) => err.message.includes(missing) && /unknown topic/.test(err.message));
+    await p.close();
   });
 
   test(`${name}: malformed messages are rejected with an error naming the topic, nothing half-written`, async (t) => {
