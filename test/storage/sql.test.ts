@@ -93,9 +93,8 @@ test('the engine itself runs the query read-only (file and url table functions r
 test('result rows, execution time and memory are bounded', async () => {
   await assert.rejects(run('SELECT number FROM numbers(1000)'), (err: Error) => err instanceof SqlQueryError && /Limit for result exceeded/.test(err.message));
   await assert.rejects(run('SELECT number FROM numbers(90) UNION ALL SELECT number FROM numbers(90)'), /Limit for result exceeded/);
-  const started = Date.now();
+  // Unbounded, this count runs for many minutes; the limit stops it with the engine's own error.
   await assert.rejects(run('SELECT count() FROM numbers(1000000000000)'), (err: Error) => err instanceof SqlQueryError && /Timeout exceeded/.test(err.message));
-  assert.ok(Date.now() - started < 20_000, 'the time limit stops the query');
   await assert.rejects(run('SELECT groupArray(number) FROM numbers(100000000)'), (err: Error) => err instanceof SqlQueryError && /memory limit exceeded/i.test(err.message));
   const ok = await run('SELECT number FROM numbers(100)');
   assert.ok(ok.format === 'json' && ok.rows === 100);
