@@ -4,13 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaBus } from '../core/bus-kafka.js';
+import { MemoryBus } from '../core/bus-memory.js';
+import type { Bus } from '../core/bus.js';
 
 /**
  * The reference for every bus figure: Apache Kafka's own ProducerPerformance and
  * ConsumerPerformance (kafka-tools jars, same classpath as the broker) against given brokers.
  * What noctua achieves through kafkajs is read against what the broker does for the JVM client.
  *
- *   npm run bench:kafka                         starts a throwaway broker, prints the figures
+ *   npm run bench:kafka                         starts a throwaway broker, prints the reference and
+ *                                               the same load through KafkaBus and MemoryBus
  *   node dist/benchmarks/kafka-perf.js --brokers 127.0.0.1:9092 [--records N] [--record-size B]
  */
 
@@ -158,6 +161,59 @@ export async function kafkaPerf(opts: KafkaPerfOptions): Promise<KafkaPerfResult
   return { kafkaVersion: version, recordSize, producer: parseProducerPerf(prodOut), consumer: parseConsumerPerf(consOut) };
 }
 
+export interface BusPerf {
+  readonly bus: 'memory' | 'kafka';
+  readonly records: number;
+  readonly producer: { readonly msgsPerSec: number; readonly mbPerSec: number };
+  readonly consumer: { readonly msgsPerSec: number; readonly mbPerSec: number };
+}
+
+/**
+ * The same load through noctua's Bus (kafkajs on Kafka, or the in-process log): records of
+ * `recordSize` bytes sent in batches of `batch` (one send per batch, as sources do), then read
+ * back by one consumer group. Set beside kafkaPerf() it shows what the client costs.
+ */
+export async function busPerf(bus: Bus, opts: { records?: number; recordSize?: number; batch?: number; partitions?: number } = {}): Promise<BusPerf> {
+  const records = opts.records ?? 200_000;
+  const size = opts.recordSize ?? 1024;
+  const batch = opts.batch ?? 500;
+  const topic = `noctua.busperf.${randomBytes(4).toString('hex')}`;
+  await bus.ensureTopics([{ topic, partitions: opts.partitions ?? 6 }]);
+  const value = randomBytes(size);
+  const p = await bus.producer({ idempotent: true });
+  const t0 = performance.now();
+  for (let i = 0; i < records; i += batch) {
+    const n = Math.min(batch, records - i);
+    await p.send(topic, Array.from({ length: n }, (_, j) => ({ key: `device-${(i + j) % 1000}`, value })));
+  }
+  const produceS = (performance.now() - t0) / 1000;
+  await p.close();
+  let got = 0;
+  let started = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const c = bus.consumer({ groupId: `busperf-${randomBytes(4).toString('hex')}`, fromBeginning: true });
+  await c.subscribe([topic]);
+  await c.run({
+    eachBatch: async (b) => {
+      // Timed from the first batch: the group join is not throughput.
+      if (started === 0) started = performance.now();
+      got += b.messages.length;
+      if (got >= records) done();
+    },
+  });
+  await finished;
+  const consumeS = (performance.now() - started) / 1000;
+  await c.stop();
+  const mb = (records * size) / (1024 * 1024);
+  return { bus: bus.kind, records, producer: { msgsPerSec: records / produceS, mbPerSec: mb / produceS }, consumer: { msgsPerSec: records / consumeS, mbPerSec: mb / consumeS } };
+}
+
+export function formatBusPerf(r: BusPerf): string {
+  const f = (n: number) => Math.round(n).toLocaleString('en-US');
+  return `noctua ${r.bus} bus: producer ${f(r.producer.msgsPerSec)} msg/s (${r.producer.mbPerSec.toFixed(1)} MB/s), consumer ${f(r.consumer.msgsPerSec)} msg/s (${r.consumer.mbPerSec.toFixed(1)} MB/s)`;
+}
+
 export function formatKafkaPerf(r: KafkaPerfResult): string {
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
   return [
@@ -187,7 +243,13 @@ async function main(): Promise<void> {
   try {
     const r = await kafkaPerf({ brokers: peer.brokers, records, recordSize });
     console.log(formatKafkaPerf(r));
-    console.log(JSON.stringify(r));
+    const kafkaBus = new KafkaBus({ brokers: peer.brokers, clientId: 'noctua-busperf' });
+    const viaKafka = await busPerf(kafkaBus, { records, recordSize }).finally(() => kafkaBus.close());
+    console.log(formatBusPerf(viaKafka));
+    const memory = new MemoryBus({ retainConsumed: 0 });
+    const viaMemory = await busPerf(memory, { records, recordSize }).finally(() => memory.close());
+    console.log(formatBusPerf(viaMemory));
+    console.log(JSON.stringify({ reference: r, kafkaBus: viaKafka, memoryBus: viaMemory }));
   } finally {
     await peer.stop();
   }
