@@ -79,11 +79,21 @@ export interface BatchContext {
 }
 
 export interface ConsumerHandlers {
-  /** Called with messages of one partition, in offset order. Throwing pauses and retries the batch. */
+  /**
+   * Called with messages of one partition, in offset order; offsets may have gaps (Kafka's
+   * transaction markers, compaction). Throwing retries the same batch after a backoff (counted in
+   * noctua_bus_batch_retries_total) until it succeeds or the partition is revoked.
+   */
   eachBatch(batch: ConsumedBatch, ctx: BatchContext): Promise<void>;
   /** Partitions newly assigned to this member (after a rebalance). */
   onAssigned?(partitions: readonly TopicPartition[]): Promise<void> | void;
-  /** Partitions taken away: flush or drop uncommitted work for them. */
+  /**
+   * Partitions taken away: flush or drop uncommitted work for them. MemoryBus calls it after the
+   * partition's in-flight batch ended and before the next owner starts. KafkaBus (kafkajs, eager
+   * protocol, no revoke callback) calls it after the rejoin, when the next owner may already be
+   * reading: correctness must come from commits/transactions (fencing), never from this hook.
+   * Also called with every owned partition when the consumer stops.
+   */
   onRevoked?(partitions: readonly TopicPartition[]): Promise<void> | void;
 }
 
