@@ -9,12 +9,13 @@
  * Phases:
  *  1. throughput: every device polled back to back (concurrency C) -> devices/s, varbinds/s, CPU;
  *  2. reference: Net-SNMP's C `snmpbulkwalk` walking the same devices in P parallel processes;
- *  3. schedule: D devices on an interval I (scaled down from 60 s to keep the run short) for a few
- *     intervals through the real scheduler -> late/missed %, CPU per 1,000 device polls.
+ *  3. schedule: D devices on an interval I (scaled down from 60 s to keep the run short; capacity per
+ *     60 s = D x 60 s / I) for a few intervals through the real scheduler, stepping D down until
+ *     late+missed < 1% -> devices per 60 s, CPU per 1,000 device polls.
  * Prints figures, then one JSON line {"bench":"snmp",...} last.
  *
- * Flags: --agents N (2) --devices N (auto) --interval MS (10000) --intervals N (3) --walkers N (8)
- *        --seconds N (10, throughput phase) --concurrency N (256)
+ * Flags: --agents N (2) --devices N (auto) --interval MS (10000) --intervals N (3) --tries N (3)
+ *        --walkers N (8) --seconds N (10, throughput phase) --concurrency N (256)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -300,6 +301,38 @@ async function runBulkwalk(ports: number[], devices: number, walkers: number, se
 
 // ---------------------------------------------------------------- main
 
+let agentShares: number[] = [0];
+
+async function scheduleRun(ports: number[], devices: number, intervalMs: number, intervals: number, concurrency: number) {
+  const sched = targetsFor(devices, ports, intervalMs);
+  let polls = 0;
+  const p = new SnmpPoller({ concurrency, sink: { emit: () => void polls++ } });
+  for (const t of sched) p.addTarget(t);
+  const c1 = selfCpu();
+  const s0 = Date.now();
+  p.start();
+  await new Promise((r) => setTimeout(r, intervalMs * intervals));
+  let late = 0;
+  let skipped = 0;
+  let failed = 0;
+  let attempted = 0;
+  for (const t of sched) {
+    const st = p.stats(t.id)!;
+    late += st.late;
+    skipped += st.skipped;
+    failed += st.failures;
+    attempted += st.polls + st.skipped;
+  }
+  const seconds = (Date.now() - s0) / 1000;
+  await p.stop();
+  const cpu = selfCpu() - c1;
+  // Every device has one slot per interval; a slot neither polled nor skipped was lost by the scheduler.
+  const slots = devices * intervals;
+  const lost = Math.max(0, slots - attempted - concurrency); // up to `concurrency` polls may still be in flight
+  const missed = skipped + failed + lost;
+  return { seconds, polls, slots, late, missed, badPct: ((late + missed) / Math.max(1, slots)) * 100, cpuPer1000: (cpu / Math.max(1, polls)) * 1000 };
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--agent')) return runAgent();
   process.env.NOCTUA_LOG_LEVEL ??= 'silent';
@@ -326,6 +359,7 @@ async function main(): Promise<void> {
   let cursor = 0;
   const c0 = selfCpu();
   const a0 = agentCpu();
+  const perAgent0 = agents.map((a) => procCpu(a.child.pid!));
   const t0 = Date.now();
   const stopAt = t0 + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -339,6 +373,7 @@ async function main(): Promise<void> {
   const wall = (Date.now() - t0) / 1000;
   const pollerCpu = selfCpu() - c0;
   const agentsCpu = agentCpu() - a0;
+  agentShares = agents.map((a, i) => ((procCpu(a.child.pid!) - perAgent0[i]!) / wall) * 100);
   await poller.stop();
   const devPerS = polled / wall;
   const ourVbS = vbs / wall;
@@ -363,54 +398,42 @@ async function main(): Promise<void> {
   out.ratio_to_snmpbulkwalk = Number((ourVbS / refVbS).toFixed(2));
   console.log(`reference: snmpbulkwalk x${walkers} processes: ${ref.walks} device walks (${Math.round(ref.varbinds / Math.max(1, ref.walks))} varbinds each), ${(refVbS / 1000).toFixed(0)}k varbinds/s, ${ref.failed} failed; ours/theirs = ${out.ratio_to_snmpbulkwalk}`);
 
-  // 3. On schedule: D devices at 85% of measured throughput, through the scheduler.
-  const devices = arg('devices', Math.max(100, Math.floor(devPerS * (intervalMs / 1000) * 0.85)));
-  const sched = targetsFor(devices, ports, intervalMs);
-  let batches = 0;
-  const p2 = new SnmpPoller({ concurrency, sink: { emit: () => void batches++ } });
-  for (const t of sched) p2.addTarget(t);
-  const c1 = selfCpu();
-  const s0 = Date.now();
-  p2.start();
-  await new Promise((r) => setTimeout(r, intervalMs * intervals));
-  let late = 0;
-  let skipped = 0;
-  let failed = 0;
-  let attempted = 0;
-  for (const t of sched) {
-    const st = p2.stats(t.id)!;
-    late += st.late;
-    skipped += st.skipped;
-    failed += st.failures;
-    attempted += st.polls + st.skipped;
+  // 3. On schedule: D devices through the scheduler, starting at 95% of the measured throughput and
+  //    stepping down 15% while late+missed >= 1% (at most `tries` runs of `intervals` intervals).
+  const tries = arg('tries', 3);
+  let devices = arg('devices', Math.max(100, Math.floor(devPerS * (intervalMs / 1000) * 0.95)));
+  let passed: { devices: number; badPct: number } | undefined;
+  const runs: Array<Record<string, number>> = [];
+  for (let attempt = 0; attempt < tries && !passed; attempt++) {
+    const r = await scheduleRun(ports, devices, intervalMs, intervals, concurrency);
+    runs.push({ devices, ...r });
+    console.log(`schedule: ${devices} devices every ${intervalMs / 1000} s for ${r.seconds.toFixed(0)} s: ${r.polls} polls for ${r.slots} slots, ${r.late} late, ${r.missed} missed (${r.badPct.toFixed(2)}%), ${r.cpuPer1000.toFixed(2)} CPU-s per 1,000 polls => ${r.badPct < 1 ? `${Math.round(devices * (60_000 / intervalMs))} devices per 60 s` : 'over the 1% bound'}`);
+    if (r.badPct < 1) passed = { devices, badPct: r.badPct };
+    else devices = Math.floor(devices * 0.85);
   }
-  const swall = (Date.now() - s0) / 1000;
-  await p2.stop();
-  const scpu = selfCpu() - c1;
-  // Every device has one slot per interval; a slot neither polled nor skipped was lost by the scheduler.
-  const expected = devices * intervals;
-  const lost = Math.max(0, expected - attempted - concurrency); // up to `concurrency` polls may still be in flight
-  const missed = skipped + failed + lost;
-  const badPct = ((late + missed) / Math.max(1, expected)) * 100;
+  const last = runs.at(-1)!;
   out.schedule_interval_ms = intervalMs;
-  out.schedule_devices = devices;
-  out.schedule_polls = batches;
-  out.schedule_slots = expected;
-  out.schedule_late = late;
-  out.schedule_missed = missed;
-  out.late_or_missed_pct = Number(badPct.toFixed(2));
-  out.schedule_cpu_s_per_1000_devices = Number(((scpu / Math.max(1, batches)) * 1000).toFixed(2));
-  const perMin = Math.round(devices * (60_000 / intervalMs));
-  out.devices_per_min = badPct < 1 ? perMin : null;
-  out.interfaces_per_min = badPct < 1 ? perMin * IFACES : null;
-  console.log(`schedule: ${devices} devices every ${intervalMs / 1000} s for ${swall.toFixed(0)} s: ${batches} polls for ${expected} slots, ${late} late, ${missed} missed (${badPct.toFixed(2)}%) => ${badPct < 1 ? `${perMin} devices per 60 s` : 'over the 1% bound'}`);
+  out.schedule_runs = runs.map((r) => ({ devices: r.devices, late_or_missed_pct: Number(r.badPct!.toFixed(2)) }));
+  out.schedule_devices = last.devices;
+  out.schedule_late = last.late;
+  out.schedule_missed = last.missed;
+  out.late_or_missed_pct = Number(last.badPct!.toFixed(2));
+  out.schedule_cpu_s_per_1000_devices = Number(last.cpuPer1000!.toFixed(2));
+  const perMin = passed ? Math.round(passed.devices * (60_000 / intervalMs)) : null;
+  out.devices_per_min = perMin;
+  out.interfaces_per_min = perMin === null ? null : perMin * IFACES;
+  // What one fully available core would sustain at the measured CPU cost per poll.
+  out.cpu_bound_devices_per_min_per_core = Math.round(60_000 / (out.cpu_s_per_1000_devices as number));
 
-  const limit = (out.agents_cpu_pct as number) > (out.poller_cpu_pct as number) ? 'agents' : 'poller';
+  const perAgentMax = Math.max(...agentShares);
+  const load = loadavg()[0]!;
+  const limit = (out.poller_cpu_pct as number) >= 85 ? 'poller' : perAgentMax >= 85 ? 'agents' : `shared CPU (load average ${load.toFixed(1)} on 2 cores: neither the poller nor an agent got a full core)`;
   out.limit = limit;
-  out.target_10k_per_min = (out.devices_per_min as number | null ?? 0) >= 10_000;
+  out.agent_cpu_pct_max = Math.round(perAgentMax);
+  out.target_10k_per_min = (perMin ?? 0) >= 10_000;
   out.target_50pct_of_c = (out.ratio_to_snmpbulkwalk as number) >= 0.5;
-  out.loadavg_1m_end = Number(loadavg()[0]!.toFixed(2));
-  console.log(`limit: ${limit} (CPU during throughput: poller ${out.poller_cpu_pct}%, agents ${out.agents_cpu_pct}% of one core; 2 cores shared with other work)`);
+  out.loadavg_1m_end = Number(load.toFixed(2));
+  console.log(`limit: ${limit}; CPU during throughput: poller ${out.poller_cpu_pct}%, busiest agent ${out.agent_cpu_pct_max}% of a core; one free core would sustain ~${out.cpu_bound_devices_per_min_per_core} devices/min`);
   for (const a of agents) a.child.kill();
   console.log(JSON.stringify(out));
 }
