@@ -143,6 +143,8 @@ export class Sink {
   private wakeRetry: (() => void) | null = null;
   /** The flush attempt in progress, if any. */
   private attempt: { key: string; done: Promise<void> } | null = null;
+  /** Epochs are unique per sink so a stale flush never matches a partition assigned again later. */
+  private epochSeq = 0;
 
   constructor(private readonly opts: SinkOptions) {
     this.bus = opts.bus;
@@ -172,13 +174,30 @@ export class Sink {
     });
   }
 
-  /** Graceful: stop taking messages, flush and commit everything buffered, leave the group. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful: stop taking messages, flush and commit everything buffered, leave the group.
+   * While ClickHouse is unreachable the flush keeps retrying; after `timeoutMs` (default: no limit)
+   * the sink gives up like kill(): what was not committed is re-read by the next owner.
+   */
+  async stop(opts: { timeoutMs?: number } = {}): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.wake();
     for (const b of this.parts.values()) if (!b.empty) this.enqueue(b, 'stop');
-    await this.chain;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([
+      this.chain.then(() => true),
+      new Promise<boolean>((r) => {
+        if (opts.timeoutMs !== undefined) timer = setTimeout(() => r(false), opts.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!flushed) {
+      this.log.warn({ group: this.groupId, pendingRows: this.pendingRows, timeoutMs: opts.timeoutMs }, 'stop: flush did not finish in time; leaving uncommitted rows to the next owner');
+      await this.kill();
+      this.state = 'stopped';
+      return;
+    }
     if (this.timer) clearInterval(this.timer);
     await this.consumer?.stop();
     this.state = 'stopped';
@@ -203,7 +222,11 @@ export class Sink {
   private buffer(topic: string, partition: number): PartitionBuffer {
     const k = key(topic, partition);
     let b = this.parts.get(k);
-    if (!b) this.parts.set(k, (b = new PartitionBuffer(topic, partition)));
+    if (!b) {
+      b = new PartitionBuffer(topic, partition);
+      b.epoch = ++this.epochSeq;
+      this.parts.set(k, b);
+    }
     return b;
   }
 
@@ -223,7 +246,7 @@ export class Sink {
       if (!b) continue;
       // Uncommitted rows go: the new owner re-reads them from the committed offset.
       this.release(b.rows);
-      b.epoch++;
+      b.epoch = ++this.epochSeq;
       b.take();
       b.replay = [];
       b.ledgerLoaded = false;

@@ -244,3 +244,27 @@ test('a second sink joining the group takes partitions over mid-stream without l
   assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
   await bus.close();
 });
+
+test('stop({ timeoutMs }) gives up while inserts fail, commits nothing, and the next sink lands it all', async () => {
+  await freshTables();
+  const bus = await newBus(2);
+  const expected: Expected = new Map();
+  await ch.client.command({ query: 'RENAME TABLE noctua.samples TO noctua.samples_away' });
+  try {
+    const a = new Sink({ bus, ch, cfg: sinkCfg({ groupId: 'timeout', maxDelayMs: 50 }) });
+    await a.start();
+    await produce(bus, SAMPLES, sampleMessages({ devices: 6, seriesPerDevice: 10, polls: 5, t0: today + 28_800_000 }, expected));
+    const retriesBefore = await metricValue('noctua_sink_retries_total', { table: 'samples' });
+    await waitFor('insert retries', async () => (await metricValue('noctua_sink_retries_total', { table: 'samples' })) > retriesBefore, 30_000);
+    await a.stop({ timeoutMs: 300 });
+    assert.ok((await bus.committed('timeout', SAMPLES)).every((c) => Number(c.offset) <= 0), 'nothing committed');
+  } finally {
+    await ch.client.command({ query: 'RENAME TABLE noctua.samples_away TO noctua.samples' });
+  }
+  const b = new Sink({ bus, ch, cfg: sinkCfg({ groupId: 'timeout' }) });
+  await b.start();
+  await waitCommitted(bus, 'timeout', SAMPLES);
+  await b.stop();
+  assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
+  await bus.close();
+});
