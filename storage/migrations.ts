@@ -414,5 +414,23 @@ export async function migrate(ch: ClickHouse, opts: MigrateOptions): Promise<str
     await ch.client.insert({ table: `${db}.schema_migrations`, values: [{ name: m.name }], format: 'JSONEachRow', columns: ['name'] });
     applied.push(m.name);
   }
+  if (ch.profile === 'full') await applyRawTtl(ch, opts.rawTtlDays);
   return applied;
+}
+
+/**
+ * Keeps the raw samples' TTL in line with `clickhouse.rawTtlDays` after the table exists. Parts are
+ * not rewritten (materialize_ttl_after_modify = 0): the new TTL applies as parts merge.
+ */
+export async function applyRawTtl(ch: ClickHouse, days: number): Promise<boolean> {
+  if (!Number.isSafeInteger(days) || days < 1) throw new MigrationError(`rawTtlDays must be a positive integer, got ${days}`);
+  const rs = await ch.client.query({
+    query: `SELECT create_table_query AS q FROM system.tables WHERE database = '${ch.database}' AND name = 'samples'`,
+    format: 'JSONEachRow',
+  });
+  const q = (await rs.json<{ q: string }>())[0]?.q ?? '';
+  const m = /TTL toDateTime\(ts\) \+ toIntervalDay\((\d+)\)/.exec(q);
+  if (m && Number(m[1]) === days) return false;
+  await ch.client.command({ query: `ALTER TABLE ${ch.database}.samples MODIFY TTL toDateTime(ts) + INTERVAL ${days} DAY SETTINGS materialize_ttl_after_modify = 0` });
+  return true;
 }

@@ -48,6 +48,11 @@ test('embedded engine: migrations apply once, in order, with the full schema', a
     assert.match(ddl, /non_replicated_deduplication_window = 10000/);
     assert.match(ddl, /ORDER BY \(metric, series, ts\)/);
 
+    // A changed rawTtlDays reaches the existing table.
+    assert.deepEqual(await migrate(ch, { rawTtlDays: 5 }), []);
+    const ddl5 = await (await ch.client.query({ query: 'SHOW CREATE TABLE noctua.samples', format: 'TabSeparatedRaw' })).text();
+    assert.match(ddl5, /TTL toDateTime\(ts\) \+ toIntervalDay\(5\)/);
+
     // Appending a migration applies just that one.
     const extra: Migration = {
       name: '0099_test_extra',
