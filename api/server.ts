@@ -80,6 +80,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     disableRequestLogging: true,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
+    // A shutdown must not wait for browsers' keep-alive or dashboard WebSocket connections.
+    forceCloseConnections: true,
   });
   app.addHook('onRequest', authHook(deps.token));
   app.addHook('onResponse', async (req, reply) => {

@@ -19,7 +19,9 @@ export class DemoSource {
   private timers: NodeJS.Timeout[] = [];
   private inflight = new Set<Promise<void>>();
   private stopped = false;
+  /** Batches and samples the bus acknowledged (a clean shutdown must find all of them in ClickHouse). */
   polls = 0;
+  samples = 0;
 
   constructor(private readonly bus: Bus, private readonly opts: DemoSourceOptions, private readonly log: Logger) {
     this.network = new DemoNetwork(opts);
@@ -66,6 +68,7 @@ export class DemoSource {
     await this.producer!.send(TOPICS.samples, [{ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts }]);
     if (events.length > 0) await this.producer!.send(TOPICS.events, events.map((e) => ({ key: e.device, value: encodeEvent(e), timestamp: e.ts })));
     this.polls++;
+    this.samples += batch.samples.length;
     M.batchesIngested.inc({ source: 'demo' });
     M.samplesIngested.inc({ source: 'demo' }, batch.samples.length);
   }

@@ -1,0 +1,244 @@
+/**
+ * End-to-end pipeline throughput, memory and lag: batches of samples (one per poll of a 48-port
+ * switch, 20 IF-MIB columns) -> bus -> sink -> ClickHouse, until every row is queryable.
+ *
+ *   npm run bench:pipeline [-- --embedded-samples 5000000 --kafka-samples 3000000 --rate 300000 --rate-seconds 20]
+ *
+ * Modes, in one run:
+ *   embedded   in-process bus + embedded ClickHouse, producer in the same process (the `npm start` shape)
+ *   kafka      a real broker (test/peers/kafka.ts), producer in a worker thread, sink in this thread
+ *   kafka-rate the same at a fixed offered rate; lag = time from a sample's ts (its production time)
+ *              until a query sees it (sampled every 100 ms)
+ * References measured in the same run: Apache Kafka's own producer/consumer perf tools on the same
+ * broker, and ClickHouse's own insert rate for the same rows (INSERT ... SELECT from numbers()).
+ * Last line: {"bench":"pipeline",...}.
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import type { Bus } from '../core/bus.js';
+import { createBus } from '../core/bus-factory.js';
+import { loadConfig, type Config } from '../core/config.js';
+import { encodeBatch } from '../core/codec.js';
+import { createLogger } from '../core/log.js';
+import { TOPICS, type Sample, type SampleBatch } from '../core/types.js';
+import { openClickHouse, type ClickHouse } from '../storage/clickhouse.js';
+import { migrate } from '../storage/migrations.js';
+import { Sink } from '../storage/sink.js';
+import { topicSpecs } from '../cli/runtime.js';
+import { tempDir, sleep } from '../test/peers/util.js';
+
+const COLUMNS = ['ifHCInOctets', 'ifHCOutOctets', 'ifHCInUcastPkts', 'ifHCOutUcastPkts', 'ifHCInMulticastPkts', 'ifHCOutMulticastPkts',
+  'ifHCInBroadcastPkts', 'ifHCOutBroadcastPkts', 'ifInErrors', 'ifOutErrors', 'ifInDiscards', 'ifOutDiscards', 'ifOperStatus',
+  'ifAdminStatus', 'ifHighSpeed', 'ifMtu', 'ifLastChange', 'ifInUnknownProtos', 'ifOutQLen', 'ifPromiscuousMode'];
+const PORTS = 48;
+const PER_BATCH = PORTS * COLUMNS.length;
+const DEVICES = 500;
+
+/** Label objects per device, made once: a poller reuses them poll after poll. */
+const labelCache = new Map<number, Record<string, string>[]>();
+function poll(d: number, ts: number, seq: number): SampleBatch {
+  const device = `sw-${d}`;
+  let ls = labelCache.get(d);
+  if (!ls) labelCache.set(d, (ls = Array.from({ length: PORTS }, (_, i) => ({ device, ifIndex: String(i + 1), ifName: `Gi1/0/${i + 1}` }))));
+  const samples: Sample[] = new Array(PER_BATCH);
+  let k = 0;
+  for (let i = 0; i < PORTS; i++) for (let c = 0; c < COLUMNS.length; c++) samples[k++] = { metric: COLUMNS[c]!, labels: ls[i]!, ts, value: seq * 1000 + k };
+  return { device, source: 'bench', ts, samples };
+}
+
+interface ProduceSpec {
+  total: number;
+  /** Samples per second offered; 0 = as fast as the bus takes them. */
+  rate: number;
+}
+
+/** Produces `total` samples; ts = wall time at production, so lag can be read back from ClickHouse. */
+async function produce(bus: Bus, spec: ProduceSpec): Promise<void> {
+  const producer = await bus.producer({ idempotent: true });
+  const batches = Math.ceil(spec.total / PER_BATCH);
+  const started = Date.now();
+  const inflight: Promise<void>[] = [];
+  for (let b = 0; b < batches; b++) {
+    if (spec.rate > 0) {
+      const due = started + (b * PER_BATCH * 1000) / spec.rate;
+      const wait = due - Date.now();
+      if (wait > 1) await sleep(wait);
+    }
+    const batch = poll(b % DEVICES, Date.now(), b);
+    inflight.push(producer.send(TOPICS.samples, [{ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts }]));
+    if (inflight.length >= 64) await Promise.all(inflight.splice(0));
+  }
+  await Promise.all(inflight);
+  await producer.close();
+}
+
+async function count(ch: ClickHouse): Promise<number> {
+  const r = (await (await ch.client.query({ query: `SELECT count() AS n FROM ${ch.database}.samples`, format: 'JSONEachRow' })).json()) as { n: string }[];
+  return Number(r[0]!.n);
+}
+
+async function maxTs(ch: ClickHouse): Promise<number> {
+  const r = (await (await ch.client.query({ query: `SELECT toUnixTimestamp64Milli(max(ts)) AS t FROM ${ch.database}.samples`, format: 'JSONEachRow' })).json()) as { t: string }[];
+  return Number(r[0]!.t);
+}
+
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+interface RunResult {
+  samples: number;
+  seconds: number;
+  samplesPerSec: number;
+  peakRssMB: number;
+  lagP50Ms?: number;
+  lagP99Ms?: number;
+}
+
+async function runSinkPipeline(name: string, cfg: Config, bus: Bus, spec: ProduceSpec, producerIn: 'thread' | 'worker'): Promise<RunResult> {
+  const dir = tempDir(`bench-${name}`);
+  const ch = await openClickHouse(cfg.clickhouse, dir.path);
+  await migrate(ch, cfg.clickhouse);
+  const log = createLogger('warn', 'bench');
+  const sink = new Sink({ bus, ch, cfg: { ...cfg.sink, maxRows: 200_000, maxDelayMs: 500, groupId: `bench-${name}-${Date.now()}` }, log });
+  await sink.start();
+  let peakRss = 0;
+  const lags: number[] = [];
+  const produced: { at: number }[] = [];
+  let running = true;
+  const memTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  const started = Date.now();
+  // Lag: each 100 ms, the freshest queryable sample's ts against the clock, while production runs.
+  const lagLoop = (async () => {
+    if (spec.rate === 0) return;
+    while (running) {
+      const t = await maxTs(ch).catch(() => 0);
+      if (t > 0) produced.push({ at: t });
+      if (t > 0) lags.push(Date.now() - t);
+      await sleep(100);
+    }
+  })();
+  let producing: Promise<void>;
+  if (producerIn === 'worker') {
+    const w = new Worker(fileURLToPath(import.meta.url), { workerData: { brokers: cfg.bus.brokers, spec } });
+    producing = new Promise((resolve, reject) => {
+      w.on('message', () => resolve());
+      w.on('error', reject);
+      w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`producer worker exited ${c}`))));
+    });
+  } else producing = produce(bus, spec);
+  await producing;
+  const expected = Math.ceil(spec.total / PER_BATCH) * PER_BATCH;
+  for (;;) {
+    const n = await count(ch);
+    if (n >= expected) {
+      if (n !== expected) throw new Error(`${name}: ${n} rows for ${expected} produced`);
+      break;
+    }
+    if (Date.now() - started > 600_000) throw new Error(`${name}: only ${n} of ${expected} rows after 10 min`);
+    await sleep(50);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  running = false;
+  await lagLoop;
+  clearInterval(memTimer);
+  await sink.stop();
+  await ch.close();
+  dir.remove();
+  // The lag samples taken during the steady part (after the first second) describe the pipeline.
+  const steady = lags.slice(10);
+  const r: RunResult = { samples: expected, seconds: +seconds.toFixed(2), samplesPerSec: Math.round(expected / seconds), peakRssMB: Math.round(peakRss / 2 ** 20) };
+  if (spec.rate > 0) {
+    r.lagP50Ms = pct(steady, 50);
+    r.lagP99Ms = pct(steady, 99);
+  }
+  console.log(`${name.padEnd(12)} ${r.samplesPerSec.toLocaleString('en-US').padStart(11)} samples/s  ${expected.toLocaleString('en-US')} samples in ${r.seconds} s  peak RSS ${r.peakRssMB} MB${r.lagP99Ms !== undefined ? `  lag p50 ${r.lagP50Ms} ms p99 ${r.lagP99Ms} ms` : ''}`);
+  return r;
+}
+
+/** ClickHouse's own ceiling for the same rows: INSERT ... SELECT from numbers() into the samples table. */
+async function clickhouseReference(cfg: Config, rows: number): Promise<number> {
+  const dir = tempDir('bench-chref');
+  const ch = await openClickHouse(cfg.clickhouse, dir.path);
+  await migrate(ch, cfg.clickhouse);
+  const t = Date.now();
+  await ch.client.command({
+    query: `INSERT INTO ${ch.database}.samples (metric, series, device, ts, value) SELECT ['ifHCInOctets','ifHCOutOctets','ifInErrors','ifOperStatus'][number % 4 + 1], cityHash64(number % 24000), concat('sw-', toString(number % 500)), fromUnixTimestamp64Milli(toInt64(1790000000000 + intDiv(number, 24000) * 1000)), toFloat64(number) FROM numbers(${rows})`,
+  });
+  const perSec = rows / ((Date.now() - t) / 1000);
+  await ch.close();
+  dir.remove();
+  console.log(`${'clickhouse'.padEnd(12)} ${Math.round(perSec).toLocaleString('en-US').padStart(11)} rows/s     INSERT ... SELECT FROM numbers(${rows}) (the engine's own ceiling, reference)`);
+  return Math.round(perSec);
+}
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+async function main(): Promise<void> {
+  const embeddedSamples = arg('embedded-samples', 5_000_000);
+  const kafkaSamples = arg('kafka-samples', 3_000_000);
+  const rate = arg('rate', 300_000);
+  const rateSeconds = arg('rate-seconds', 20);
+  const base = loadConfig({ env: {} });
+  const out: Record<string, unknown> = { bench: 'pipeline', samplesPerBatch: PER_BATCH };
+
+  console.log('reference: ClickHouse insert ceiling');
+  out.clickhouseInsertSelectRowsPerSec = await clickhouseReference(base, embeddedSamples);
+
+  console.log('embedded: in-process bus -> sink -> embedded ClickHouse');
+  const mem = createBus(base.bus);
+  await mem.ensureTopics(topicSpecs(base));
+  const emb = await runSinkPipeline('embedded', base, mem, { total: embeddedSamples, rate: 0 }, 'thread');
+  await mem.close();
+  out.embedded = emb;
+  out.embeddedRatioToClickhouse = +(emb.samplesPerSec / (out.clickhouseInsertSelectRowsPerSec as number)).toFixed(3);
+
+  const { startKafka } = await import('../test/peers/kafka.js');
+  const { kafkaPerf } = await import('./kafka-perf.js');
+  const kafka = await startKafka();
+  try {
+    const kcfg = loadConfig({ env: { KAFKA_BROKERS: kafka.brokers.join(',') } });
+    const bus = createBus(kcfg.bus);
+    await bus.ensureTopics(topicSpecs(kcfg));
+    console.log('kafka: worker-thread producer -> broker -> sink -> embedded ClickHouse');
+    const kmax = await runSinkPipeline('kafka', kcfg, bus, { total: kafkaSamples, rate: 0 }, 'worker');
+    console.log(`kafka-rate: offered ${rate.toLocaleString('en-US')} samples/s for ${rateSeconds} s`);
+    const krate = await runSinkPipeline('kafka-rate', kcfg, bus, { total: rate * rateSeconds, rate }, 'worker');
+    await bus.close();
+    out.kafka = kmax;
+    out.kafkaRate = krate;
+    console.log("reference: Apache Kafka's own perf tools on the same broker (same message size)");
+    const bytes = encodeBatch(poll(0, Date.now(), 0)).length;
+    const perf = await kafkaPerf({ brokers: kafka.brokers, records: Math.max(2000, Math.ceil(kafkaSamples / PER_BATCH)), recordSize: bytes });
+    out.kafkaPerf = perf;
+    const toolSamplesPerSec = perf.producer.msgsPerSec * PER_BATCH;
+    console.log(`kafka tools  producer ${Math.round(perf.producer.msgsPerSec)} msg/s (${perf.producer.mbPerSec.toFixed(1)} MB/s) consumer ${Math.round(perf.consumer.msgsPerSec)} msg/s (${perf.consumer.mbPerSec.toFixed(1)} MB/s), message ${bytes} B = ${PER_BATCH} samples`);
+    out.kafkaRatioToProducerPerfTool = +(kmax.samplesPerSec / toolSamplesPerSec).toFixed(3);
+    out.kafkaRatioToClickhouse = +(kmax.samplesPerSec / (out.clickhouseInsertSelectRowsPerSec as number)).toFixed(3);
+  } finally {
+    await kafka.stop();
+  }
+  out.targets = { kafkaSamplesPerSec: 300_000, kafkaLagP99Ms: 2000, embeddedSamplesPerSec: 1_000_000 };
+  console.log(JSON.stringify(out));
+}
+
+if (isMainThread) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+} else {
+  const { brokers, spec } = workerData as { brokers: string[]; spec: ProduceSpec };
+  const bus = createBus({ kind: 'kafka', brokers, clientId: 'bench-producer', partitions: 6, replicationFactor: 1 });
+  produce(bus, spec)
+    .then(() => bus.close())
+    .then(() => parentPort!.postMessage('done'));
+}

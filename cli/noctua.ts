@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { loadConfig, ConfigError } from '../core/config.js';
+import { createLogger } from '../core/log.js';
+import { runRoles, ROLES, type RoleName } from './runtime.js';
+
+const USAGE = `noctua: stream-processing time-series analytics for network operations
+
+usage: noctua <command> [--config FILE] [--roles a,b,...]
+
+roles (long-running):
+  start      everything in one process (embedded default: in-process bus, embedded ClickHouse,
+             a demo network when no targets are configured); --roles picks a subset,
+             e.g. \`noctua start --roles sink,serve\`
+  poll       pollers (SNMP targets, or the demo network) -> Kafka
+  process    stream processors: rates, windows, rollups, thresholds, alerts, anomalies
+  sink       Kafka -> ClickHouse, idempotent, offsets committed after ClickHouse acknowledged
+  serve      the API: /health /ready /metrics, series, SQL, live WebSocket
+
+other commands:
+  migrate    apply ClickHouse schema migrations and exit
+  config     print the validated configuration (secrets redacted) and exit
+  help       this text
+
+configuration: --config FILE, NOCTUA_CONFIG, or ./noctua.yaml; environment overrides
+NOCTUA_<SECTION>__<FIELD>, CLICKHOUSE_URL/USER/PASSWORD, KAFKA_BROKERS, NOCTUA_TOKEN.
+`;
+
+function parseArgs(argv: string[]): { command: string; config?: string; roles?: string[] } {
+  const out: { command: string; config?: string; roles?: string[] } = { command: argv[0] ?? 'help' };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i] ?? '';
+    if (flag === '--config' || flag === '-c') out.config = value();
+    else if (flag === '--roles') out.roles = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.command === 'help' || args.command === '--help' || args.command === '-h') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.command === 'version' || args.command === '--version') {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`noctua ${pkg.version}\n`);
+    return;
+  }
+  let cfg;
+  try {
+    cfg = loadConfig({ file: args.config });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(cfg.log.level);
+  if (args.command === 'config') {
+    const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
+    process.stdout.write(JSON.stringify(redacted, null, 2) + '\n');
+    return;
+  }
+  let roles: RoleName[];
+  if (args.command === 'start') roles = (args.roles ?? [...ROLES]) as RoleName[];
+  else if (args.command === 'migrate') roles = ['migrate' as RoleName];
+  else if ((ROLES as readonly string[]).includes(args.command)) roles = [args.command as RoleName];
+  else {
+    process.stderr.write(`unknown command ${args.command}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  for (const r of roles) {
+    if (r !== ('migrate' as RoleName) && !(ROLES as readonly string[]).includes(r)) {
+      process.stderr.write(`unknown role ${r}: roles are ${ROLES.join(', ')}\n`);
+      process.exit(2);
+    }
+  }
+  await runRoles(roles, cfg, log);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`noctua: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,190 @@
+import { resolve } from 'node:path';
+import type { Config } from '../core/config.js';
+import { demoEnabled } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import type { Bus, TopicSpec } from '../core/bus.js';
+import { createBus } from '../core/bus-factory.js';
+import { TOPICS } from '../core/types.js';
+import { openClickHouse, type ClickHouse } from '../storage/clickhouse.js';
+import { migrate } from '../storage/migrations.js';
+import { Sink } from '../storage/sink.js';
+import { buildApi } from '../api/server.js';
+import { resolveToken } from '../api/auth.js';
+import { storageQueries } from '../api/queries.js';
+import { DemoSource } from '../ingest/demo/source.js';
+import { demoRoutes } from '../api/demo-routes.js';
+import { LiveHub } from '../api/live.js';
+import { startRollupSink } from '../processors/rollup-sink.js';
+import { processorConfig, startProcessor } from '../processors/runner.js';
+
+export const ROLES = ['poll', 'process', 'sink', 'serve'] as const;
+export type RoleName = (typeof ROLES)[number] | 'migrate';
+
+export interface Runtime {
+  readonly cfg: Config;
+  readonly bus: Bus | null;
+  readonly ch: ClickHouse | null;
+  readonly url: string | null;
+  readonly token: string;
+  readonly demo: DemoSource | null;
+  readonly sink: Sink | null;
+  stop(): Promise<void>;
+}
+
+export function topicSpecs(cfg: Config): TopicSpec[] {
+  const p = cfg.bus.partitions;
+  return [
+    { topic: TOPICS.samples, partitions: p },
+    { topic: TOPICS.events, partitions: p },
+    { topic: TOPICS.rollups, partitions: p },
+    { topic: TOPICS.alerts, partitions: p },
+    { topic: TOPICS.anomalies, partitions: p },
+    { topic: TOPICS.targets, partitions: p, compacted: true },
+  ];
+}
+
+/** Starts the given roles in this process; each is a thin composition of the folders. */
+export async function startRuntime(roles: readonly RoleName[], cfg: Config, log: Logger): Promise<Runtime> {
+  const has = (r: RoleName) => roles.includes(r);
+  const stops: (() => Promise<void>)[] = [];
+  const token = resolveToken(cfg.api.token, cfg.dataDir);
+  let bus: Bus | null = null;
+  let ch: ClickHouse | null = null;
+  let demo: DemoSource | null = null;
+  let sink: Sink | null = null;
+  let url: string | null = null;
+  const stopAll = async () => {
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'error while stopping');
+      }
+    }
+    stops.length = 0;
+  };
+  try {
+    if (cfg.bus.kind === 'memory' && roles.some((r) => r !== 'migrate') && !(has('poll') && has('sink'))) {
+      throw new Error(`the in-process bus only connects roles of one process; running ${roles.join(',')} alone needs Kafka: set KAFKA_BROKERS=host:port (or bus.kind: kafka)`);
+    }
+    if (has('sink') || has('serve') || has('migrate')) {
+      ch = await openClickHouse(cfg.clickhouse, cfg.dataDir);
+      const c = ch;
+      stops.push(() => c.close());
+      await migrate(ch, cfg.clickhouse);
+      log.info({ clickhouse: ch.where, profile: ch.profile, version: ch.version }, 'clickhouse ready');
+      if (has('migrate') && roles.length === 1) {
+        await stopAll();
+        return { cfg, bus, ch: null, url, token, demo, sink, stop: async () => {} };
+      }
+    }
+    bus = await createBus(cfg.bus);
+    const b = bus;
+    stops.push(() => b.close());
+    await bus.ensureTopics(topicSpecs(cfg));
+
+    if (has('serve')) {
+      if (!ch) throw new Error('serve needs ClickHouse');
+      const c = ch;
+      const hub = new LiveHub(bus, log, cfg.api.maxWsPayloadBytes);
+      const app = await buildApi({
+        cfg,
+        token,
+        log,
+        queries: storageQueries(c, cfg),
+        ready: async () => {
+          const checks: Record<string, string> = {};
+          try {
+            await c.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+            checks.clickhouse = 'ok';
+          } catch (err) {
+            checks.clickhouse = `unreachable: ${(err as Error).message}`;
+          }
+          checks.bus = 'ok';
+          return checks;
+        },
+        plugins: [demoRoutes(() => demo), (a) => hub.register(a)],
+      });
+      await app.listen({ host: cfg.api.host, port: cfg.api.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
+      url = `http://${cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host}:${port}`;
+      stops.push(() => app.close());
+      await hub.start();
+      stops.push(() => hub.stop());
+    }
+    if (has('sink')) {
+      if (!ch) throw new Error('sink needs ClickHouse');
+      sink = new Sink({ bus, ch, cfg: cfg.sink, log });
+      await sink.start();
+      const s = sink;
+      stops.push(() => s.stop());
+      // Rollups and alert history ride the same role: they are the processors' outputs to store.
+      const rollups = await startRollupSink({ bus, ch, log });
+      stops.push(() => rollups.stop());
+    }
+    if (has('process')) {
+      const pcfg = processorConfig(cfg.processors);
+      const processor = await startProcessor({ bus, config: pcfg, log, partitions: cfg.bus.partitions });
+      stops.push(() => processor.stop());
+    }
+    if (has('poll')) {
+      if (demoEnabled(cfg)) {
+        demo = new DemoSource(bus, { ...cfg.demo, intervalMs: cfg.demo.intervalMs }, log);
+        await demo.start();
+        const d = demo;
+        stops.push(() => d.stop());
+      }
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return { cfg, bus, ch, url, token, demo, sink, stop: stopAll };
+}
+
+function banner(rt: Runtime, roles: readonly RoleName[]): string {
+  const lines = [
+    `Noctua is running: roles ${roles.join(', ')}; bus ${rt.cfg.bus.kind === 'memory' ? 'in-process' : rt.cfg.bus.brokers.join(',')}; ClickHouse ${rt.ch ? (rt.ch.embedded ? `embedded (${rt.ch.where})` : rt.ch.where) : 'not in this process'}${rt.demo ? `; demo network of ${rt.demo.network.deviceNames.length} devices` : ''}`,
+  ];
+  if (rt.url) {
+    const auth = `-H 'Authorization: Bearer ${rt.token}'`;
+    lines.push(
+      `  Health    ${rt.url}/health   ${rt.url}/ready`,
+      `  Metrics   curl ${auth} ${rt.url}/metrics`,
+      `  Series    curl ${auth} '${rt.url}/api/v1/series?metric=ifHCInOctets&device=core-rtr-1&from=-15m'`,
+      `  SQL       curl ${auth} --data-urlencode 'q=SELECT metric, count() FROM noctua.samples GROUP BY metric' -G ${rt.url}/api/v1/sql`,
+      `  Token     ${rt.token}   (set api.token or NOCTUA_TOKEN; otherwise kept in ${resolve(rt.cfg.dataDir, 'api-token')})`,
+    );
+  }
+  lines.push('  Stop      Ctrl-C (buffered batches are flushed to ClickHouse before exit)');
+  return lines.join('\n') + '\n';
+}
+
+export async function runRoles(roles: readonly RoleName[], cfg: Config, log: Logger): Promise<void> {
+  const rt = await startRuntime(roles, cfg, log);
+  if (roles.length === 1 && roles[0] === 'migrate') {
+    process.stdout.write('migrations applied\n');
+    return;
+  }
+  process.stdout.write(banner(rt, roles));
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took over 30 s; exiting');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    await rt.stop();
+    log.info('stopped cleanly');
+    if (rt.demo) process.stdout.write(`demo produced ${rt.demo.samples} samples in ${rt.demo.polls} batches\n`);
+    process.stdout.write('Noctua stopped cleanly.\n');
+    log.flush?.();
+    setTimeout(() => process.exit(0), 50);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
