@@ -454,7 +454,9 @@ export class Sink {
 
   private stillOwned(s: Snapshot): boolean {
     const b = this.parts.get(key(s.topic, s.partition));
-    return this.alive && b !== undefined && b.epoch === s.epoch;
+    if (!this.alive || b === undefined || b.epoch !== s.epoch) return false;
+    // The bus's own view as well: with Kafka's eager rebalances onRevoked comes after the rejoin.
+    return this.consumer?.assignment().some((tp) => tp.topic === s.topic && tp.partition === s.partition) ?? false;
   }
 
   private token(s: Snapshot): string {
