@@ -101,14 +101,24 @@ test('legacy switch fixture: 32-bit fallback and a real counter wrap between pol
   const rate = new RateState();
   const port1: number[] = [];
   const bps: number[] = [];
-  // Port 1 advances 1,000,000 B/s from 4,000,000 B below 2^32: it wraps a few seconds after snmpsim starts.
-  for (let i = 0; i < 16 && rate.stats.wraps === 0; i++) {
+  // Port 1 advances 1,000,000 B/s from 15,000,000 B below 2^32: it wraps ~15 s after snmpsim starts.
+  // Poll once, sleep until just before the wrap, then poll across it.
+  const pollOnce = async () => {
     const r = await p.poll('legacy-switch');
     assert.equal(r.outcome, 'ok', r.error);
     const b = batches.at(-1)!;
     assert.ok(!b.samples.some((s) => s.metric.startsWith('ifHC')));
-    port1.push(b.samples.find((s) => s.metric === 'ifInOctets' && s.labels.ifIndex === '1')!.value);
+    const v = b.samples.find((s) => s.metric === 'ifInOctets' && s.labels.ifIndex === '1')!.value;
+    port1.push(v);
     for (const s of rate.process(b).samples) if (s.metric === 'if_in_bps' && s.labels.ifIndex === '1') bps.push(s.value);
+    return v;
+  };
+  const first = await pollOnce();
+  const untilWrapMs = ((4294967295 - first) / 1_000_000) * 1000;
+  assert.ok(untilWrapMs > 0 && untilWrapMs < 16_000, `snmpsim answered too late: port 1 is at ${first}`);
+  await sleep(Math.max(0, untilWrapMs - 2000));
+  for (let i = 0; i < 8 && rate.stats.wraps === 0; i++) {
+    await pollOnce();
     await sleep(700);
   }
   await p.stop();
