@@ -22,6 +22,8 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'no-learned': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
+    /** Also score two halves of the files (alternate files within each category): tuning on one half, reporting the other. */
+    split: { type: 'boolean', default: false },
   },
 });
 
@@ -127,6 +129,20 @@ async function main(): Promise<void> {
   }
   out.per_category_standard = Object.fromEntries(Object.entries(mine[0]!.perCategory).map(([k, v]) => [k, Number(v.toFixed(2))]));
   for (const [d, s] of Object.entries(others)) out[d] = Object.fromEntries(s.map((x) => [x.profile, Number(x.score.toFixed(2))]));
+  if (args.split) {
+    // Stratified halves; "A->B" scores B at the threshold swept on A (held out in both senses).
+    const seen: Record<string, number> = {};
+    const half = (k: string) => ((seen[category(k)] = (seen[category(k)] ?? 0) + 1) % 2 === 1 ? 'A' : 'B');
+    const tag = new Map(ours.map((f) => [f.key, half(f.key)]));
+    const A = ours.filter((f) => tag.get(f.key) === 'A');
+    const B = ours.filter((f) => tag.get(f.key) === 'B');
+    const swept = (xs: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(xs, windows, p).normalised);
+    const cross = (tr: FileInput[], te: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(te, windows, p, scoreCorpus(tr, windows, p).threshold).normalised);
+    const rows: Array<[string, number[]]> = [['half A (own threshold)', swept(A)], ['half B (own threshold)', swept(B)], ['B at A threshold', cross(A, B)], ['A at B threshold', cross(B, A)]];
+    log(`\nhalves (alternate files within each category: ${A.length} in A, ${B.length} in B)`);
+    for (const [name, v] of rows) log(`${name.padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
+    out.split = Object.fromEntries(rows.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
+  }
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -1,4 +1,6 @@
 import { Baseline, DEFAULT_BASELINE, SLOTS, type BaselineParams, type BaselineState, type Expectation } from './baseline.js';
+import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
+import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
 
 /**
@@ -11,6 +13,10 @@ import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type L
 export interface DetectorParams {
   readonly baseline: BaselineParams;
   readonly likelihood: LikelihoodParams;
+  readonly shape: ShapeParams;
+  readonly tail: TailParams;
+  /** EVT mode: a tail probability of 10^-decades (or less) scores 1. */
+  readonly decades: number;
   /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
   readonly zScale: number;
   /** Excursion beyond the range ever seen, as a fraction of that range, reaching ~0.76. */
@@ -26,7 +32,11 @@ export interface DetectorParams {
   /** Half-width of the expected band, in robust scale units. */
   readonly band: number;
   /** 'likelihood': score the raw surprise against its own running distribution; 'raw': score it directly. */
-  readonly mode: 'likelihood' | 'raw' | 'novelty';
+  readonly mode: 'likelihood' | 'raw' | 'novelty' | 'shape' | 'evt';
+  /** When > 0, the refractory period is a decaying record of the score (per-point decay) instead. */
+  readonly peakDecay: number;
+  /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
+  readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
   readonly recordDecay: number;
   readonly recordFloor: number;
@@ -35,6 +45,9 @@ export interface DetectorParams {
 export const DEFAULT_PARAMS: DetectorParams = {
   baseline: DEFAULT_BASELINE,
   likelihood: DEFAULT_LIKELIHOOD,
+  shape: DEFAULT_SHAPE,
+  tail: DEFAULT_TAIL,
+  decades: 8,
   zScale: 6,
   rangeScale: 0.2,
   learnedWeight: 0.3,
@@ -45,6 +58,8 @@ export const DEFAULT_PARAMS: DetectorParams = {
   mode: 'raw',
   recordDecay: 0.9995,
   recordFloor: 4,
+  shapeScale: 6,
+  peakDecay: 0,
 };
 
 export interface Verdict {
@@ -70,6 +85,11 @@ export interface DetectorState {
   lastTs: number;
   /** Decaying record of the surprise (novelty mode). */
   rec: number;
+  /** Shape novelty (shape mode). */
+  sh?: ShapeState;
+  /** Tail fits of the point and shape surprises (evt mode). */
+  tp?: TailState;
+  ts?: TailState;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -81,6 +101,9 @@ export class SeriesDetector {
   private age: number;
   private lastTs: number;
   private rec: number;
+  private readonly shape: ShapeNovelty | undefined;
+  private readonly tailP: Tail | undefined;
+  private readonly tailS: Tail | undefined;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b);
@@ -89,6 +112,9 @@ export class SeriesDetector {
     this.age = state?.age ?? 0;
     this.lastTs = state?.lastTs ?? -Infinity;
     this.rec = state?.rec ?? 0;
+    this.shape = params.mode === 'shape' || params.mode === 'evt' || (params.mode === 'raw' && params.shapeScale > 0) ? new ShapeNovelty(params.shape, state?.sh) : undefined;
+    this.tailP = params.mode === 'evt' ? new Tail(params.tail, state?.tp) : undefined;
+    this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
   }
 
   get seen(): number {
@@ -127,6 +153,10 @@ export class SeriesDetector {
       }
       raw = stat;
     }
+    if (p.mode === 'raw' && this.shape) {
+      const sh = this.shape.step(value);
+      if (sh.done) raw = Math.max(raw, Math.tanh(sh.ratio / p.shapeScale));
+    }
     const tail = this.lik.update(raw);
     let score: number;
     if (p.mode === 'novelty') {
@@ -135,10 +165,28 @@ export class SeriesDetector {
       const r = u / Math.max(this.rec, p.recordFloor / p.zScale);
       score = n < p.warmup ? 0 : r / (1 + r);
       if (n >= p.warmup) this.rec = Math.max(u, this.rec * p.recordDecay);
+    } else if (this.tailP && this.tailS && this.shape) {
+      const sh = this.shape.step(value);
+      const u = n > 0 ? Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale) : 0;
+      let prob = this.tailP.update(u);
+      if (sh.done) prob = Math.min(prob, this.tailS.update(sh.ratio));
+      score = n < p.warmup ? 0 : probScore(prob, p.decades);
+    } else if (this.shape) {
+      const sh = this.shape.step(value);
+      const u = Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale);
+      const rp = u / Math.max(this.rec, p.recordFloor / p.zScale);
+      if (n >= p.warmup) this.rec = Math.max(u, this.rec * p.recordDecay);
+      const r = Math.max(rp, sh.ratio / p.shape.vigilance);
+      score = n < p.warmup ? 0 : r / (1 + r);
     } else score = n < p.warmup ? 0 : p.mode === 'raw' ? raw : logScore(tail);
     // Refractory period: within it, only a new high keeps its full score.
     this.age++;
-    if (score > this.peak || this.age > p.refractory) {
+    if (p.peakDecay > 0) {
+      // decaying record of the score: only a point above it (an onset) keeps its full score
+      const prev = this.peak;
+      this.peak = Math.max(score, prev * p.peakDecay);
+      if (score < prev) score *= p.damp;
+    } else if (score > this.peak || this.age > p.refractory) {
       if (score >= this.peak || this.age > p.refractory) {
         this.peak = score;
         this.age = 0;
@@ -166,7 +214,7 @@ export class SeriesDetector {
   /** Full precision on purpose: a restored detector must score exactly as the uninterrupted one. */
   toJSON(): DetectorState {
     const b = this.base.s;
-    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec };
+    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
