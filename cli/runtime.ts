@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.js';
 import { demoEnabled } from '../core/config.js';
 import type { Logger } from '../core/log.js';
@@ -78,7 +78,8 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         return { cfg, bus, ch: null, url, token, demo, sink, stop: async () => {} };
       }
     }
-    bus = await createBus(cfg.bus);
+    // Embedded: the in-process log journals to dataDir/bus, so a killed process resumes without loss.
+    bus = createBus(cfg.bus, { memory: { dir: join(cfg.dataDir, 'bus') } });
     const b = bus;
     stops.push(() => b.close());
     await bus.ensureTopics(topicSpecs(cfg));
