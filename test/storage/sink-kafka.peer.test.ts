@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tempDir, waitFor } from '../peers/util.js';
+import { startKafka } from '../peers/kafka.js';
+import { KafkaBus } from '../../core/bus-kafka.js';
+import { openClickHouse } from '../../storage/clickhouse.js';
+import { migrate } from '../../storage/migrations.js';
+import { Sink, type FlushRange } from '../../storage/sink.js';
+import { sampleMessages, produce, waitCommitted, storedPerSeries, compare, SAMPLES, EVENTS, type Expected } from './fixtures.js';
+
+// Smoke test of the sink on a real broker (the integrator's suite adds SIGKILLed sink processes):
+// a sink dies between insert and commit, a second one in the same group takes over, exactly once.
+test('Kafka: a sink killed between insert and commit is replaced without loss or duplicates', { timeout: 240_000 }, async () => {
+  const kafka = await startKafka();
+  const dir = tempDir('sink-kafka');
+  const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 14 }, dir.path);
+  const bus = new KafkaBus({ brokers: kafka.brokers, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  try {
+    await migrate(ch, { rawTtlDays: 14 });
+    await bus.ensureTopics([
+      { topic: SAMPLES, partitions: 3 },
+      { topic: EVENTS, partitions: 3 },
+    ]);
+    const expected: Expected = new Map();
+    const t0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 + 3_600_000;
+    await produce(bus, SAMPLES, sampleMessages({ devices: 30, seriesPerDevice: 100, polls: 20, t0, metricsPerSet: 20 }, expected), 200);
+    let flushes = 0;
+    let killed: FlushRange | null = null;
+    const cfg = { groupId: 'kafka-sink', maxRows: 5_000, maxDelayMs: 300, retryMinMs: 100, retryMaxMs: 1_000 };
+    const a: Sink = new Sink({
+      bus,
+      ch,
+      cfg,
+      beforeCommit: (r) => {
+        if (++flushes === 4) {
+          killed = r;
+          void a.kill();
+        }
+      },
+    });
+    await a.start();
+    await waitFor('the first sink to die mid-flush', () => killed !== null, 90_000);
+    await produce(bus, SAMPLES, sampleMessages({ devices: 30, seriesPerDevice: 100, polls: 5, t0: t0 + 20_000, metricsPerSet: 20 }, expected), 200);
+    const b = new Sink({ bus, ch, cfg: { ...cfg, maxRows: 3_000 } });
+    await b.start();
+    await waitCommitted(bus, 'kafka-sink', SAMPLES, 120_000);
+    await b.stop();
+    assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
+  } finally {
+    await bus.close();
+    await ch.close();
+    dir.remove();
+    await kafka.stop();
+  }
+});
