@@ -53,3 +53,44 @@ test('Kafka: a sink killed between insert and commit is replaced without loss or
     await kafka.stop();
   }
 });
+
+test('Kafka: a second sink joining and the first leaving move partitions mid-stream without loss or duplicates', { timeout: 240_000 }, async () => {
+  const kafka = await startKafka();
+  const dir = tempDir('sink-kafka2');
+  const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 14 }, dir.path);
+  const bus = new KafkaBus({ brokers: kafka.brokers, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  try {
+    await migrate(ch, { rawTtlDays: 14 });
+    await bus.ensureTopics([
+      { topic: SAMPLES, partitions: 4 },
+      { topic: EVENTS, partitions: 4 },
+    ]);
+    const expected: Expected = new Map();
+    const t0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 + 7_200_000;
+    let poll = 0;
+    const feed = async (polls: number) => {
+      for (let i = 0; i < polls; i++, poll++) {
+        await produce(bus, SAMPLES, sampleMessages({ devices: 20, seriesPerDevice: 40, polls: 1, t0: t0 + poll * 1000, metricsPerSet: 20 }, expected), 200);
+      }
+    };
+    const cfg = { groupId: 'kafka-pair', maxRows: 2_000, maxDelayMs: 200, retryMinMs: 100, retryMaxMs: 1_000 };
+    const a = new Sink({ bus, ch, cfg });
+    await a.start();
+    await feed(10);
+    const b = new Sink({ bus, ch, cfg });
+    await b.start();
+    await feed(10);
+    await waitFor('both sinks to own partitions', () => a['consumer']!.assignment().length > 0 && b['consumer']!.assignment().length > 0, 60_000);
+    await feed(10);
+    await a.stop();
+    await feed(10);
+    await waitCommitted(bus, 'kafka-pair', SAMPLES, 120_000);
+    await b.stop();
+    assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
+  } finally {
+    await bus.close();
+    await ch.close();
+    dir.remove();
+    await kafka.stop();
+  }
+});
