@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { runRoles, ROLES, type RoleName } from './runtime.js';
+import { resolveToken } from '../api/auth.js';
 
 const USAGE = `noctua: stream-processing time-series analytics for network operations
 
@@ -18,6 +19,8 @@ roles (long-running):
   serve      the API: /health /ready /metrics, series, SQL, live WebSocket
 
 other commands:
+  targets    list SNMP targets of a running noctua, slowest and failing first
+             (asks its API: --url, default http://api.host:api.port)
   migrate    apply ClickHouse schema migrations and exit
   config     print the validated configuration (secrets redacted) and exit
   help       this text
@@ -26,13 +29,14 @@ configuration: --config FILE, NOCTUA_CONFIG, or ./noctua.yaml; environment overr
 NOCTUA_<SECTION>__<FIELD>, CLICKHOUSE_URL/USER/PASSWORD, KAFKA_BROKERS, NOCTUA_TOKEN.
 `;
 
-function parseArgs(argv: string[]): { command: string; config?: string; roles?: string[] } {
-  const out: { command: string; config?: string; roles?: string[] } = { command: argv[0] ?? 'help' };
+function parseArgs(argv: string[]): { command: string; config?: string; roles?: string[]; url?: string } {
+  const out: { command: string; config?: string; roles?: string[]; url?: string } = { command: argv[0] ?? 'help' };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = () => inline ?? argv[++i] ?? '';
     if (flag === '--config' || flag === '-c') out.config = value();
+    else if (flag === '--url') out.url = value();
     else if (flag === '--roles') out.roles = value().split(',').map((s) => s.trim()).filter(Boolean);
     else throw new Error(`unknown argument ${a}`);
   }
@@ -70,6 +74,16 @@ async function main(): Promise<void> {
   if (args.command === 'config') {
     const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
     process.stdout.write(JSON.stringify(redacted, null, 2) + '\n');
+    return;
+  }
+  if (args.command === 'targets') {
+    const url = args.url ?? `http://${cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host}:${cfg.api.port}`;
+    const token = resolveToken(cfg.api.token, cfg.dataDir);
+    const r = await fetch(`${url}/api/v1/snmp/targets?format=text&limit=1000`, { headers: { authorization: `Bearer ${token}` } }).catch((err: Error) => {
+      throw new Error(`cannot reach noctua at ${url}: ${err.message}`);
+    });
+    if (!r.ok) throw new Error(`${url} answered ${r.status}: ${await r.text()}`);
+    process.stdout.write((await r.text()) + '\n');
     return;
   }
   let roles: RoleName[];

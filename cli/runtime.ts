@@ -14,6 +14,8 @@ import { storageQueries } from '../api/queries.js';
 import { DemoSource } from '../ingest/demo/source.js';
 import { demoRoutes } from '../api/demo-routes.js';
 import { LiveHub } from '../api/live.js';
+import { startSnmpSource } from '../ingest/snmp/source.js';
+import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
 import { processorConfig, startProcessor } from '../processors/runner.js';
 
@@ -104,7 +106,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           checks.bus = 'ok';
           return checks;
         },
-        plugins: [demoRoutes(() => demo), (a) => hub.register(a)],
+        plugins: [demoRoutes(() => demo), snmpRoutes, (a) => hub.register(a)],
       });
       await app.listen({ host: cfg.api.host, port: cfg.api.port });
       const addr = app.server.address();
@@ -135,6 +137,13 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         await demo.start();
         const d = demo;
         stops.push(() => d.stop());
+      } else {
+        // One process polls everything it is configured with; separate `noctua poll` processes
+        // divide the targets through the targets topic's consumer group.
+        const alone = roles.includes('sink');
+        const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, log });
+        stops.push(() => snmp.stop());
+        log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
       }
     }
   } catch (err) {

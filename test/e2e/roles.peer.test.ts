@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startKafka } from '../peers/kafka.js';
+import { freePort, startProcess, tempDir, waitFor, type Proc } from '../peers/util.js';
+
+const root = join(import.meta.dirname, '../../..');
+const cli = join(root, 'dist/cli/noctua.js');
+
+/** What the demo network's polls become: raw counters in samples, derived rates in the rollups. */
+const RAW = ['ifHCInOctets', 'ifOperStatus', 'sysUpTime', 'hrProcessorLoad'];
+const DERIVED = ['if_in_bps', 'if_out_bps', 'if_in_util_pct'];
+
+test('poll, process and sink+serve as separate processes over Kafka store what noctua start stores', { timeout: 420_000 }, async () => {
+  const kafka = await startKafka();
+  const dirs = ['poll', 'process', 'store'].map((n) => tempDir(`roles-${n}`));
+  const port = await freePort();
+  const token = 'roles-test-token-0123456789';
+  const env = (dir: string) => ({ ...process.env, KAFKA_BROKERS: kafka.brokers.join(','), NOCTUA_DATA_DIR: dir, NOCTUA_TOKEN: token, NOCTUA_LOG_LEVEL: 'warn', NOCTUA_DEMO__INTERVAL_MS: '1000', NOCTUA_API__PORT: String(port) });
+  const procs: Proc[] = [];
+  try {
+    const launch = async (args: string[], dir: string) => {
+      const p = startProcess(process.execPath, [cli, ...args], { cwd: root, env: env(dir) });
+      procs.push(p);
+      await waitFor(`noctua ${args.join(' ')} to start`, () => /Noctua is running/.test(p.output()) || p.child.exitCode !== null, 90_000, 100);
+      assert.equal(p.child.exitCode, null, p.output());
+      return p;
+    };
+    await launch(['start', '--roles', 'sink,serve'], dirs[2]!.path);
+    await launch(['process'], dirs[1]!.path);
+    await launch(['poll'], dirs[0]!.path);
+
+    const sql = async (q: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}/api/v1/sql?format=csv&q=${encodeURIComponent(q)}`, { headers: { authorization: `Bearer ${token}` } });
+      const t = await r.text();
+      if (r.status !== 200) throw new Error(t);
+      return t.trim().split('\n').slice(1).map((l) => l.replace(/"/g, ''));
+    };
+    await waitFor('raw demo samples', async () => (await sql('SELECT DISTINCT metric FROM noctua.samples')).length >= 10, 60_000, 1000);
+    const raw = await sql('SELECT DISTINCT metric FROM noctua.samples');
+    for (const m of RAW) assert.ok(raw.includes(m), `samples has ${m}: ${raw.join(',')}`);
+    // One-minute windows close once the watermark (newest event time - 15 s) passes their end.
+    await waitFor('1-minute rollups of derived rates', async () => {
+      const got = await sql('SELECT DISTINCT metric FROM noctua.rollups_1m');
+      return DERIVED.every((m) => got.includes(m));
+    }, 240_000, 2000);
+    const devices = await sql('SELECT DISTINCT device FROM noctua.series ORDER BY device');
+    assert.ok(devices.includes('core-rtr-1') && devices.length === 12, devices.join(','));
+  } finally {
+    for (const p of procs.reverse()) await p.stop(15_000);
+    await kafka.stop();
+    for (const d of dirs) d.remove();
+  }
+});
