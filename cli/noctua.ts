@@ -4,6 +4,8 @@ import { loadConfig, ConfigError } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { runRoles, ROLES, type RoleName } from './runtime.js';
 import { resolveToken } from '../api/auth.js';
+import { parseSnmpConfig } from '../ingest/snmp/config.js';
+import { discover } from '../ingest/snmp/discovery.js';
 
 const USAGE = `noctua: stream-processing time-series analytics for network operations
 
@@ -21,6 +23,8 @@ roles (long-running):
 other commands:
   targets    list SNMP targets of a running noctua, slowest and failing first
              (asks its API: --url, default http://api.host:api.port)
+  discover   probe snmp.discovery (addresses, CIDRs) with its configured credentials and print
+             each device (sysName, sysObjectID, sysDescr, interfaces) and a targets: block to paste
   migrate    apply ClickHouse schema migrations and exit
   config     print the validated configuration (secrets redacted) and exit
   help       this text
@@ -84,6 +88,23 @@ async function main(): Promise<void> {
     });
     if (!r.ok) throw new Error(`${url} answered ${r.status}: ${await r.text()}`);
     process.stdout.write((await r.text()) + '\n');
+    return;
+  }
+  if (args.command === 'discover') {
+    const { config } = parseSnmpConfig(cfg.snmp);
+    const started = Date.now();
+    process.stderr.write('discovering...\n');
+    const res = await discover(config, { log });
+    for (const d of res.found) {
+      process.stdout.write(`${d.address}  ${d.sysName ?? '?'}  ${d.sysObjectID ?? '?'}  ${d.interfaces.length} interfaces  ${(d.sysDescr ?? '').split('\n')[0]}\n`);
+      for (const i of d.interfaces) process.stdout.write(`    ${i.ifIndex.padStart(5)}  ${(i.ifName ?? i.ifDescr ?? '').padEnd(24)} ${i.ifHighSpeed ?? '?'} Mb/s  ${i.ifAlias ?? ''}\n`);
+    }
+    for (const f of res.failed) process.stdout.write(`${f.address}  no answer: ${f.error}\n`);
+    process.stdout.write(`\n${res.found.length} found, ${res.failed.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    if (res.found.length > 0) {
+      process.stdout.write('\nsnmp:\n  targets:\n');
+      for (const d of res.found) process.stdout.write(`    - { address: ${d.address}, version: ${d.target.version}, labels: { sysName: ${JSON.stringify(d.sysName ?? d.address)} } }  # credentials as in discovery\n`);
+    }
     return;
   }
   let roles: RoleName[];
