@@ -1,6 +1,7 @@
 import { SeriesDetector, DEFAULT_PARAMS, type DetectorParams } from '../../processors/anomaly/detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise } from '../../processors/anomaly/learned.js';
 import type { DataFile } from './corpus.js';
+import { probationLength } from './scorer.js';
 
 export const DETECTOR_NAME = 'noctua';
 
@@ -8,6 +9,11 @@ export interface DetectOptions {
   readonly learned: boolean;
   readonly params?: DetectorParams;
   readonly seed?: number;
+  /**
+   * Warm-up of the ARTime layer: 'nab' = NAB's probationary period of the file (a NAB detector is
+   * told it), or a fixed count of points (what production does; the default there is 750).
+   */
+  readonly warmup?: 'nab' | number;
 }
 
 /** Experiments only: NOCTUA_ANOMALY_PARAMS='{"zScale":5}' overrides defaults (shallow, one level deep). */
@@ -29,14 +35,16 @@ const CHUNK = 256;
  * learned layer, each chunk of points is predicted in one batch by the model version trained on
  * points before the chunk; training (awaited here, for reproducible figures) happens between chunks.
  */
-export async function detectSeries(f: DataFile, opts: DetectOptions): Promise<{ scores: Float64Array; trainMs: number }> {
-  const params = opts.params ?? paramsFromEnv();
-  const d = new SeriesDetector(params);
+export async function detectSeries(f: DataFile, opts: DetectOptions): Promise<{ scores: Float64Array; trainMs: number; stateBytes: number }> {
   const n = f.values.length;
+  const base = opts.params ?? paramsFromEnv();
+  const warmup = opts.warmup ?? 'nab';
+  const params = { ...base, artime: { ...base.artime, probation: warmup === 'nab' ? probationLength(n) : warmup } };
+  const d = new SeriesDetector(params);
   const scores = new Float64Array(n);
   if (!opts.learned || params.learnedWeight <= 0) {
     for (let i = 0; i < n; i++) scores[i] = d.step(f.timestamps[i]!, f.values[i]!).score;
-    return { scores, trainMs: 0 };
+    return { scores, trainMs: 0, stateBytes: Buffer.byteLength(JSON.stringify(d)) };
   }
   await initBackend();
   const family = f.key.split('/')[0] ?? 'default';
@@ -69,5 +77,5 @@ export async function detectSeries(f: DataFile, opts: DetectOptions): Promise<{ 
       trainMs += model.lastTrainMs;
     }
   }
-  return { scores, trainMs };
+  return { scores, trainMs, stateBytes: Buffer.byteLength(JSON.stringify(d)) };
 }

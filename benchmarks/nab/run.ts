@@ -3,7 +3,7 @@
  * (timestamp,value,anomaly_score,label per file), scores them with benchmarks/nab/scorer.ts and prints
  * the three profile scores, per-category scores, and the shipped detectors' figures beside ours.
  *
- *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned]
+ *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N]
  *
  * Defaults: <project root>/../shared/datasets/nab. The last line is one JSON object {"bench":"nab",...}.
  */
@@ -22,6 +22,8 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'no-learned': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
+    /** ARTime warm-up: 'nab' (the file's probationary period, as NAB tells a detector) or a fixed count of points. */
+    warmup: { type: 'string', default: 'nab' },
     /** Also score two halves of the files (alternate files within each category): tuning on one half, reporting the other. */
     split: { type: 'boolean', default: false },
   },
@@ -85,17 +87,19 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let points = 0;
   let trainMs = 0;
+  let maxState = 0;
   for (const key of keys) {
     const f = readDataFile(dataDir, key);
-    const r = await detectSeries(f, { learned: !args['no-learned'] });
+    const r = await detectSeries(f, { learned: !args['no-learned'], warmup: args.warmup === 'nab' ? 'nab' : Number(args.warmup) });
     trainMs += r.trainMs;
+    maxState = Math.max(maxState, r.stateBytes);
     points += f.values.length;
     writeResults(f, r.scores, inWindowLabels(f, windows));
     ours.push({ key, timestamps: f.timestamps, scores: r.scores });
   }
   const runMs = performance.now() - t0;
   const mine = summarise(ours, windows);
-  log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; results in ${join(outDir, DETECTOR_NAME)}`);
+  log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; largest detector state ${maxState} B (JSON); results in ${join(outDir, DETECTOR_NAME)}`);
   const others: Record<string, Summary[]> = {};
   for (const det of ['numenta', 'contextOSE', 'ARTime']) {
     if (!existsSync(join(resultsDir, det))) continue;
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
     points,
     seconds: Number((runMs / 1000).toFixed(2)),
     training_ms: Math.round(trainMs),
+    max_state_bytes: maxState,
   };
   for (const s of mine) {
     out[s.profile] = Number(s.score.toFixed(2));

@@ -55,6 +55,8 @@ export interface ArtimeParams {
   readonly max?: number;
   /** Sign convention of the Haar detail coefficients (validation against the original). */
   readonly haarSign: 1 | -1;
+  /** Report within the block, at the point that makes it anomalous (see peek); false = the original. */
+  readonly early: boolean;
 }
 
 export const DEFAULT_ARTIME: ArtimeParams = {
@@ -66,11 +68,12 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   spikeMin: 0.1,
   initialRho: 0.8,
   rhoUbCap: 0.97,
-  maxCategories: 0,
+  maxCategories: 64,
   range: 'probation',
   margin: 0.5,
   overflow: 'clamp',
   haarSign: -1,
+  early: false,
 };
 
 /** Julia's round(Int, x): ties to even. */
@@ -102,25 +105,29 @@ export interface ArtimeState {
   fw: number[];
   /** Probation: the raw downsampled values waiting for the range and the batch pass. */
   pb: number[];
-  /** ART memory (see Art). */
-  art: ArtState;
+  /** The current block was already reported by the early look. */
+  rep: boolean;
+  /** ART memory (see Art); present in JSON only. */
+  art?: ArtState;
 }
 
 export interface ArtState {
   dim: number;
-  /** Categories, complement coded, flattened. */
-  w: number[];
-  /** Last step each category resonated or was made. */
-  used: number[];
+  /** Categories in use. */
+  nc: number;
+  /** Categories, complement coded, in grid units (bytes), flattened; base64 in JSON. */
+  w: string;
+  /** Last step each category resonated or was made (uint32, base64). */
+  used: string;
   lb: number;
   ub: number;
   /** Samples seen (train calls), and the running mean of the best match. */
   n: number;
   meanA: number;
-  /** Ring buffers of recent best matches, and of ub - match; heads. */
-  sim: number[];
+  /** Ring buffers of recent best matches (uint16 of 1/65535), and of ub - match (int16 of 1/32767); heads. */
+  sim: string;
   simH: number;
-  diff: number[];
+  diff: string;
   diffH: number;
   /** Anomaly similarity history: sum of all but the last, count, last. */
   hSum: number;
@@ -167,7 +174,8 @@ export class Artime {
     this.feat = new Float64Array(2 * p.window);
     this.tmp = new Float64Array(p.window);
     if (state) {
-      this.s = { ...state, bins: state.bins.slice(), fw: state.fw.slice(), pb: state.pb.slice(), bmin: state.bmin ?? Infinity, bmax: state.bmax ?? -Infinity };
+      const { art: _art, ...rest } = state;
+      this.s = { ...rest, bins: state.bins.slice(), fw: state.fw.slice(), pb: state.pb.slice(), bmin: state.bmin ?? Infinity, bmax: state.bmax ?? -Infinity };
     } else {
       const fixed = p.range === 'fixed';
       this.s = {
@@ -186,11 +194,10 @@ export class Artime {
         above: 0,
         fw: new Array(p.window).fill(0),
         pb: [],
-        art: undefined as unknown as ArtState,
+        rep: false,
       };
     }
     this.art = new Art(p, this.h, 2 * p.window, state?.art);
-    this.s.art = this.art.s;
   }
 
   /** Scores and learns one raw value. */
@@ -202,7 +209,12 @@ export class Artime {
     if (value < s.bmin) s.bmin = value;
     if (value > s.bmax) s.bmax = value;
     const i = s.i++;
-    if (i % sstep !== 0) return QUIET;
+    if (i % sstep !== 0) {
+      if (!this.p.early || s.dsi <= trend || s.rep || (value !== s.bmax && value !== s.bmin)) return QUIET;
+      const score = this.peek();
+      if (score > 0) s.rep = true;
+      return score > 0 ? { score, done: false, similarity: 0, novel: true } : QUIET;
+    }
     const mean = s.bs / s.bk;
     if (s.dsi === 1) s.ma = mean;
     s.ma = (s.ma + mean) / 2;
@@ -219,7 +231,13 @@ export class Artime {
       if (dsi === trend) this.endProbation();
       return { score: 0, done: true, similarity: 1, novel: false };
     }
-    return this.detect(this.encode(ds, dsi), dsi);
+    const v = this.art.detect(this.encode(ds, dsi), dsi);
+    if (s.rep) {
+      s.rep = false;
+      // the block's anomaly was already reported early in the block
+      if (v.score > 0) return { ...v, score: 0 };
+    }
+    return v;
   }
 
   private endProbation(): void {
@@ -243,23 +261,31 @@ export class Artime {
     this.art.probation(feats);
   }
 
-  /** Scaling, quantisation, median snap and the feature vector of downsampled value number `dsi`. */
-  private encode(raw: number, dsi: number): Float64Array {
+  /** Scaled, quantised level of a downsampled value (0..levels). */
+  private level(raw: number, commit: boolean): number {
     const s = this.s;
     const p = this.p;
     const L = p.levels;
-    const W = p.window;
     let x = raw - s.lo;
     if (s.hi - s.lo !== 0) x /= s.hi - s.lo;
     let level = roundEven(x * L);
     if (level < 0 || level > L) {
-      if (p.overflow === 'grow' && p.range !== 'fixed') {
+      if (commit && p.overflow === 'grow' && p.range !== 'fixed') {
         this.grow(raw);
         x = (raw - s.lo) / (s.hi - s.lo);
         level = roundEven(x * L);
       }
       level = Math.min(L, Math.max(0, level));
     }
+    return level;
+  }
+
+  /** Scaling, quantisation, median snap and the feature vector of downsampled value number `dsi`. */
+  private encode(raw: number, dsi: number): Float64Array {
+    const s = this.s;
+    const p = this.p;
+    const L = p.levels;
+    const level = this.level(raw, true);
     let ds = level / L;
     // a running median of the levels (a walker over the histogram, as the original)
     s.bins[level]!++;
@@ -282,15 +308,22 @@ export class Artime {
     if (Math.abs(ds - med) < p.chomp) ds = med;
     s.fw.shift();
     s.fw.push(ds);
+    return this.features(s.fw, dsi);
+  }
+
+  /** The feature vector of a window of snapped values: Haar coefficients (scaled twice) and the values. */
+  private features(fw: readonly number[], dsi: number): Float64Array {
+    const p = this.p;
+    const W = p.window;
     const f = this.feat;
     f.fill(0);
     if (dsi >= W) {
       const t = this.tmp;
       let mn = Infinity;
-      for (let k = 0; k < W; k++) if (s.fw[k]! < mn) mn = s.fw[k]!;
+      for (let k = 0; k < W; k++) if (fw[k]! < mn) mn = fw[k]!;
       let mx = -Infinity;
       for (let k = 0; k < W; k++) {
-        t[k] = s.fw[k]! - mn;
+        t[k] = fw[k]! - mn;
         if (t[k]! > mx) mx = t[k]!;
       }
       if (mx !== 0) for (let k = 0; k < W; k++) t[k]! /= mx;
@@ -303,9 +336,37 @@ export class Artime {
         if (f[k]! > fmx) fmx = f[k]!;
       }
       if (fmx !== 0) for (let k = 0; k < W; k++) f[k]! /= fmx;
-      for (let k = 0; k < W; k++) f[W + k] = s.fw[k]!;
+      for (let k = 0; k < W; k++) f[W + k] = fw[k]!;
     }
     return f;
+  }
+
+  /**
+   * Early look (not in the original): the block so far, taken as if it ended now, is checked against
+   * the memory without learning. A new extreme that would already be reported is reported at once
+   * rather than up to sstep - 1 points later; the block's own report is then not repeated.
+   */
+  private peek(): number {
+    const s = this.s;
+    const mean = s.bs / s.bk;
+    const ma = (s.ma + mean) / 2;
+    let ds = Math.abs(s.bmax - ma) < Math.abs(s.bmin - ma) ? s.bmin : s.bmax;
+    if (Math.abs(ds - mean) < this.p.spikeMin * mean) ds = mean;
+    const L = this.p.levels;
+    let v = this.level(ds, false) / L;
+    const med = s.med / L;
+    if (Math.abs(v - med) < this.p.chomp) v = med;
+    // only a value beyond everything in the window (a spike or a step) is worth an early word
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const x of s.fw) {
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    if (v <= hi + this.p.chomp && v >= lo - this.p.chomp) return 0;
+    const fw = s.fw.slice(1);
+    fw.push(v);
+    return this.art.peek(this.features(fw, s.dsi), s.dsi);
   }
 
   /** Widens the range to hold `raw` (with the margin), rescaling what depends on it. */
@@ -330,8 +391,13 @@ export class Artime {
     s.hi = hi;
   }
 
-  private detect(f: Float64Array, dsi: number): ArtimeVerdict {
-    return this.art.detect(f, dsi);
+  /** Categories in memory, and the current lower vigilance (for explanations). */
+  get categories(): number {
+    return this.art.categories;
+  }
+
+  get vigilance(): number {
+    return this.art.s.lb;
   }
 
   toJSON(): ArtimeState {
@@ -358,58 +424,73 @@ function haar(t: Float64Array, out: Float64Array, sign: 1 | -1): void {
   out[0] = a[0]!;
 }
 
-/** Dual-vigilance fuzzy ART with ARTime's vigilance adaptation and masking. */
+/** Grid of the feature values: 240 steps holds the 80 levels exactly and fits a byte. */
+const Q = 240;
+const SIM_Q = 65535;
+const DIFF_Q = 32767;
+
+function b64<T extends ArrayBufferView>(a: T, bytes = a.byteLength): string {
+  return Buffer.from(a.buffer, a.byteOffset, bytes).toString('base64');
+}
+
+function unb64(s: string): Buffer {
+  return Buffer.from(s, 'base64');
+}
+
+/** Dual-vigilance fuzzy ART with ARTime's vigilance adaptation and masking, on a byte grid. */
 class Art {
-  readonly s: ArtState;
-  private readonly x: Float64Array;
+  readonly s: Omit<ArtState, 'w' | 'used' | 'sim' | 'diff'>;
+  private w: Uint8Array;
+  private used: Uint32Array;
+  private readonly sim: Uint16Array;
+  private readonly diff: Int16Array;
+  private readonly x: Uint8Array;
   private M: Float64Array;
-  private Me: Float64Array;
   private readonly cap: number;
 
   constructor(readonly p: ArtimeParams, readonly h: ReturnType<typeof horizons>, dim: number, state?: ArtState) {
-    this.cap = p.maxCategories > 0 ? p.maxCategories : Infinity;
-    this.x = new Float64Array(2 * dim);
-    this.M = new Float64Array(0);
-    this.Me = new Float64Array(0);
-    if (state) this.s = { ...state, w: state.w.slice(), used: state.used.slice(), sim: state.sim.slice(), diff: state.diff.slice() };
-    else
-      this.s = {
-        dim,
-        w: [],
-        used: [],
-        lb: 0,
-        ub: 0,
-        n: 0,
-        meanA: 0,
-        sim: new Array(Math.floor(h.trend / 2) + 1).fill(1),
-        simH: 0,
-        diff: new Array(h.trend + 1).fill(0),
-        diffH: 0,
-        hSum: 0,
-        hN: 0,
-        hLast: 0,
-        lastAnomaly: 0,
-        lastAnomalySim: 0,
-        lastRhoUpdate: 0,
-        maskAfterCat: false,
-        noNewCat: 0,
-      };
+    this.cap = p.maxCategories > 0 ? p.maxCategories + 1 : Infinity;
+    const D2 = 2 * dim;
+    this.x = new Uint8Array(D2);
+    this.M = new Float64Array(16);
+    this.sim = new Uint16Array(Math.floor(h.trend / 2) + 1);
+    this.diff = new Int16Array(h.trend + 1);
+    if (state) {
+      const { w, used, sim, diff, ...rest } = state;
+      this.s = { ...rest };
+      const wb = unb64(w);
+      const ub = unb64(used);
+      const room = Math.max(16, state.nc);
+      this.w = new Uint8Array(room * D2);
+      this.w.set(wb.subarray(0, Math.min(wb.length, room * D2)));
+      this.used = new Uint32Array(room);
+      this.used.set(new Uint32Array(ub.buffer.slice(ub.byteOffset, ub.byteOffset + Math.min(ub.length, room * 4))));
+      const sb = unb64(sim);
+      this.sim.set(new Uint16Array(sb.buffer.slice(sb.byteOffset, sb.byteOffset + this.sim.byteLength)));
+      const db = unb64(diff);
+      this.diff.set(new Int16Array(db.buffer.slice(db.byteOffset, db.byteOffset + this.diff.byteLength)));
+    } else {
+      this.s = { dim, nc: 0, lb: 0, ub: 0, n: 0, meanA: 0, simH: 0, diffH: 0, hSum: 0, hN: 0, hLast: 0, lastAnomaly: 0, lastAnomalySim: 0, lastRhoUpdate: 0, maskAfterCat: false, noNewCat: 0 };
+      this.w = new Uint8Array(16 * D2);
+      this.used = new Uint32Array(16);
+      this.sim.fill(SIM_Q);
+    }
   }
 
   get categories(): number {
-    return this.s.used.length;
+    return Math.max(0, this.s.nc - 1);
   }
 
   /** Rescales the raw-value half of every category after the range grew: v' = a v + b. */
   rescaleRaw(window: number, a: number, b: number): void {
     const D = this.s.dim;
-    const w = this.s.w;
-    for (let j = 0; j < this.s.used.length; j++) {
+    const w = this.w;
+    for (let j = 1; j < this.s.nc; j++) {
       const o = j * 2 * D;
       for (let k = window; k < D; k++) {
-        // lower bound u and complement of the upper bound (1 - v)
-        w[o + k] = w[o + k]! * a + b;
-        w[o + D + k] = 1 - ((1 - w[o + D + k]!) * a + b);
+        // lower bound u and complement of the upper bound (1 - v), in grid units
+        w[o + k] = Math.min(Q, Math.max(0, Math.round(w[o + k]! * a + b * Q)));
+        w[o + D + k] = Math.min(Q, Math.max(0, Math.round(Q - ((Q - w[o + D + k]!) * a + b * Q))));
       }
     }
   }
@@ -427,7 +508,8 @@ class Art {
   /** ARTime's initial vigilance: learn the probation vectors least typical first at initialRho, mean late match. */
   private probe(xs: Float64Array[], trend: number): number {
     const n = xs.length;
-    const norms = xs.map((v) => Math.hypot(...v));
+    const q = xs.map((v) => Float64Array.from(v, (f) => Math.round(f * Q) / Q));
+    const norms = q.map((v) => Math.hypot(...v));
     const sum = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
@@ -439,7 +521,7 @@ class Art {
           else if (b === 0) sim = 1 - a;
           else {
             let dot = 0;
-            for (let k = 0; k < xs[i]!.length; k++) dot += xs[i]![k]! * xs[j]![k]!;
+            for (let k = 0; k < q[i]!.length; k++) dot += q[i]![k]! * q[j]![k]!;
             sim = dot / (a * b);
           }
         }
@@ -462,96 +544,145 @@ class Art {
     return cnt > 0 ? acc / cnt : this.p.initialRho;
   }
 
+  /** Scores f against the memory without learning: best match and its energy similarity. */
+  match(f: Float64Array): { A: number; Ae: number } {
+    this.load(f);
+    const r = this.activate();
+    return { A: r.A, Ae: r.Ae };
+  }
+
+  private load(f: Float64Array): void {
+    const D = this.s.dim;
+    const x = this.x;
+    for (let k = 0; k < D; k++) {
+      const v = Math.min(Q, Math.max(0, Math.round(f[k]! * Q)));
+      x[k] = v;
+      x[D + k] = Q - v;
+    }
+  }
+
+  /** Match of the loaded sample against every category (M), and the best. */
+  private activate(): { A: number; Ae: number; best: number; nan: boolean } {
+    const s = this.s;
+    const D = s.dim;
+    const D2 = 2 * D;
+    const x = this.x;
+    const w = this.w;
+    const nc = s.nc;
+    if (this.M.length < nc) this.M = new Float64Array(nc * 2);
+    const M = this.M;
+    let best = -1;
+    let bestM = -1;
+    let bestE = 0;
+    let nan = false;
+    const xl = x[D - 1]!;
+    const xc = x[D2 - 1]!;
+    for (let j = 0; j < nc; j++) {
+      const o = j * D2;
+      let num = 0;
+      let den = 0;
+      for (let k = 0; k < D2; k++) {
+        const wk = w[o + k]!;
+        const xk = x[k]!;
+        num += xk < wk ? xk : wk;
+        den += wk;
+      }
+      const fs = den === 0 ? num / (0.001 * Q) : num / den;
+      const wl = w[o + D - 1]!;
+      const wc = w[o + D2 - 1]!;
+      const eden = wl + wc;
+      if (eden === 0) {
+        // a category spanning the whole range of the newest value has no energy (0/0): in the
+        // original it sorts first and stops the search, so nothing matches
+        nan = true;
+        M[j] = NaN;
+        continue;
+      }
+      const es = ((xl < wl ? xl : wl) + (xc < wc ? xc : wc)) / eden;
+      const m = fs * fs * fs * es * es;
+      M[j] = m;
+      if (m > bestM) {
+        bestM = m;
+        best = j;
+        bestE = es;
+      }
+    }
+    const none = nan || bestM <= 0;
+    return { A: none ? 0 : bestM, Ae: none ? 0 : bestE, best, nan };
+  }
+
   /**
    * One DVFA step. Returns the best match A, its energy similarity Ae, and whether the sample
    * started a new cluster (`novel`). The first sample ever only creates the uncommitted category.
    */
   train(f: Float64Array, learn: boolean): { A: number; Ae: number; novel: boolean } {
     const s = this.s;
-    const D = s.dim;
-    const x = this.x;
-    for (let k = 0; k < D; k++) {
-      x[k] = f[k]!;
-      x[D + k] = 1 - f[k]!;
-    }
+    const D2 = 2 * s.dim;
+    this.load(f);
     s.n++;
-    if (s.used.length === 0) {
+    if (s.nc === 0) {
       // the original starts with an all-ones category (matches nothing well) and skips the sample
-      for (let k = 0; k < 2 * D; k++) s.w.push(1);
-      s.used.push(s.n);
+      this.w.fill(Q, 0, D2);
+      this.used[0] = s.n;
+      s.nc = 1;
       return { A: 0, Ae: 0, novel: false };
     }
-    const nc = s.used.length;
-    const w = s.w;
-    let best = -1;
-    let bestM = -1;
-    let bestE = 0;
-    let nan = false;
-    if (this.M.length < nc) {
-      this.M = new Float64Array(Math.max(16, nc * 2));
-      this.Me = new Float64Array(this.M.length);
-    }
+    const r = this.activate();
+    if (!learn) return { A: r.A, Ae: r.Ae, novel: true };
     const M = this.M;
-    const E = this.Me;
-    for (let j = 0; j < nc; j++) {
-      const o = j * 2 * D;
-      let num = 0;
-      let den = 0;
-      for (let k = 0; k < 2 * D; k++) {
-        const wk = w[o + k]!;
-        const xk = x[k]!;
-        num += xk < wk ? xk : wk;
-        den += wk;
-      }
-      if (den === 0) den = 0.001;
-      const fs = num / den;
-      const wl = w[o + D - 1]!;
-      const wc = w[o + 2 * D - 1]!;
-      const es = (Math.min(x[D - 1]!, wl) + Math.min(x[2 * D - 1]!, wc)) / (wl + wc);
-      const m = fs * fs * fs * es * es;
-      M[j] = m;
-      E[j] = es;
-      if (Number.isNaN(m)) nan = true;
-      else if (m > bestM) {
-        bestM = m;
-        best = j;
-        bestE = es;
-      }
-    }
-    // A category spanning the whole range of the newest value has no energy (0/0): in the original it
-    // sorts first and stops the search, so nothing matches.
-    const A = nan || bestM <= 0 ? 0 : bestM;
-    const Ae = nan || bestM <= 0 ? 0 : bestE;
-    if (!learn) return { A, Ae, novel: true };
-    if (!nan && best >= 0 && bestM >= s.ub) {
+    if (!r.nan && r.best >= 0 && r.A >= s.ub) {
       // resonance: every category above the upper vigilance learns (fast learning: w = min(x, w))
-      for (let j = 0; j < nc; j++) {
+      const x = this.x;
+      const w = this.w;
+      for (let j = 0; j < s.nc; j++) {
         if (M[j]! >= s.ub) {
-          const o = j * 2 * D;
-          for (let k = 0; k < 2 * D; k++) if (x[k]! < w[o + k]!) w[o + k] = x[k]!;
-          s.used[j] = s.n;
+          const o = j * D2;
+          for (let k = 0; k < D2; k++) if (x[k]! < w[o + k]!) w[o + k] = x[k]!;
+          this.used[j] = s.n;
         }
       }
-      return { A, Ae, novel: false };
+      return { A: r.A, Ae: r.Ae, novel: false };
     }
-    const novel = nan || best < 0 || bestM < s.lb;
-    this.commit(x);
-    return { A, Ae, novel };
+    const novel = r.nan || r.best < 0 || r.A < s.lb;
+    this.commit();
+    return { A: r.A, Ae: r.Ae, novel };
   }
 
-  private commit(x: Float64Array): void {
+  /** Stores the loaded sample as a category; when full, over the one that resonated longest ago. */
+  private commit(): void {
     const s = this.s;
     const D2 = 2 * s.dim;
-    if (s.used.length < this.cap) {
-      for (let k = 0; k < D2; k++) s.w.push(x[k]!);
-      s.used.push(s.n);
-      return;
+    let slot = s.nc;
+    if (s.nc < this.cap) {
+      if ((s.nc + 1) * D2 > this.w.length) {
+        const w = new Uint8Array(this.w.length * 2);
+        w.set(this.w);
+        this.w = w;
+        const u = new Uint32Array(this.used.length * 2);
+        u.set(this.used);
+        this.used = u;
+      }
+      s.nc++;
+    } else {
+      // never the first, uncommitted one
+      slot = 1;
+      for (let j = 2; j < s.nc; j++) if (this.used[j]! < this.used[slot]!) slot = j;
     }
-    // full: replace the category that resonated longest ago (never the first, uncommitted one)
-    let slot = 1;
-    for (let j = 2; j < s.used.length; j++) if (s.used[j]! < s.used[slot]!) slot = j;
-    for (let k = 0; k < D2; k++) s.w[slot * D2 + k] = x[k]!;
-    s.used[slot] = s.n;
+    this.w.set(this.x, slot * D2);
+    this.used[slot] = s.n;
+  }
+
+  /** Would f be reported now (a new cluster, not masked)? Confidence if so, else 0. No state changes. */
+  peek(f: Float64Array, i: number): number {
+    const s = this.s;
+    if (i <= this.h.trend || i < this.p.window) return 0;
+    const r = this.match(f);
+    if (!(r.A < s.lb) && !(r.A === 0)) return 0;
+    const maskAfterAnomaly = i - s.lastAnomaly <= this.h.mask;
+    let maskAfterCat = s.maskAfterCat;
+    if (i > this.h.trend + this.h.mask && maskAfterCat && s.noNewCat >= this.h.mask) maskAfterCat = false;
+    const belowLast = r.A < s.lastAnomalySim * (maskAfterAnomaly ? 0.9 : 0.7);
+    return !(maskAfterCat || maskAfterAnomaly) || belowLast ? this.confidence(r.A, r.Ae) : 0;
   }
 
   detect(f: Float64Array, i: number): ArtimeVerdict {
@@ -566,10 +697,10 @@ class Art {
     s.noNewCat = newCluster ? 0 : s.noNewCat + 1;
     const A = r.A;
     s.meanA += (A - s.meanA) / s.n;
-    s.sim[s.simH] = A;
-    s.simH = (s.simH + 1) % s.sim.length;
-    s.diff[s.diffH] = s.ub - A;
-    s.diffH = (s.diffH + 1) % s.diff.length;
+    this.sim[s.simH] = Math.round(A * SIM_Q);
+    s.simH = (s.simH + 1) % this.sim.length;
+    this.diff[s.diffH] = Math.round(Math.max(-1, Math.min(1, s.ub - A)) * DIFF_Q);
+    s.diffH = (s.diffH + 1) % this.diff.length;
     if (i - s.lastAnomaly < mask && s.hN > 0 && A < s.hLast) s.hLast = A;
     const masking = s.maskAfterCat || maskAfterAnomaly;
     const belowLast = A < s.lastAnomalySim * (maskAfterAnomaly ? 0.9 : 0.7);
@@ -595,7 +726,7 @@ class Art {
     const s = this.s;
     const trend = this.h.trend;
     let minSim = Infinity;
-    for (const v of s.sim) if (v < minSim) minSim = v;
+    for (const v of this.sim) if (v / SIM_Q < minSim) minSim = v / SIM_Q;
     const ub = Math.min(this.p.rhoUbCap, s.meanA);
     const prev = s.lb;
     let lb: number;
@@ -605,11 +736,13 @@ class Art {
       if (i > trend * 2) {
         let acc = 0;
         let cnt = 0;
-        for (const d of s.diff)
+        for (const q of this.diff) {
+          const d = q / DIFF_Q;
           if (d > 0.05) {
             acc += Math.min(0.37, d);
             cnt++;
           }
+        }
         if (cnt > 0) decr = acc / cnt;
       }
       decr = Math.max(0.01, decr);
@@ -629,6 +762,7 @@ class Art {
   }
 
   toJSON(): ArtState {
-    return { ...this.s, w: this.s.w.slice(), used: this.s.used.slice(), sim: this.s.sim.slice(), diff: this.s.diff.slice() };
+    const D2 = 2 * this.s.dim;
+    return { ...this.s, w: b64(this.w, this.s.nc * D2), used: b64(this.used, this.s.nc * 4), sim: b64(this.sim), diff: b64(this.diff) };
   }
 }

@@ -2,12 +2,15 @@ import { Baseline, DEFAULT_BASELINE, SLOTS, type BaselineParams, type BaselineSt
 import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
 import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
+import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './artime.js';
 
 /**
  * A pure streaming detector for one series: it sees each point once, in order, and answers from
- * what came before (no look-ahead). Layers: the robust seasonal baseline (residual and range
- * novelty), optionally a learned model's raw score, combined through the anomaly likelihood, with
- * a short refractory period so one incident gives one peak rather than a burst.
+ * what came before (no look-ahead). The default ('artime' mode) scores with the ARTime layer
+ * (artime.ts: adaptive-resonance memory of windowed shapes; a new cluster, unmasked, is the
+ * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
+ * The older statistical modes (baseline residual and range novelty, optionally a learned model's
+ * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
  */
 
 export interface DetectorParams {
@@ -15,6 +18,8 @@ export interface DetectorParams {
   readonly likelihood: LikelihoodParams;
   readonly shape: ShapeParams;
   readonly tail: TailParams;
+  /** The ARTime layer ('artime' mode); its probation is the warm-up in points. */
+  readonly artime: ArtimeParams;
   /** EVT mode: a tail probability of 10^-decades (or less) scores 1. */
   readonly decades: number;
   /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
@@ -32,7 +37,7 @@ export interface DetectorParams {
   /** Half-width of the expected band, in robust scale units. */
   readonly band: number;
   /** 'likelihood': score the raw surprise against its own running distribution; 'raw': score it directly. */
-  readonly mode: 'likelihood' | 'raw' | 'novelty' | 'shape' | 'evt';
+  readonly mode: 'artime' | 'likelihood' | 'raw' | 'novelty' | 'shape' | 'evt';
   /** When > 0, the refractory period is a decaying record of the score (per-point decay) instead. */
   readonly peakDecay: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
@@ -47,6 +52,7 @@ export const DEFAULT_PARAMS: DetectorParams = {
   likelihood: DEFAULT_LIKELIHOOD,
   shape: DEFAULT_SHAPE,
   tail: DEFAULT_TAIL,
+  artime: DEFAULT_ARTIME,
   decades: 8,
   zScale: 6,
   rangeScale: 0.2,
@@ -55,7 +61,7 @@ export const DEFAULT_PARAMS: DetectorParams = {
   damp: 0.5,
   warmup: 200,
   band: 3,
-  mode: 'raw',
+  mode: 'artime',
   recordDecay: 0.9995,
   recordFloor: 4,
   shapeScale: 6,
@@ -90,6 +96,8 @@ export interface DetectorState {
   /** Tail fits of the point and shape surprises (evt mode). */
   tp?: TailState;
   ts?: TailState;
+  /** ARTime layer (artime mode). */
+  ar?: ArtimeState;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -104,6 +112,7 @@ export class SeriesDetector {
   private readonly shape: ShapeNovelty | undefined;
   private readonly tailP: Tail | undefined;
   private readonly tailS: Tail | undefined;
+  private readonly art: Artime | undefined;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b);
@@ -115,6 +124,7 @@ export class SeriesDetector {
     this.shape = params.mode === 'shape' || params.mode === 'evt' || (params.mode === 'raw' && params.shapeScale > 0) ? new ShapeNovelty(params.shape, state?.sh) : undefined;
     this.tailP = params.mode === 'evt' ? new Tail(params.tail, state?.tp) : undefined;
     this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
+    this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
   }
 
   get seen(): number {
@@ -137,6 +147,7 @@ export class SeriesDetector {
     const p = this.params;
     const e = this.base.expect(ts);
     const n = this.base.s.n;
+    if (this.art) return this.stepArtime(ts, value, e, n);
     let raw = 0;
     let z = 0;
     let excursion = 0;
@@ -202,6 +213,26 @@ export class SeriesDetector {
     return { score, expected, lower: expected - half, upper: expected + half, raw, explanation };
   }
 
+  private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
+    const p = this.params;
+    const a = this.art!.step(value);
+    const z = n > 0 ? (value - e.expected) / e.scale : 0;
+    const b = this.base.s;
+    const range = Math.max(b.hi - b.lo, this.base.floor());
+    const excursion = n === 0 ? 0 : value > b.hi ? (value - b.hi) / range : value < b.lo ? (value - b.lo) / range : 0;
+    let explanation: string;
+    if (this.art!.s.i <= this.art!.h.probation) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
+    else {
+      explanation = this.explain(value, e, z, excursion, a.score, Infinity);
+      if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
+    }
+    this.base.update(value, e);
+    this.lastTs = ts;
+    const expected = n > 0 ? e.expected : value;
+    const half = n > 0 ? p.band * e.scale : 0;
+    return { score: a.score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation };
+  }
+
   private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {
     if (n < this.params.warmup) return `learning (${n + 1} of ${this.params.warmup} points)`;
     const basis = e.seasonal ? `seasonal baseline for ${SLOT_NAME(e.slot)}` : 'recent level';
@@ -214,7 +245,7 @@ export class SeriesDetector {
   /** Full precision on purpose: a restored detector must score exactly as the uninterrupted one. */
   toJSON(): DetectorState {
     const b = this.base.s;
-    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}) };
+    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON() } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {

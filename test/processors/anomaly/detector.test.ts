@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeriesDetector, DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
+import { Artime, DEFAULT_ARTIME, horizons } from '../../../processors/anomaly/artime.js';
 import { FamilyModel, WINDOW, rng, initBackend } from '../../../processors/anomaly/learned.js';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -26,11 +27,37 @@ function run(d: SeriesDetector, pts: Array<[number, number]>): number[] {
 
 test('scores in [0,1]; a spike in a seasonal series scores far above the points around it', () => {
   const pts = series(3000, 7, 2500);
-  const scores = run(new SeriesDetector(), pts);
+  const d = new SeriesDetector();
+  const scores = run(d, pts);
   for (const s of scores) assert.ok(s >= 0 && s <= 1, `score ${s}`);
-  const around = Math.max(...scores.slice(2300, 2490));
-  assert.ok(scores[2500]! > 0.9, `spike score ${scores[2500]}`);
-  assert.ok(scores[2500]! > around + 0.3, `spike ${scores[2500]} vs max around ${around}`);
+  // the ARTime layer decides once per downsampling block: the spike is reported at its block's end
+  const { sstep } = horizons(DEFAULT_PARAMS.artime);
+  const spike = Math.max(...scores.slice(2500, 2500 + sstep));
+  const around = Math.max(...scores.slice(2300, 2490), ...scores.slice(2500 + sstep, 2700));
+  assert.ok(spike > 0.9, `spike score ${spike}`);
+  assert.ok(spike > around + 0.3, `spike ${spike} vs max around ${around}`);
+});
+
+test('ARTime layer: a repeating shape becomes familiar; a new shape in it is reported once; checkpoint exact', () => {
+  // a square wave (period 96 points), then one period flattened to the middle
+  const v = (i: number) => (Math.floor(i / 48) % 2 === 0 ? 10 : 20) + ((i * 7919) % 13) / 13;
+  const a = new Artime({ ...DEFAULT_ARTIME, probation: 750 });
+  const late: number[] = [];
+  for (let i = 0; i < 4000; i++) {
+    const r = a.step(v(i));
+    if (i > 2500) late.push(r.score);
+  }
+  assert.equal(Math.max(...late), 0, 'the familiar wave raises nothing');
+  const cp = JSON.parse(JSON.stringify(a.toJSON()));
+  const novel: number[] = [];
+  for (let i = 4000; i < 4096; i++) novel.push(a.step(15).score);
+  assert.ok(Math.max(...novel) > 0.5, `novel shape ${Math.max(...novel)}`);
+  assert.ok(novel.filter((s) => s > 0).length <= 3, `reported ${novel.filter((s) => s > 0).length} times`);
+  const b = new Artime({ ...DEFAULT_ARTIME, probation: 750 }, cp);
+  const again: number[] = [];
+  for (let i = 4000; i < 4096; i++) again.push(b.step(15).score);
+  assert.deepEqual(again, novel);
+  assert.ok(a.categories <= DEFAULT_ARTIME.maxCategories);
 });
 
 test('the verdict carries the expected value, a band around it, and an explanation naming the baseline', () => {
@@ -107,9 +134,11 @@ test('learned model: same seed and data give identical predictions; it learns a 
 });
 
 test('defaults are the measured configuration', () => {
-  assert.equal(DEFAULT_PARAMS.mode, 'raw');
-  assert.ok(DEFAULT_PARAMS.learnedWeight > 0 && DEFAULT_PARAMS.learnedWeight < 1);
-  assert.ok(DEFAULT_PARAMS.shapeScale > 0, 'shape novelty layer on');
+  assert.equal(DEFAULT_PARAMS.mode, 'artime');
+  // production warm-up is a fixed count, never derived from a series length
+  assert.equal(DEFAULT_PARAMS.artime.probation, 750);
+  assert.equal(DEFAULT_PARAMS.artime.range, 'probation', 'no look-ahead range');
+  assert.ok(DEFAULT_PARAMS.artime.maxCategories > 0, 'bounded memory');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
