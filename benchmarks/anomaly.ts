@@ -14,7 +14,7 @@ const N = 400_000;
 const vals = new Float64Array(N);
 for (let i = 0; i < N; i++) vals[i] = 1e6 * (1 + 0.3 * Math.sin((2 * Math.PI * i) / 288)) * (1 + 0.05 * (r() - 0.5));
 
-// 1. the per-series detector alone (statistics layer)
+// 1. the per-series detector alone (default layers, no learned model)
 const d = new SeriesDetector({ ...new SeriesDetector().params, learnedWeight: 0 });
 let t = performance.now();
 let sink = 0;
@@ -50,7 +50,7 @@ const trainMs = m.lastTrainMs;
 m.dispose();
 op.dispose();
 
-console.log(`detector (statistics layer): ${Math.round(detectorPps).toLocaleString()} points/s on one core (${N} points, checksum ${sink.toFixed(1)})`);
+console.log(`detector (default: ARTime layer + baseline): ${Math.round(detectorPps).toLocaleString()} points/s on one core (${N} points, checksum ${sink.toFixed(1)})`);
 console.log(`operator, learned layer on (${backend}), ${SERIES} series x ${ROUNDS} rounds: ${Math.round(operatorPps).toLocaleString()} points/s`);
 console.log(`state per series: ${stateBytes} B detector JSON, ${Math.round(perSeriesBytes)} B in the operator checkpoint (target <= 4096)`);
 console.log(`training one family model (4096 windows x ${WINDOW}, 4 epochs): ${trainMs.toFixed(0)} ms`);

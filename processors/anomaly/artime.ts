@@ -57,6 +57,8 @@ export interface ArtimeParams {
   readonly haarSign: 1 | -1;
   /** Report within the block, at the point that makes it anomalous (see peek); false = the original. */
   readonly early: boolean;
+  /** Eviction head start (downsampled steps) of a category that resonated over one only created. */
+  readonly keep: number;
 }
 
 export const DEFAULT_ARTIME: ArtimeParams = {
@@ -68,12 +70,13 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   spikeMin: 0.1,
   initialRho: 0.8,
   rhoUbCap: 0.97,
-  maxCategories: 64,
+  maxCategories: 48,
   range: 'probation',
   margin: 0.5,
   overflow: 'clamp',
   haarSign: -1,
   early: false,
+  keep: 100,
 };
 
 /** Julia's round(Int, x): ties to even. */
@@ -638,7 +641,7 @@ class Art {
         if (M[j]! >= s.ub) {
           const o = j * D2;
           for (let k = 0; k < D2; k++) if (x[k]! < w[o + k]!) w[o + k] = x[k]!;
-          this.used[j] = s.n;
+          this.used[j] = s.n + this.p.keep;
         }
       }
       return { A: r.A, Ae: r.Ae, novel: false };
