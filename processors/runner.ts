@@ -213,6 +213,28 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
   return m;
 }
 
+/**
+ * Splits a send so one produce request stays well under Kafka's default 1 MB record-batch limit
+ * (a send becomes one record batch per partition, and the broker rejects larger batches whole).
+ */
+export function bySize(msgs: readonly OutMessage[], maxBytes = 512 * 1024): OutMessage[][] {
+  const out: OutMessage[][] = [];
+  let cur: OutMessage[] = [];
+  let bytes = 0;
+  for (const m of msgs) {
+    const n = (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
+    if (cur.length > 0 && bytes + n > maxBytes) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(m);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
 const processed = counter('noctua_processor_messages_total', 'Input messages processed', ['partition']);
 const samplesIn = counter('noctua_processor_samples_total', 'Samples through the pipeline');
 const outputs = counter('noctua_processor_outputs_total', 'Records produced', ['topic']);
@@ -333,10 +355,10 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     try {
       tx = await s.producer.transaction();
       for (const [topic, msgs] of outputMessages(cfg, out, rules.alerting.externalUrl)) {
-        await tx.send(topic, msgs);
+        for (const part of bySize(msgs)) await tx.send(topic, part);
         outputs.inc({ topic }, msgs.length);
       }
-      await tx.send(cfg.changelog, encodeSnapshot(snapshotKey(cfg.groupId, cfg.input, p), next.toString(), s.pipeline.toJSON()));
+      for (const part of bySize(encodeSnapshot(snapshotKey(cfg.groupId, cfg.input, p), next.toString(), s.pipeline.toJSON()))) await tx.send(cfg.changelog, part);
       await tx.sendOffsets(cfg.groupId, [{ topic: cfg.input, partition: p, offset: next.toString() }]);
       await tx.commit();
     } catch (err) {
