@@ -6,6 +6,12 @@ import { encodeBatch, decodeBatch } from '../core/codec.js';
 import { DemoNetwork } from '../ingest/demo/network.js';
 import { Pipeline, emptyOutput, processorConfig, windowOptions } from '../processors/runner.js';
 import { compileRules, type RuleSet } from '../processors/rules.js';
+import { RateState } from '../processors/rate.js';
+import { seriesId, seriesKey } from '../core/series.js';
+import { TOPICS } from '../core/types.js';
+import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 
 /**
@@ -117,11 +123,112 @@ export function inProcess(): InProcessFigures {
   return { samples, seconds, samplesPerSecPerCore: samples / seconds, withDecodePerSec: samples / s2, activeSeries, stateBytesPerSeries, outputs };
 }
 
+/** The samples the windows see (rate outputs + gauges), for ClickHouse to aggregate the same data. */
+function derivedSamples(batches: SampleBatch[]): { series: string; metric: string; ts: number; value: number }[] {
+  const rate = new RateState();
+  const out: { series: string; metric: string; ts: number; value: number }[] = [];
+  const ids = new Map<string, string>();
+  const isCounter = /^(ifHC|if)(In|Out)(Octets|UcastPkts|Errors|Discards)$|^sysUpTime$/;
+  for (const b of batches) {
+    const r = rate.process(b);
+    for (const x of [...r.samples, ...b.samples.filter((y) => !isCounter.test(y.metric))]) {
+      const k = seriesKey(x.metric, x.labels);
+      let id = ids.get(k);
+      if (id === undefined) ids.set(k, (id = seriesId(k)));
+      out.push({ series: id, metric: x.metric, ts: x.ts, value: x.value });
+    }
+  }
+  return out;
+}
+
+/** ClickHouse computing the same three window aggregations itself (INSERT ... SELECT ... GROUP BY), on one thread. */
+async function clickhouseReference(batches: SampleBatch[]): Promise<{ samples: number; seconds: number; perSec: number } | { error: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'noctua-bench-ch-'));
+  try {
+    const { openClickHouse } = await import('../storage/clickhouse.js');
+    const ch = await openClickHouse({ user: 'default', password: '', database: 'bench', profile: 'full', rawTtlDays: 1 }, dir);
+    try {
+      const c = ch.client;
+      await c.command({ query: 'CREATE DATABASE IF NOT EXISTS bench' });
+      await c.command({ query: "CREATE TABLE bench.s (series UInt64, metric LowCardinality(String), ts DateTime64(3, 'UTC'), value Float64) ENGINE = MergeTree ORDER BY (metric, series, ts)" });
+      const rows = derivedSamples(batches);
+      const lines = rows.map((r) => `${r.series}\t${r.metric}\t${(r.ts / 1000).toFixed(3)}\t${r.value}`).join('\n') + '\n';
+      await ch.insertTsv('bench.s', ['series', 'metric', 'ts', 'value'], Buffer.from(lines));
+      let seconds = 0;
+      for (const [name, iv] of [['1m', '1 MINUTE'], ['5m', '5 MINUTE'], ['1h', '1 HOUR']] as const) {
+        await c.command({ query: `CREATE TABLE bench.r${name} (series UInt64, w DateTime, n UInt64, sum Float64, min Float64, max Float64, first Float64, last Float64, q Array(Float64)) ENGINE = MergeTree ORDER BY (series, w)` });
+        const t0 = performance.now();
+        await c.command({
+          query: `INSERT INTO bench.r${name} SELECT series, toStartOfInterval(ts, INTERVAL ${iv}) AS w, count(), sum(value), min(value), max(value), argMin(value, ts), argMax(value, ts), quantilesTDigest(0.5, 0.95, 0.99)(value) FROM bench.s GROUP BY series, w`,
+          clickhouse_settings: { max_threads: 1 },
+        });
+        seconds += (performance.now() - t0) / 1000;
+      }
+      return { samples: rows.length, seconds, perSec: rows.length / seconds };
+    } finally {
+      await ch.close();
+    }
+  } catch (err) {
+    return { error: (err as Error).message.split('\n')[0]! };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The runner on a real broker: produce every batch, then time one processor instance until it committed the end. */
+async function throughKafka(batches: SampleBatch[], samples: number): Promise<{ seconds: number; perSec: number; transactions: number } | { error: string }> {
+  let kafka: { brokers: string[]; stop(): Promise<void> } | null = null;
+  try {
+    const peers = (await import('../test/peers/kafka.js')) as { startKafka: () => Promise<{ brokers: string[]; stop(): Promise<void> }> };
+    kafka = await peers.startKafka();
+    const { KafkaBus } = await import('../core/bus-kafka.js');
+    const { startProcessor } = await import('../processors/runner.js');
+    const bus = new KafkaBus({ brokers: kafka.brokers, clientId: 'bench-processors', maxWaitTimeMs: 100 });
+    try {
+      await bus.ensureTopics([{ topic: TOPICS.samples, partitions: 2 }]);
+      const p = await bus.producer();
+      const msgs = batches.map((b) => ({ key: b.device, value: encodeBatch(b), timestamp: b.ts }));
+      for (let i = 0; i < msgs.length; i += 200) await p.send(TOPICS.samples, msgs.slice(i, i + 200));
+      await p.close();
+      const ends = await bus.endOffsets(TOPICS.samples);
+      const cfg = processorConfig({ groupId: 'bench', windows: [{ name: '1m', size: '1m', lateness: '1m' }, { name: '5m', size: '5m', lateness: '2m' }, { name: '1h', size: '1h', lateness: '5m' }], delay: { default: '10s' } });
+      const t0 = performance.now();
+      const proc = await startProcessor({ bus, config: cfg, rules: hundredRules(), partitions: 2 });
+      for (;;) {
+        const c = await bus.committed('bench', TOPICS.samples);
+        if (ends.every((e) => BigInt(c.find((x) => x.partition === e.partition)?.offset ?? '-1') >= BigInt(e.offset))) break;
+        if (performance.now() - t0 > 300_000) throw new Error('processor did not catch up within 300 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      await proc.stop();
+      const { registry } = await import('../core/metrics.js');
+      const tx = (await registry.getMetricsAsJSON()).find((m) => m.name === 'noctua_processor_transaction_seconds');
+      const transactions = Number(tx?.values.find((v) => (v as { metricName?: string }).metricName === 'noctua_processor_transaction_seconds_count')?.value ?? 0);
+      return { seconds, perSec: samples / seconds, transactions };
+    } finally {
+      await bus.close();
+    }
+  } catch (err) {
+    return { error: (err as Error).message.split('\n')[0]! };
+  } finally {
+    await kafka?.stop();
+  }
+}
+
 async function main(): Promise<void> {
   log(`bench:processors: ${DEVICES} devices x ${IFACES} interfaces, ${POLLS} polls every ${INTERVAL / 1000} s; rate + windows 1m/5m/1h + 100 threshold rules`);
   const ip = inProcess();
   log(`in-process: ${ip.samples} samples in ${ip.seconds.toFixed(2)} s = ${Math.round(ip.samplesPerSecPerCore).toLocaleString('en')} samples/s/core (operators), ${Math.round(ip.withDecodePerSec).toLocaleString('en')} with decode`);
   log(`state: ${ip.activeSeries} active series, ${Math.round(ip.stateBytesPerSeries)} B/series (target <= 1024)`);
+  const batches = makeBatches();
+  const chRef = await clickhouseReference(batches);
+  if ('error' in chRef) log(`ClickHouse reference failed: ${chRef.error}`);
+  else log(`ClickHouse INSERT ... SELECT ... GROUP BY (3 windows, max_threads=1): ${chRef.samples} samples in ${chRef.seconds.toFixed(2)} s = ${Math.round(chRef.perSec).toLocaleString('en')} samples/s; ratio ours/ClickHouse = ${(ip.samplesPerSecPerCore / chRef.perSec).toFixed(2)}`);
+  const kf = process.env.BENCH_SKIP_KAFKA ? { error: 'skipped (BENCH_SKIP_KAFKA)' } : await throughKafka(batches, ip.samples);
+  if ('error' in kf) log(`through Kafka failed: ${kf.error}`);
+  else log(`through Kafka (real broker, 2 partitions, one transaction per consumed batch): ${ip.samples} samples in ${kf.seconds.toFixed(2)} s = ${Math.round(kf.perSec).toLocaleString('en')} samples/s (${kf.transactions} transactions; the broker shares the 2 cores)`);
+  log('context: Nexmark on Flink, published per-core figures: 12-22k events/s for windowed queries, ~150k for stateless ones');
   const figures: Record<string, unknown> = {
     bench: 'processors',
     devices: DEVICES,
@@ -136,6 +243,12 @@ async function main(): Promise<void> {
     stateBytesPerSeries: Math.round(ip.stateBytesPerSeries),
     targetSamplesPerSecPerCore: 1_000_000,
     targetStateBytesPerSeries: 1024,
+    clickhouseSamplesPerSecOneThread: 'error' in chRef ? null : Math.round(chRef.perSec),
+    ratioVsClickhouse: 'error' in chRef ? null : Number((ip.samplesPerSecPerCore / chRef.perSec).toFixed(3)),
+    kafkaSamplesPerSec: 'error' in kf ? null : Math.round(kf.perSec),
+    kafkaSeconds: 'error' in kf ? null : Number(kf.seconds.toFixed(2)),
+    kafkaTransactions: 'error' in kf ? null : kf.transactions,
+    kafkaError: 'error' in kf ? kf.error : undefined,
     nexmarkFlinkWindowedPerCore: '12-22k',
     nexmarkFlinkStatelessPerCore: '~150k',
   };
