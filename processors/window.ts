@@ -113,7 +113,7 @@ function newCell(): Cell {
 }
 
 /** Adds a sample; returns the cell, or a larger copy when a new bucket had to be inserted. */
-function cellAdd(c: Cell, ts: number, v: number): Cell {
+function cellAdd(c: Cell, ts: number, v: number, bucket: number): Cell {
   c[C_COUNT]!++;
   c[C_SUM]! += v;
   if (v < c[C_MIN]!) c[C_MIN] = v;
@@ -126,8 +126,8 @@ function cellAdd(c: Cell, ts: number, v: number): Cell {
     c[C_LTS] = ts;
     c[C_LAST] = v;
   }
-  if (v > MIN_INDEXABLE) return binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, bucketIndex(v, INV_LOG_GAMMA), true, 1);
-  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, c.length, bucketIndex(-v, INV_LOG_GAMMA), false, 1);
+  if (v > MIN_INDEXABLE) return binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, bucket, true, 1);
+  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, c.length, bucket, false, 1);
   c[C_ZERO]!++;
   return c;
 }
@@ -359,7 +359,10 @@ export class WindowOperator {
       }
       if (s.ts > maxTs) maxTs = s.ts;
       const key = keys ? keys[i]! : this.keys.key(s.metric, s.labels);
-      for (let k = 0; k < this.specs.length; k++) this.assign(k, key, s, channel);
+      // The sketch bucket is the same for every window spec: one logarithm per sample.
+      const v = s.value;
+      const bucket = v > MIN_INDEXABLE ? bucketIndex(v, INV_LOG_GAMMA) : v < -MIN_INDEXABLE ? bucketIndex(-v, INV_LOG_GAMMA) : 0;
+      for (let k = 0; k < this.specs.length; k++) this.assign(k, key, s, channel, bucket);
     }
     this.flushCorrections();
     if (maxTs > -Infinity) {
@@ -373,7 +376,7 @@ export class WindowOperator {
     this.advance();
   }
 
-  private assign(k: number, key: string, s: Sample, channel: string): void {
+  private assign(k: number, key: string, s: Sample, channel: string, bucket: number): void {
     const spec = this.specs[k]!;
     const ts = s.ts;
     const hop = spec.hopMs;
@@ -400,7 +403,7 @@ export class WindowOperator {
         stored = m.key;
         pane.series.set(stored, cell);
       }
-      const next = cellAdd(cell, ts, s.value);
+      const next = cellAdd(cell, ts, s.value, bucket);
       if (next !== cell) pane.series.set(stored, next);
       if (pane.emitted) this.dirty.set(`${k}|${start}|${key}`, [k, pane, key]);
     }
