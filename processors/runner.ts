@@ -10,7 +10,7 @@ import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, t
 import { ThresholdOperator } from './threshold.js';
 import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
-import type { RuleSet } from './rules.js';
+import { watchRules, type RuleSet, type RuleWatcher } from './rules.js';
 import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
 
 /**
@@ -262,6 +262,8 @@ export interface ProcessorOptions {
 export interface Processor {
   /** Swaps in new rules (hot reload) for every partition held. */
   setRules(rules: RuleSet): void;
+  /** The rules in force. */
+  rules(): RuleSet;
   assignment(): readonly TopicPartition[];
   stop(): Promise<void>;
 }
@@ -269,8 +271,18 @@ export interface Processor {
 /** Starts a processor instance: joins the group, restores state per assigned partition, processes. */
 export async function startProcessor(opts: ProcessorOptions): Promise<Processor> {
   const { bus, config: cfg } = opts;
-  let rules: RuleSet = opts.rules ?? { rules: [], alerting: DEFAULT_ALERTING };
   const wopts = windowOptions(cfg);
+  const state = new Map<number, PartitionState>();
+  let rules: RuleSet = opts.rules ?? { rules: [], alerting: DEFAULT_ALERTING };
+  // A rule file (when no rules are passed in) is loaded now and hot-reloaded; a bad file at start is an error.
+  let watcher: RuleWatcher | null = null;
+  if (!opts.rules && cfg.rulesFile) {
+    watcher = watchRules(cfg.rulesFile, (r) => {
+      rules = r;
+      for (const s of state.values()) s.pipeline.setRules(r);
+    }, opts.log ? { log: opts.log } : {});
+    rules = watcher.current();
+  }
   const partitions = opts.partitions ?? 6;
   const restoreTimeoutMs = cfg.restoreTimeout === undefined ? 60_000 : parseDuration(cfg.restoreTimeout, 'processors.restoreTimeout');
   await bus.ensureTopics([
@@ -282,7 +294,6 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     { topic: cfg.notificationsTopic, partitions },
     { topic: cfg.changelog, partitions: CHANGELOG_PARTITIONS, compacted: true },
   ]);
-  const state = new Map<number, PartitionState>();
   const consumer: BusConsumer = bus.consumer({ groupId: cfg.groupId, fromBeginning: true, readCommitted: true });
 
   const drop = async (p: number) => {
@@ -387,8 +398,10 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
       rules = r;
       for (const s of state.values()) s.pipeline.setRules(r);
     },
+    rules: () => rules,
     assignment: () => consumer.assignment(),
     async stop() {
+      watcher?.close();
       await consumer.stop();
       for (const p of [...state.keys()]) await drop(p);
     },

@@ -121,3 +121,38 @@ async function rejected(): Promise<number> {
   const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'noctua_rejected_messages_total');
   return Number(m?.values.find((v) => v.labels.topic === TOPICS.samples && v.labels.reason === 'codec')?.value ?? 0);
 }
+
+test('rulesFile: rules load at start and reload without a restart; later input is judged by the new rules', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tempDir, waitFor } = await import('../peers/util.js');
+  const dir = tempDir('runner-rules');
+  const bus = new MemoryBus();
+  try {
+    const file = join(dir.path, 'rules.yaml');
+    const rule = (th: number) => `groups:\n  - name: g\n    rules:\n      - { alert: CpuBusy, expr: 'hrProcessorLoad > ${th}' }\nroute: { group_wait: 10s, group_interval: 30s, repeat_interval: 1h }\n`;
+    writeFileSync(file, rule(1000));
+    const msgs = demoMessages(4, 2, 1);
+    await bus.ensureTopics([{ topic: TOPICS.samples, partitions: 1 }]);
+    const rcfg = processorConfig({ rulesFile: file, delay: { default: '5s' } });
+    const p = await startProcessor({ bus, config: rcfg, partitions: 1 });
+    try {
+      assert.equal(p.rules().rules[0]!.value, 1000);
+      await produceAll(bus, msgs.slice(0, msgs.length / 2));
+      await waitCaughtUp(bus, rcfg.groupId);
+      assert.equal((await readTopic(bus, TOPICS.alerts)).length, 0, 'CPU never exceeds 1000');
+      writeFileSync(file, rule(0));
+      await waitFor('the rule file reload', () => p.rules().rules[0]!.value === 0, 10_000, 20);
+      await produceAll(bus, msgs.slice(msgs.length / 2));
+      await waitCaughtUp(bus, rcfg.groupId);
+      const alerts = (await readTopic(bus, TOPICS.alerts)).map((m) => JSON.parse(m.value!.toString()) as { rule: string; state: string; ts: number });
+      assert.ok(alerts.some((a) => a.rule === 'CpuBusy' && a.state === 'firing'), 'the reloaded rule fires');
+      assert.ok(alerts.every((a) => a.ts >= msgs[msgs.length / 2]!.timestamp - 10_000), 'only on input after the reload');
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    await bus.close();
+    dir.remove();
+  }
+});
