@@ -18,6 +18,10 @@ import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
 import { processorConfig, startProcessor } from '../processors/runner.js';
+import { watchRules } from '../processors/rules.js';
+import { fileURLToPath } from 'node:url';
+
+const DEFAULT_RULES = fileURLToPath(new URL('../../deploy/rules/default.yaml', import.meta.url));
 
 export const ROLES = ['poll', 'process', 'sink', 'serve'] as const;
 export type RoleName = (typeof ROLES)[number] | 'migrate';
@@ -128,8 +132,15 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
     }
     if (has('process')) {
       const pcfg = processorConfig(cfg.processors);
-      const processor = await startProcessor({ bus, config: pcfg, log, partitions: cfg.bus.partitions });
-      stops.push(() => processor.stop());
+      // The shipped defaults (deploy/rules/default.yaml) unless processors.rulesFile names another file.
+      const rulesFile = resolve(pcfg.rulesFile ?? DEFAULT_RULES);
+      let processor: Awaited<ReturnType<typeof startProcessor>> | null = null;
+      const watcher = watchRules(rulesFile, (r) => processor?.setRules(r), { log });
+      stops.push(async () => watcher.close());
+      processor = await startProcessor({ bus, config: pcfg, rules: watcher.current(), log, partitions: cfg.bus.partitions });
+      const p = processor;
+      stops.push(() => p.stop());
+      log.info({ rulesFile, rules: watcher.current().rules.length }, 'processors started');
     }
     if (has('poll')) {
       if (demoEnabled(cfg)) {

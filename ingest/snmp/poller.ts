@@ -202,6 +202,19 @@ export class SnmpPoller {
       snmpMetrics.timeouts.inc({ target: t.id });
     }
     if (r.info?.sysName) s.sysName = r.info.sysName;
+    // Like Prometheus' `up`: every poll says whether the device answered, so a threshold rule
+    // (snmp_up < 1 for 1m) raises DeviceUnreachable and inhibits the device's interface alerts.
+    const upTs = r.batch?.ts ?? Date.now();
+    const up = { metric: 'snmp_up', labels: { ...t.labels, device: t.device }, ts: upTs, value: r.outcome === 'ok' || r.outcome === 'partial' ? 1 : 0 };
+    const pollSeconds = { metric: 'snmp_poll_seconds', labels: up.labels, ts: upTs, value: r.durationMs / 1000 };
+    if (!r.batch) {
+      try {
+        this.opts.sink.emit({ device: t.device, source: 'snmp', ts: upTs, samples: [up, pollSeconds] });
+      } catch (err) {
+        M.errors.inc({ component: 'snmp', kind: 'emit' });
+        this.opts.log?.error({ target: t.id, err: (err as Error).message }, 'snmp sink rejected a batch');
+      }
+    } else r = { ...r, batch: { ...r.batch, samples: [...r.batch.samples, up, pollSeconds] } };
     if (r.batch) {
       const collected = r as PollResult & { hcCovers?: boolean; interfaces?: number };
       if (collected.hcCovers !== undefined) {

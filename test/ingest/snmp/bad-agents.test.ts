@@ -47,7 +47,15 @@ test('timeouts, garbage, truncated PDUs and tooBig: bounded retries, a clear err
 
   assert.equal(rgood!.outcome, 'ok');
   assert.equal(c.batches.filter((b) => b.device === 'good').length, 1);
-  assert.deepEqual(c.batches.map((b) => b.device).sort(), ['good', 'toobig'], 'failed polls emit no batch');
+  // A failed poll emits only its reachability (snmp_up = 0, like Prometheus' `up`), never partial data.
+  const up = (d: string) => c.batches.filter((b) => b.device === d).flatMap((b) => b.samples).find((s) => s.metric === 'snmp_up')?.value;
+  for (const d of ['silent', 'garbage', 'truncated']) {
+    const samples = c.batches.filter((b) => b.device === d).flatMap((b) => b.samples);
+    assert.deepEqual([...new Set(samples.map((s) => s.metric))].sort(), ['snmp_poll_seconds', 'snmp_up'], `${d} emits only reachability`);
+    assert.equal(up(d), 0, d);
+  }
+  assert.equal(up('good'), 1);
+  assert.equal(up('toobig'), 1);
   assert.deepEqual(c.events.map((e) => `${e.device}:${e.kind}`), ['silent:unreachable']);
   const text = await registry.metrics();
   assert.match(text, /noctua_snmp_malformed_packets_total\{peer="127\.0\.0\.1:\d+"\} 3/);
