@@ -13,12 +13,12 @@ export const APT = [
   ['snmpd', '/usr/sbin/snmpd'],
   ['snmp', '/usr/bin/snmpbulkwalk'],
   ['snmpsim', '/usr/bin/snmpsimd'],
-  ['openssh-server', '/usr/sbin/sshd'],
-  ['clickhouse-server', '/usr/bin/clickhouse-server'],
+  ['clickhouse-server', '/usr/sbin/clickhouse-server'],
   ['docker-compose', '/usr/bin/docker-compose'],
-  ['chromium', '/usr/bin/chromium'],
-  ['poppler-utils', '/usr/bin/pdftoppm'],
+  // Java and Maven for the Kafka broker (deploy/kafka/fetch.sh checks them too).
+  ['maven', '/usr/bin/mvn'],
 ];
+// Reports (chromium, poppler-utils) and the SSH source (openssh-server) add theirs when they land.
 
 function log(msg) {
   process.stderr.write(`[provision] ${msg}\n`);
