@@ -94,13 +94,13 @@ const rejectedTotal = counter('noctua_window_rejected_samples_total', 'Samples r
 /**
  * Mergeable aggregate of one series in one window, packed in ONE array of doubles (V8 stores them
  * unboxed, 8 bytes each) because state per series is what limits how many series an instance holds:
- *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, ...bins]
+ *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, nNeg, ...bins, ...free]
  * Bins are DDSketch buckets (alpha 1%, see sketch.ts), positive ones first then negative ones, each
  * encoded as (bucketIndex + BIAS) * 2^32 + count, so sorting by code sorts by bucket index.
  * The first/last ties keep the first arrival for `first` and the latest for `last`: deterministic by input order.
  */
 export type Cell = number[];
-const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_BINS = 11;
+const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_NNEG = 11, C_BINS = 12;
 const SHIFT = 4294967296;
 const BIAS = 1048576;
 const ALPHA = DEFAULT_ALPHA;
@@ -108,8 +108,8 @@ const INV_LOG_GAMMA = invLogGammaOf(ALPHA);
 const MAX_BINS = DEFAULT_MAX_BINS;
 
 function newCell(): Cell {
-  // A literal of doubles: PACKED_DOUBLE_ELEMENTS with exactly 11 slots.
-  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0];
+  // A literal of doubles: PACKED_DOUBLE_ELEMENTS, 12 header slots and 2 free bucket slots.
+  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0, 0, NaN, NaN];
 }
 
 /** Adds a sample; returns the cell, or a larger copy when a new bucket had to be inserted. */
@@ -127,7 +127,7 @@ function cellAdd(c: Cell, ts: number, v: number, bucket: number): Cell {
     c[C_LAST] = v;
   }
   if (v > MIN_INDEXABLE) return binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, bucket, true, 1);
-  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, c.length, bucket, false, 1);
+  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, C_BINS + c[C_NPOS]! + c[C_NNEG]!, bucket, false, 1);
   c[C_ZERO]!++;
   return c;
 }
@@ -146,24 +146,29 @@ function binAdd(c: Cell, lo: number, hi: number, idx: number, positive: boolean,
     if (k < key) a = mid + 1;
     else b = mid - 1;
   }
-  // Insert at `a` into an exact-size copy (push/splice would leave slack capacity in every cell).
-  const n = new Array<number>(c.length + 1);
-  for (let i = 0; i < a; i++) n[i] = c[i]!;
+  // Insert at `a`. Free slots trail the buckets; when none is left the cell grows by a quarter
+  // (at least 2 slots): a copy on every new bucket was most of the garbage the operator made.
+  const used = C_BINS + c[C_NPOS]! + c[C_NNEG]!;
+  let n = c;
+  if (used === c.length) {
+    n = new Array<number>(c.length + Math.max(2, (used - C_BINS) >> 2)).fill(NaN);
+    for (let i = 0; i < a; i++) n[i] = c[i]!;
+  }
+  for (let i = used; i > a; i--) n[i] = c[i - 1]!;
   n[a] = key * SHIFT + count;
-  for (let i = a; i < c.length; i++) n[i + 1] = c[i]!;
   if (positive) n[C_NPOS]!++;
-  const bins = positive ? n[C_NPOS]! : n.length - C_BINS - n[C_NPOS]!;
+  else n[C_NNEG]!++;
+  const bins = positive ? n[C_NPOS]! : n[C_NNEG]!;
   return bins > MAX_BINS ? collapse(n, positive) : n;
 }
 
 /** Folds the two lowest buckets of one sign (rare: needs > 2048 distinct buckets in one window). */
 function collapse(c: Cell, positive: boolean): Cell {
   const lo = positive ? C_BINS : C_BINS + c[C_NPOS]!;
-  const hi = positive ? C_BINS + c[C_NPOS]! : c.length;
-  void hi;
   const merged = Math.floor(c[lo + 1]! / SHIFT) * SHIFT + (c[lo]! % SHIFT) + (c[lo + 1]! % SHIFT);
-  const n = [...c.slice(0, lo), merged, ...c.slice(lo + 2)];
+  const n = [...c.slice(0, lo), merged, ...c.slice(lo + 2), NaN];
   if (positive) n[C_NPOS]!--;
+  else n[C_NNEG]!--;
   return n;
 }
 
@@ -178,10 +183,10 @@ function cellSketch(c: Cell): SketchJSON {
       j.pc.push(c[i]! % SHIFT);
     }
   }
-  if (c.length > C_BINS + np) {
+  if (c[C_NNEG]! > 0) {
     j.ni = [];
     j.nc = [];
-    for (let i = C_BINS + np; i < c.length; i++) {
+    for (let i = C_BINS + np; i < C_BINS + np + c[C_NNEG]!; i++) {
       j.ni.push(Math.floor(c[i]! / SHIFT) - BIAS);
       j.nc.push(c[i]! % SHIFT);
     }
@@ -221,7 +226,7 @@ function cellFromJSON(j: AggJSON): Cell {
   if (c[C_MIN] === null) c[C_MIN] = Infinity;
   if (c[C_MAX] === null) c[C_MAX] = -Infinity;
   if (sk.pi) for (let i = 0; i < sk.pi.length; i++) c = binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, sk.pi[i]!, true, sk.pc![i]!);
-  if (sk.ni) for (let i = 0; i < sk.ni.length; i++) c = binAdd(c, C_BINS + c[C_NPOS]!, c.length, sk.ni[i]!, false, sk.nc![i]!);
+  if (sk.ni) for (let i = 0; i < sk.ni.length; i++) c = binAdd(c, C_BINS + c[C_NPOS]!, C_BINS + c[C_NPOS]! + c[C_NNEG]!, sk.ni[i]!, false, sk.nc![i]!);
   c[C_ZERO] = sk.z ?? 0;
   return c;
 }

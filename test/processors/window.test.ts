@@ -196,3 +196,21 @@ test('parseDuration understands the config units and rejects junk with the field
   assert.equal(parseDuration(250), 250);
   assert.throws(() => parseDuration('5 minutes', 'rules[0].for'), /rules\[0\]\.for/);
 });
+
+test('the packed per-window sketch is bucket for bucket the DDSketch of the same values (mixed signs, zeros, many buckets)', async () => {
+  const { DDSketch } = await import('../../processors/sketch.js');
+  const o = op({ windows: [{ name: '1h', sizeMs: 3_600_000, hopMs: 3_600_000, allowedLatenessMs: 0 }], defaultDelayMs: 0 });
+  const ref = new DDSketch();
+  let x = 12345;
+  for (let i = 0; i < 3000; i++) {
+    x = (x * 48271) % 2147483647;
+    const v = i % 50 === 0 ? 0 : ((x % 20001) - 8000) * Math.pow(10, (x % 7) - 2);
+    o.process('r1', 'snmp', [s(i * 1000, v)]);
+    ref.add(v);
+  }
+  o.process('r1', 'snmp', [s(3_600_000, 0)]);
+  const [r] = o.drainResults();
+  assert.deepEqual(r!.sketch, ref.toJSON());
+  assert.equal(r!.agg.p95, ref.quantile(0.95));
+  assert.ok((r!.sketch.pi?.length ?? 0) > 300, 'exercises many buckets');
+});
