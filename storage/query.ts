@@ -105,8 +105,29 @@ export const RAW_SAMPLES: SampleSource = {
   final: (p) => p === 'legacy',
 };
 
-/** Sources other modules register (rollups), coarsest first is not required. */
-export const SAMPLE_SOURCES: SampleSource[] = [RAW_SAMPLES];
+/**
+ * A rollup table of the processors (storage/migrations.ts): one row per series and window, `sum` and
+ * `count` re-aggregate exactly into any multiple of its resolution. ReplacingMergeTree keeps the
+ * newest revision of a window (late-data corrections), so it is read FINAL.
+ */
+export function rollupSource(table: string, resolutionMs: number): SampleSource {
+  return {
+    name: table,
+    resolutionMs,
+    table: (db) => `${db}.${table}`,
+    timeMs: (p) => (p === 'full' ? 'toUnixTimestamp64Milli(ts)' : '(toUInt64(toUnixTimestamp(ts)) * 1000)'),
+    timeFilter: (p, from, to) =>
+      p === 'full'
+        ? `ts >= fromUnixTimestamp64Milli(toInt64(${int(from, 'from')})) AND ts < fromUnixTimestamp64Milli(toInt64(${int(to, 'to')}))`
+        : `ts >= toDateTime(${Math.floor(from / 1000)}) AND ts < toDateTime(${Math.ceil(to / 1000)})`,
+    value: 'sum / count',
+    bucketValue: 'sum(sum) / sum(count)',
+    final: () => true,
+  };
+}
+
+/** Where series reads can come from; a query with a step is answered by the coarsest that fits. */
+export const SAMPLE_SOURCES: SampleSource[] = [RAW_SAMPLES, rollupSource('rollups_1m', 60_000), rollupSource('rollups_5m', 300_000), rollupSource('rollups_1h', 3_600_000)];
 
 export function chooseSource(q: SeriesQuery, sources: readonly SampleSource[] = SAMPLE_SOURCES): SampleSource {
   const step = q.step ?? 0;
@@ -231,24 +252,45 @@ export async function readSeries(ch: ClickHouse, q: SeriesQuery): Promise<Series
   if (q.to <= q.from) throw new QueryError(`to (${q.to}) must be after from (${q.from})`);
   if (q.step !== undefined && (!Number.isSafeInteger(q.step) || q.step < 1)) throw new QueryError(`step must be a positive integer (ms), got ${String(q.step)}`);
   const maxPoints = q.maxPoints ?? 100_000;
-  const src = chooseSource(q);
   const p = ch.profile;
   const db = ch.database;
-  const where = [`metric = ${str(q.metric)}`, src.timeFilter(p, q.from, q.to)];
-  if (q.device !== undefined) where.push(`device = ${str(q.device)}`);
-  if (q.series !== undefined) where.push(inventoryWhere(p, { series: q.series })[0]!);
+  const filters: string[] = [];
+  if (q.device !== undefined) filters.push(`device = ${str(q.device)}`);
+  if (q.series !== undefined) filters.push(inventoryWhere(p, { series: q.series })[0]!);
   const matchers = matchersOf(q.labels);
   if (matchers.length > 0) {
     const inv = inventoryWhere(p, { metric: q.metric, labels: matchers });
-    where.push(`series IN (SELECT series FROM ${db}.series WHERE ${inv.join(' AND ')})`);
+    filters.push(`series IN (SELECT series FROM ${db}.series WHERE ${inv.join(' AND ')})`);
   }
-  const from = `${src.table(db)}${src.final(p) ? ' FINAL' : ''}`;
-  const t = src.timeMs(p);
-  const sql =
-    q.step === undefined
-      ? `SELECT toString(series) AS s, ${t} AS t, ${src.value} AS v FROM ${from} WHERE ${where.join(' AND ')} ORDER BY series, t LIMIT ${maxPoints + 1}`
-      : `SELECT toString(series) AS s, intDiv(${t}, ${q.step}) * ${q.step} AS t, ${src.bucketValue} AS v FROM ${from} WHERE ${where.join(' AND ')} GROUP BY series, t ORDER BY series, t LIMIT ${maxPoints + 1}`;
-  const pts = await rows<{ s: string; t: number | string; v: number | null }>(ch, sql);
+  const read = async (src: SampleSource, from: number, to: number) => {
+    const where = [`metric = ${str(q.metric)}`, src.timeFilter(p, from, to), ...filters];
+    const table = `${src.table(db)}${src.final(p) ? ' FINAL' : ''}`;
+    const t = src.timeMs(p);
+    const sql =
+      q.step === undefined
+        ? `SELECT toString(series) AS s, ${t} AS t, ${src.value} AS v FROM ${table} WHERE ${where.join(' AND ')} ORDER BY series, t LIMIT ${maxPoints + 1}`
+        : `SELECT toString(series) AS s, intDiv(${t}, ${q.step}) * ${q.step} AS t, ${src.bucketValue} AS v FROM ${table} WHERE ${where.join(' AND ')} GROUP BY series, t ORDER BY series, t LIMIT ${maxPoints + 1}`;
+    return rows<{ s: string; t: number | string; v: number | null }>(ch, sql);
+  };
+  // The coarsest source that answers reads first; rollups exist only for windows the processors
+  // have closed, so each finer source (raw samples last) continues from where the coarser one ends.
+  const step = q.step;
+  const chain = step === undefined ? [RAW_SAMPLES] : SAMPLE_SOURCES.filter((x) => x.resolutionMs <= step && step % Math.max(1, x.resolutionMs) === 0).sort((a, b) => b.resolutionMs - a.resolutionMs);
+  let src = chooseSource(q);
+  let pts: { s: string; t: number | string; v: number | null }[] = [];
+  let covered = q.from;
+  let answered = false;
+  for (const c of chain) {
+    if (covered >= q.to) break;
+    const got = await read(c, covered, q.to);
+    if (got.length === 0) continue;
+    if (!answered) src = c;
+    answered = true;
+    pts = pts.concat(got);
+    if (step !== undefined) for (const r of got) covered = Math.max(covered, Number(r.t) + step);
+  }
+  if (!answered) src = RAW_SAMPLES;
+  if (chain.length > 1) pts.sort((a, b) => (a.s < b.s ? -1 : a.s > b.s ? 1 : Number(a.t) - Number(b.t)));
   if (pts.length > maxPoints) throw new QueryError(`more than ${maxPoints} points match; narrow the time range or use a larger step`);
   const bySeries = new Map<string, Array<[number, number | null]>>();
   for (const r of pts) {
