@@ -4,6 +4,7 @@ import { M, counter } from '../core/metrics.js';
 import { seriesId } from '../core/series.js';
 import { TOPICS } from '../core/types.js';
 import type { ClickHouse } from '../storage/clickhouse.js';
+import { seriesRow, type SeriesInfo } from '../storage/rows.js';
 import type { AlertChange } from './alerts.js';
 import type { RollupRecord } from './runner.js';
 
@@ -99,6 +100,7 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
   const db = ch.database;
   const consumer: BusConsumer = bus.consumer({ groupId, fromBeginning: true, readCommitted: true });
   const rollupsTopic = opts.rollupsTopic ?? TOPICS.rollups;
+  const inventoried = new Set<string>();
   await consumer.subscribe([rollupsTopic, opts.alertsTopic ?? TOPICS.alerts]);
   await consumer.run({
     async eachBatch(batch: ConsumedBatch) {
@@ -114,7 +116,16 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
           const v = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
           if (batch.topic === rollupsTopic) {
             const table = ROLLUP_TABLES[String(v.window)];
-            if (table) add(table, rollupRow(v as unknown as RollupRecord, legacy));
+            if (table) {
+              const r = v as unknown as RollupRecord;
+              add(table, rollupRow(r, legacy));
+              // Derived series (rates, utilisation) exist only here: put them in the inventory so
+              // reads by label (ifName, ...) find them. Once per series per process is enough.
+              if (!inventoried.has(r.key)) {
+                inventoried.add(r.key);
+                add('series', seriesRow(ch.profile, { id: seriesId(r.key), key: r.key, metric: r.metric, device: r.labels.device ?? '', labels: r.labels } as SeriesInfo, r.end));
+              }
+            }
           } else {
             add('alert_history', alertRow(v as unknown as AlertChange, legacy));
           }
@@ -123,6 +134,7 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
           opts.log?.warn({ topic: batch.topic, partition: batch.partition, offset: m.offset, err: (err as Error).message }, 'malformed record skipped');
         }
       }
+      if (inventoried.size > 1_000_000) inventoried.clear();
       for (const [table, r] of byTable) {
         try {
           await ch.insertRows(`${db}.${table}`, r);
