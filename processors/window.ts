@@ -94,22 +94,22 @@ const rejectedTotal = counter('noctua_window_rejected_samples_total', 'Samples r
 /**
  * Mergeable aggregate of one series in one window, packed in ONE array of doubles (V8 stores them
  * unboxed, 8 bytes each) because state per series is what limits how many series an instance holds:
- *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, nNeg, ...bins, ...free]
+ *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, nNeg, spec, start, ...bins, ...free]
  * Bins are DDSketch buckets (alpha 1%, see sketch.ts), positive ones first then negative ones, each
  * encoded as (bucketIndex + BIAS) * 2^32 + count, so sorting by code sorts by bucket index.
  * The first/last ties keep the first arrival for `first` and the latest for `last`: deterministic by input order.
  */
 export type Cell = number[];
-const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_NNEG = 11, C_BINS = 12;
+const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_NNEG = 11, C_SPEC = 12, C_START = 13, C_BINS = 14;
 const SHIFT = 4294967296;
 const BIAS = 1048576;
 const ALPHA = DEFAULT_ALPHA;
 const INV_LOG_GAMMA = invLogGammaOf(ALPHA);
 const MAX_BINS = DEFAULT_MAX_BINS;
 
-function newCell(): Cell {
-  // A literal of doubles: PACKED_DOUBLE_ELEMENTS, 12 header slots and 2 free bucket slots.
-  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0, 0, NaN, NaN];
+function newCell(spec: number, start: number): Cell {
+  // A literal of doubles: PACKED_DOUBLE_ELEMENTS, 14 header slots and 2 free bucket slots.
+  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0, 0, spec, start, NaN, NaN];
 }
 
 /** Adds a sample; returns the cell, or a larger copy when a new bucket had to be inserted. */
@@ -218,9 +218,9 @@ function cellToJSON(c: Cell): AggJSON {
   return [c[C_COUNT]!, c[C_SUM]!, c[C_MIN]!, c[C_MAX]!, c[C_FTS]!, c[C_FIRST]!, c[C_LTS]!, c[C_LAST]!, c[C_REV]!, cellSketch(c)];
 }
 
-function cellFromJSON(j: AggJSON): Cell {
+function cellFromJSON(j: AggJSON, spec: number, start: number): Cell {
   const sk = j[9];
-  let c = newCell();
+  let c = newCell(spec, start);
   for (let i = 0; i < 9; i++) c[i] = j[i] as number;
   // JSON has no Infinity/NaN: an empty field came back as null.
   if (c[C_MIN] === null) c[C_MIN] = Infinity;
@@ -233,21 +233,32 @@ function cellFromJSON(j: AggJSON): Cell {
 
 type AggJSON = [number, number, number, number, number, number, number, number, number, SketchJSON];
 
-/** All series of one window instance (one spec, one start): windows close together, so they live together. */
+/** One window instance (one spec, one start): the series that have a cell in it, in arrival order. */
 interface Pane {
   readonly start: number;
   readonly end: number;
   emitted: boolean;
-  readonly series: Map<string, Cell>;
+  readonly members: SeriesState[];
 }
 
-/** Metric and labels of a series, shared by its cells; `refs` counts the panes holding it. */
-interface SeriesMeta {
-  /** The canonical (flat) key string: every pane map uses this one instance. */
+/**
+ * A series and its open window cells (all specs): one Map lookup per sample finds every cell the
+ * sample updates. `key` is a flat copy (a key built by concatenation is a rope of ~11 nodes).
+ */
+interface SeriesState {
   readonly key: string;
   readonly metric: string;
   readonly labels: Labels;
-  refs: number;
+  readonly cells: Cell[];
+}
+
+function findCell(st: SeriesState, k: number, start: number): number {
+  const cs = st.cells;
+  for (let i = cs.length - 1; i >= 0; i--) {
+    const c = cs[i]!;
+    if (c[C_START] === start && c[C_SPEC] === k) return i;
+  }
+  return -1;
 }
 
 interface Channel {
@@ -313,8 +324,8 @@ export class WindowOperator {
   private results: WindowResult[] = [];
   private lateOut: LateSample[] = [];
   /** Cells of emitted windows updated by the current message: `${spec}|${start}|${key}` -> where. */
-  private readonly dirty = new Map<string, [number, Pane, string]>();
-  private readonly meta = new Map<string, SeriesMeta>();
+  private readonly dirty = new Map<string, [number, Pane, SeriesState]>();
+  private readonly series = new Map<string, SeriesState>();
   readonly keys = new SeriesKeys();
 
   constructor(readonly opts: WindowOptions) {
@@ -335,13 +346,13 @@ export class WindowOperator {
 
   /** Distinct series with at least one open window. */
   get seriesCount(): number {
-    return this.meta.size;
+    return this.series.size;
   }
 
   /** Number of (series, window) aggregates held: the state size. */
   get openAggregates(): number {
     let n = 0;
-    for (const ps of this.panes) for (const p of ps) n += p.series.size;
+    for (const ps of this.panes) for (const p of ps) n += p.members.length;
     return n;
   }
 
@@ -364,10 +375,15 @@ export class WindowOperator {
       }
       if (s.ts > maxTs) maxTs = s.ts;
       const key = keys ? keys[i]! : this.keys.key(s.metric, s.labels);
+      let st = this.series.get(key);
+      if (st === undefined) {
+        st = { key: flat(key), metric: s.metric, labels: s.labels, cells: [] };
+        this.series.set(st.key, st);
+      }
       // The sketch bucket is the same for every window spec: one logarithm per sample.
       const v = s.value;
       const bucket = v > MIN_INDEXABLE ? bucketIndex(v, INV_LOG_GAMMA) : v < -MIN_INDEXABLE ? bucketIndex(-v, INV_LOG_GAMMA) : 0;
-      for (let k = 0; k < this.specs.length; k++) this.assign(k, key, s, channel, bucket);
+      for (let k = 0; k < this.specs.length; k++) this.assign(k, st, s, channel, bucket);
     }
     this.flushCorrections();
     if (maxTs > -Infinity) {
@@ -381,7 +397,7 @@ export class WindowOperator {
     this.advance();
   }
 
-  private assign(k: number, key: string, s: Sample, channel: string, bucket: number): void {
+  private assign(k: number, st: SeriesState, s: Sample, channel: string, bucket: number): void {
     const spec = this.specs[k]!;
     const ts = s.ts;
     const hop = spec.hopMs;
@@ -390,27 +406,27 @@ export class WindowOperator {
     const firstStart = start - spec.sizeMs + hop;
     for (; start >= firstStart; start -= hop) {
       const end = start + spec.sizeMs;
-      if (end <= this.wm) {
-        if (end + spec.allowedLatenessMs <= this.wm) {
-          this.lateOut.push({ window: spec.name, key, sample: s, channel, watermark: this.wm, windowEnd: end });
-          lateTotal.inc({ window: spec.name });
-          continue;
-        }
+      const closed = end <= this.wm;
+      if (closed && end + spec.allowedLatenessMs <= this.wm) {
+        this.lateOut.push({ window: spec.name, key: st.key, sample: s, channel, watermark: this.wm, windowEnd: end });
+        lateTotal.inc({ window: spec.name });
+        continue;
       }
-      const pane = this.paneFor(k, start, end);
-      let cell = pane.series.get(key);
-      let stored = key;
-      if (cell === undefined) {
-        cell = newCell();
-        let m = this.meta.get(key);
-        if (m) m.refs++;
-        else this.meta.set(flat(key), (m = { key: flat(key), metric: s.metric, labels: s.labels, refs: 1 }));
-        stored = m.key;
-        pane.series.set(stored, cell);
+      let i = findCell(st, k, start);
+      let pane: Pane | null = null;
+      if (i < 0) {
+        pane = this.paneFor(k, start, end);
+        pane.members.push(st);
+        i = st.cells.length;
+        st.cells.push(newCell(k, start));
       }
+      const cell = st.cells[i]!;
       const next = cellAdd(cell, ts, s.value, bucket);
-      if (next !== cell) pane.series.set(stored, next);
-      if (pane.emitted) this.dirty.set(`${k}|${start}|${key}`, [k, pane, key]);
+      if (next !== cell) st.cells[i] = next;
+      if (closed) {
+        pane ??= this.paneFor(k, start, end);
+        if (pane.emitted) this.dirty.set(`${k}|${start}|${st.key}`, [k, pane, st]);
+      }
     }
   }
 
@@ -421,36 +437,35 @@ export class WindowOperator {
       const p = ps[i]!;
       if (p.start === start) return p;
       if (p.start < start) {
-        const np: Pane = { start, end, emitted: false, series: new Map() };
+        const np: Pane = { start, end, emitted: false, members: [] };
         ps.splice(i + 1, 0, np);
         return np;
       }
     }
-    const np: Pane = { start, end, emitted: false, series: new Map() };
+    const np: Pane = { start, end, emitted: false, members: [] };
     ps.unshift(np);
     return np;
   }
 
   private flushCorrections(): void {
     if (this.dirty.size === 0) return;
-    for (const [k, pane, key] of this.dirty.values()) {
+    for (const [k, pane, st] of this.dirty.values()) {
       const spec = this.specs[k]!;
-      const cell = pane.series.get(key)!;
+      const cell = st.cells[findCell(st, k, pane.start)]!;
       cell[C_REV]!++;
       correctionsTotal.inc({ window: spec.name });
-      this.results.push(this.resultOf(spec, pane, key, cell, 'correction'));
+      this.results.push(this.resultOf(spec, pane, st, cell, 'correction'));
     }
     this.dirty.clear();
   }
 
-  private resultOf(spec: WindowSpec, pane: Pane, key: string, cell: Cell, kind: 'final' | 'correction'): WindowResult {
-    const m = this.meta.get(key)!;
+  private resultOf(spec: WindowSpec, pane: Pane, m: SeriesState, cell: Cell, kind: 'final' | 'correction'): WindowResult {
     const sketch = cellSketch(cell);
     return {
       kind,
       window: spec.name,
       sizeMs: spec.sizeMs,
-      key,
+      key: m.key,
       metric: m.metric,
       labels: m.labels,
       start: pane.start,
@@ -461,10 +476,12 @@ export class WindowOperator {
     };
   }
 
-  private release(p: Pane): void {
-    for (const key of p.series.keys()) {
-      const m = this.meta.get(key)!;
-      if (--m.refs === 0) this.meta.delete(key);
+  /** Drops the cells of a purged pane; a series without cells is forgotten. */
+  private release(k: number, p: Pane): void {
+    for (const st of p.members) {
+      const i = findCell(st, k, p.start);
+      if (i >= 0) st.cells.splice(i, 1);
+      if (st.cells.length === 0) this.series.delete(st.key);
     }
   }
 
@@ -489,13 +506,13 @@ export class WindowOperator {
         if (p.end > wm) break;
         if (!p.emitted) {
           p.emitted = true;
-          for (const [key, cell] of p.series) this.results.push(this.resultOf(spec, p, key, cell, 'final'));
+          for (const st of p.members) this.results.push(this.resultOf(spec, p, st, st.cells[findCell(st, k, p.start)]!, 'final'));
         }
         if (p.end + spec.allowedLatenessMs <= wm) drop++;
       }
       // Panes are purged in start order; with equal lateness an older pane never outlives a newer one.
       if (drop > 0) {
-        for (let i = 0; i < drop; i++) this.release(ps[i]!);
+        for (let i = 0; i < drop; i++) this.release(k, ps[i]!);
         ps.splice(0, drop);
       }
     }
@@ -522,15 +539,14 @@ export class WindowOperator {
     for (let k = 0; k < this.specs.length; k++) {
       panes[this.specs[k]!.name] = this.panes[k]!.map((p) => {
         const rows: [number, AggJSON][] = [];
-        for (const [key, cell] of p.series) {
-          let i = seriesIdx.get(key);
+        for (const st of p.members) {
+          let i = seriesIdx.get(st.key);
           if (i === undefined) {
             i = series.length;
-            const m = this.meta.get(key)!;
-            series.push([key, m.metric, m.labels]);
-            seriesIdx.set(key, i);
+            series.push([st.key, st.metric, st.labels]);
+            seriesIdx.set(st.key, i);
           }
-          rows.push([i, cellToJSON(cell)]);
+          rows.push([i, cellToJSON(st.cells[findCell(st, k, p.start)]!)]);
         }
         return [p.start, p.emitted, rows];
       });
@@ -561,16 +577,16 @@ export class WindowOperator {
       const saved = j.panes[spec.name];
       if (!saved) continue;
       for (const [start, emitted, rows] of saved) {
-        const series = new Map<string, Cell>();
+        const members: SeriesState[] = [];
         for (const [i, aj] of rows) {
           const s = j.series[i];
           if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
-          let m = op.meta.get(s[0]);
-          if (m) m.refs++;
-          else op.meta.set(s[0], (m = { key: s[0], metric: s[1], labels: s[2], refs: 1 }));
-          series.set(m.key, cellFromJSON(aj));
+          let st = op.series.get(s[0]);
+          if (!st) op.series.set(s[0], (st = { key: s[0], metric: s[1], labels: s[2], cells: [] }));
+          st.cells.push(cellFromJSON(aj, k, start));
+          members.push(st);
         }
-        op.panes[k]!.push({ start, end: start + spec.sizeMs, emitted, series });
+        op.panes[k]!.push({ start, end: start + spec.sizeMs, emitted, members });
       }
     }
     return op;
