@@ -419,6 +419,12 @@ export class AlertManager {
     g.alerts.add(a.fp);
   }
 
+  /** True when this manager holds a pending or firing alert with this fingerprint. */
+  holds(fp: string): boolean {
+    const a = this.alerts.get(fp);
+    return a !== undefined && a.state !== 'resolved';
+  }
+
   /** Acknowledges a pending or firing alert: recorded, and its repeats stop until it resolves. */
   acknowledge(fp: string, by: string, at: number, comment: string): AlertChange {
     const a = this.alerts.get(fp);

@@ -8,7 +8,7 @@ import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/ty
 import { RateState } from './rate.js';
 import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON } from './window.js';
 import { ThresholdOperator } from './threshold.js';
-import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification } from './alerts.js';
+import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification, type Silence } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
 import { watchRules, type RuleSet, type RuleWatcher } from './rules.js';
 import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
@@ -265,6 +265,17 @@ export interface Processor {
   /** The rules in force. */
   rules(): RuleSet;
   assignment(): readonly TopicPartition[];
+  /** Pending and firing alerts of the partitions this instance holds (for the API and screens). */
+  activeAlerts(): AlertChange[];
+  /**
+   * Acknowledges an alert held by this instance (who, when, comment): repeats stop until it resolves.
+   * The 'ack' record goes out with the next transaction of the alert's partition and is in the
+   * next snapshot. Returns null when no partition held here has the alert (in a multi-instance
+   * deployment the caller asks the others; a bus command path is not built yet).
+   */
+  acknowledge(fingerprint: string, by: string, comment: string, at?: number): AlertChange | null;
+  /** Adds a run-time silence to every partition held here (checkpointed with their state). */
+  addSilence(s: Silence): void;
   stop(): Promise<void>;
 }
 
@@ -273,6 +284,8 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
   const { bus, config: cfg } = opts;
   const wopts = windowOptions(cfg);
   const state = new Map<number, PartitionState>();
+  /** Run-time silences, also given to partitions acquired later. */
+  const silences: Silence[] = [];
   let rules: RuleSet = opts.rules ?? { rules: [], alerting: DEFAULT_ALERTING };
   // A rule file (when no rules are passed in) is loaded now and hot-reloaded; a bad file at start is an error.
   let watcher: RuleWatcher | null = null;
@@ -322,6 +335,7 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
         restores.inc({ outcome: 'restored' });
         opts.log?.info({ topic: cfg.input, partition: p, offset: committed }, 'partition state restored');
       }
+      for (const sil of silences) pipeline.alerts.addSilence(sil);
       const s: PartitionState = { partition: p, producer, pipeline, next };
       state.set(p, s);
       partitionsOwned.set(state.size);
@@ -400,6 +414,19 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     },
     rules: () => rules,
     assignment: () => consumer.assignment(),
+    activeAlerts() {
+      return [...state.values()].flatMap((s) => s.pipeline.alerts.active());
+    },
+    acknowledge(fingerprint, by, comment, at = Date.now()) {
+      for (const s of state.values()) {
+        if (s.pipeline.alerts.holds(fingerprint)) return s.pipeline.alerts.acknowledge(fingerprint, by, at, comment);
+      }
+      return null;
+    },
+    addSilence(sil) {
+      for (const s of state.values()) s.pipeline.alerts.addSilence(sil);
+      silences.push(sil);
+    },
     async stop() {
       watcher?.close();
       await consumer.stop();

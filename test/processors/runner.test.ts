@@ -156,3 +156,30 @@ test('rulesFile: rules load at start and reload without a restart; later input i
     dir.remove();
   }
 });
+
+test('acknowledging an active alert through the processor: recorded on the alerts topic with who and comment', async () => {
+  const bus = new MemoryBus();
+  try {
+    const msgs = demoMessages(10);
+    await bus.ensureTopics([{ topic: TOPICS.samples, partitions: PARTS }]);
+    const p = await startProcessor({ bus, config: cfg, rules: DEMO_RULES, partitions: PARTS });
+    try {
+      await produceAll(bus, msgs.slice(0, msgs.length / 2));
+      await waitCaughtUp(bus, cfg.groupId);
+      const active = p.activeAlerts().filter((a) => a.state === 'firing');
+      assert.ok(active.length > 0, 'some demo alert is firing half way');
+      const fp = active[0]!.fingerprint;
+      const change = p.acknowledge(fp, 'alice', 'on it', Date.UTC(2026, 10, 27, 8, 5));
+      assert.equal(change?.ack?.by, 'alice');
+      assert.equal(p.acknowledge('ffffffffffffffff', 'bob', ''), null, 'unknown alert: not held here');
+      await produceAll(bus, msgs.slice(msgs.length / 2));
+      await waitCaughtUp(bus, cfg.groupId);
+      const acks = (await readTopic(bus, TOPICS.alerts)).map((m) => JSON.parse(m.value!.toString()) as { event: string; fingerprint: string; ack: { by: string; comment: string } | null }).filter((c) => c.event === 'ack');
+      assert.deepEqual(acks.map((a) => [a.fingerprint, a.ack?.by, a.ack?.comment]), [[fp, 'alice', 'on it']]);
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    await bus.close();
+  }
+});
