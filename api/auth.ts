@@ -33,12 +33,25 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Bearer token in Authorization, or `?token=` for browsers opening a WebSocket or a CSV link. */
+export const COOKIE = 'noctua_token';
+
+/**
+ * Bearer token in Authorization, `?token=` (a WebSocket or a CSV link), or the dashboard's cookie
+ * (set when the dashboard was opened with a valid `?token=`).
+ */
 export function tokenOf(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
   if (typeof h === 'string' && h.startsWith('Bearer ')) return h.slice(7).trim();
   const q = (req.query as Record<string, unknown> | undefined)?.token;
-  return typeof q === 'string' ? q : null;
+  if (typeof q === 'string') return q;
+  const c = req.headers.cookie;
+  if (typeof c === 'string') {
+    for (const part of c.split(';')) {
+      const [k, ...v] = part.trim().split('=');
+      if (k === COOKIE) return decodeURIComponent(v.join('='));
+    }
+  }
+  return null;
 }
 
 export function authHook(token: string) {
@@ -46,9 +59,14 @@ export function authHook(token: string) {
     const path = req.url.split('?')[0]!;
     if (PUBLIC_ROUTES.has(path)) return;
     const given = tokenOf(req);
-    if (given === null || !same(given, token)) {
-      denied.inc({ route: req.routeOptions.url ?? 'unknown' });
-      await reply.code(401).header('www-authenticate', 'Bearer realm="noctua"').send({ error: 'unauthorized', message: 'a valid token is required: Authorization: Bearer <token>' });
+    if (given !== null && same(given, token)) {
+      // The dashboard opened with ?token= keeps a session cookie for its assets and API calls.
+      if (path.startsWith('/ui') && typeof (req.query as Record<string, unknown>)?.token === 'string') {
+        reply.header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+      }
+      return;
     }
+    denied.inc({ route: req.routeOptions.url ?? 'unknown' });
+    await reply.code(401).header('www-authenticate', 'Bearer realm="noctua"').send({ error: 'unauthorized', message: 'a valid token is required: Authorization: Bearer <token>' });
   };
 }

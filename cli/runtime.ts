@@ -14,6 +14,7 @@ import { storageQueries } from '../api/queries.js';
 import { DemoSource } from '../ingest/demo/source.js';
 import { demoRoutes } from '../api/demo-routes.js';
 import { LiveHub } from '../api/live.js';
+import { dashboard } from '../api/dashboard.js';
 import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
@@ -110,7 +111,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           checks.bus = 'ok';
           return checks;
         },
-        plugins: [demoRoutes(() => demo), snmpRoutes, (a) => hub.register(a)],
+        plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
       });
       await app.listen({ host: cfg.api.host, port: cfg.api.port });
       const addr = app.server.address();
@@ -171,6 +172,7 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
   if (rt.url) {
     const auth = `-H 'Authorization: Bearer ${rt.token}'`;
     lines.push(
+      `  Dashboard ${rt.url}/ui/?token=${rt.token}`,
       `  Health    ${rt.url}/health   ${rt.url}/ready`,
       `  Metrics   curl ${auth} ${rt.url}/metrics`,
       `  Series    curl ${auth} '${rt.url}/api/v1/series?metric=ifHCInOctets&device=core-rtr-1&from=-15m'`,

@@ -36,7 +36,8 @@ export function freeUdpPort(): Promise<number> {
 
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `noctua-${prefix}-`));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+  // Retries: an embedded engine may still be finishing background merges in the directory.
+  return { path, remove: () => rmSync(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }) };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,0 +1,147 @@
+// The NOC screen: history from the series API (rollups), live 10 s points over the WebSocket,
+// alerts and events from the SQL API. Auth rides the cookie set when opened with ?token=.
+'use strict';
+const CHARTS = [
+  { metric: 'if_in_bps', title: 'Inbound (bit/s)', per: 'ifName', fmt: bits },
+  { metric: 'if_out_bps', title: 'Outbound (bit/s)', per: 'ifName', fmt: bits },
+  { metric: 'if_in_util_pct', title: 'Inbound utilisation (%)', per: 'ifName', fmt: (v) => v.toFixed(1) + '%' },
+  { metric: 'if_in_errors_ps', title: 'Input errors (/s)', per: 'ifName', fmt: (v) => v.toFixed(1) },
+  { metric: 'hrProcessorLoad', title: 'CPU (%)', per: 'device', fmt: (v) => v.toFixed(0) + '%' },
+];
+const COLORS = ['#74b9ff', '#55efc4', '#ffeaa7', '#fab1a0', '#a29bfe', '#fd79a8', '#81ecec', '#e17055', '#00cec9', '#fdcb6e', '#6c5ce7', '#d63031'];
+const $ = (id) => document.getElementById(id);
+let plots = [];
+let ws = null;
+
+function bits(v) {
+  if (v == null) return '';
+  const u = ['', 'k', 'M', 'G', 'T'];
+  let i = 0;
+  while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+  return v.toFixed(v < 10 ? 2 : 1) + ' ' + u[i] + 'b/s';
+}
+
+async function api(path) {
+  const r = await fetch(path, { credentials: 'same-origin' });
+  if (r.status === 401) throw new Error('not authorised: open the dashboard URL printed by `noctua start` (it carries ?token=)');
+  if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + (await r.text()));
+  return r.json();
+}
+
+async function sql(q) {
+  return (await api('/api/v1/sql?q=' + encodeURIComponent(q))).data;
+}
+
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const hhmm = (t) => new Date(typeof t === 'string' ? t.replace(' ', 'T') + 'Z' : t).toLocaleTimeString();
+
+/** One uPlot per metric, a line per interface; data kept as {label -> Map(ts -> value)}. */
+function makeChart(spec, rangeMs) {
+  const el = document.createElement('div');
+  el.className = 'chart';
+  el.innerHTML = '<h3>' + esc(spec.title) + '</h3>';
+  $('charts').appendChild(el);
+  const chart = { spec, el, lines: new Map(), plot: null, rangeMs };
+  return chart;
+}
+
+function render(chart) {
+  const labels = [...chart.lines.keys()].sort();
+  const ts = [...new Set(labels.flatMap((l) => [...chart.lines.get(l).keys()]))].sort((a, b) => a - b);
+  const cutoff = Date.now() - chart.rangeMs;
+  const xs = ts.filter((t) => t >= cutoff);
+  const data = [xs.map((t) => t / 1000), ...labels.map((l) => xs.map((t) => chart.lines.get(l).get(t) ?? null))];
+  const width = chart.el.clientWidth - 16;
+  if (chart.plot && chart.plot.series.length === labels.length + 1) {
+    chart.plot.setData(data);
+    return;
+  }
+  if (chart.plot) chart.plot.destroy();
+  chart.plot = new uPlot({
+    width, height: 180, spanGaps: true,
+    scales: { x: { time: true, range: () => [(Date.now() - chart.rangeMs) / 1000, Date.now() / 1000] } },
+    series: [{}, ...labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, value: (u, v) => chart.spec.fmt(v ?? 0) }))],
+    axes: [{ stroke: '#7f8c9a', grid: { stroke: '#222c38' } }, { stroke: '#7f8c9a', grid: { stroke: '#222c38' }, size: 84, values: (u, vs) => vs.map((v) => chart.spec.fmt(v)) }],
+  }, data, chart.el);
+}
+
+async function loadDevice(device, rangeMs) {
+  for (const p of plots) p.plot?.destroy();
+  $('charts').innerHTML = '';
+  plots = CHARTS.map((c) => makeChart(c, rangeMs));
+  const step = rangeMs <= 3_600_000 ? 60_000 : rangeMs <= 21_600_000 ? 300_000 : 3_600_000;
+  await Promise.all(plots.map(async (chart) => {
+    const body = await api(`/api/v1/series?metric=${chart.spec.metric}&device=${encodeURIComponent(device)}&from=-${Math.round(rangeMs / 60000)}m&step=${step}`);
+    for (const s of body.series) {
+      const label = s.labels[chart.spec.per] ?? s.labels.ifIndex ?? s.series;
+      const m = chart.lines.get(label) ?? new Map();
+      for (const [t, v] of s.points) m.set(t, v);
+      chart.lines.set(label, m);
+    }
+    render(chart);
+  }));
+  subscribe(device);
+}
+
+function subscribe(device) {
+  if (!ws || ws.readyState !== 1) return;
+  for (const c of CHARTS) ws.send(JSON.stringify({ op: 'subscribe', id: c.metric, metric: c.metric, device, window: '10s' }));
+}
+
+function connect() {
+  ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/live');
+  ws.onopen = () => {
+    $('live').className = 'pill on';
+    $('live').textContent = 'live';
+    ws.send(JSON.stringify({ op: 'alerts' }));
+    subscribe($('device').value);
+  };
+  ws.onclose = () => {
+    $('live').className = 'pill off';
+    $('live').textContent = 'live: reconnecting';
+    setTimeout(connect, 3000);
+  };
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    if (m.type === 'point') {
+      const chart = plots.find((c) => c.spec.metric === m.metric);
+      if (!chart || m.labels.device !== $('device').value) return;
+      const label = m.labels[chart.spec.per] ?? m.labels.ifIndex;
+      const line = chart.lines.get(label) ?? new Map();
+      line.set(m.ts, m.avg);
+      chart.lines.set(label, line);
+      render(chart);
+    } else if (m.type === 'alert') refreshTables();
+  };
+}
+
+async function refreshTables() {
+  try {
+    const alerts = await sql("SELECT ts, state, severity, rule, device FROM noctua.alert_history ORDER BY ts DESC LIMIT 25");
+    $('alerts').tBodies[0].innerHTML = alerts.map((a) => `<tr class="state-${esc(a.state)}"><td>${hhmm(a.ts)}</td><td>${esc(a.state)}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td>${esc(a.rule)}</td><td>${esc(a.device)}</td></tr>`).join('');
+    const events = await sql("SELECT ts, severity, kind, device, message FROM noctua.events ORDER BY ts DESC LIMIT 25");
+    $('events').tBodies[0].innerHTML = events.map((e) => `<tr><td>${hhmm(e.ts)}</td><td class="sev-${esc(e.severity)}">${esc(e.severity)}</td><td>${esc(e.kind)}</td><td>${esc(e.message)}</td></tr>`).join('');
+    $('status').textContent = 'updated ' + new Date().toLocaleTimeString();
+  } catch (err) {
+    $('status').textContent = err.message;
+  }
+}
+
+async function main() {
+  try {
+    const { devices } = await api('/api/v1/devices');
+    // Core first: the devices whose trouble matters most.
+    devices.sort((a, b) => (a.device.startsWith('core') ? 0 : 1) - (b.device.startsWith('core') ? 0 : 1) || a.device.localeCompare(b.device));
+    $('device').innerHTML = devices.map((d) => `<option>${esc(d.device)}</option>`).join('');
+    const go = () => loadDevice($('device').value, Number($('range').value)).catch((err) => ($('status').textContent = err.message));
+    $('device').onchange = go;
+    $('range').onchange = go;
+    connect();
+    await go();
+    await refreshTables();
+    setInterval(refreshTables, 15000);
+  } catch (err) {
+    $('status').textContent = err.message;
+  }
+}
+main();
