@@ -136,6 +136,8 @@ export class ThresholdOperator {
   }
 
   private rulesFor(key: string, s: Sample): readonly number[] {
+    // Most metrics have no rule at all: the metric name (short, hash cached) answers before the series key.
+    if (!this.byMetric.has(s.metric)) return NO_RULES;
     let r = this.matchCache.get(key);
     if (r === undefined) {
       const cands = this.byMetric.get(s.metric);
