@@ -367,7 +367,14 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
         continue;
       }
       samplesIn.inc(b.samples.length);
-      s.pipeline.step(b, out);
+      try {
+        s.pipeline.step(b, out);
+      } catch (err) {
+        // A bug an input triggers must not stall the partition forever: count, log with context, go on.
+        // Replays hit the same error at the same message, so outputs stay deterministic.
+        M.errors.inc({ component: 'processor', kind: 'step' });
+        opts.log?.error({ topic: cfg.input, partition: p, offset: m.offset, device: b.device, err: (err as Error).message }, 'pipeline step failed; message skipped');
+      }
     }
     if (n === 0) return;
     if (!ctx.isRunning()) {
