@@ -67,6 +67,8 @@ export const DemoConfig = Type.Object({
   seed: Type.Integer({ default: 42 }),
   /** Mean time between injected incidents (ms). */
   incidentEveryMs: { ...Duration, default: 10 * 60_000 },
+  /** History replayed at start (ms), so charts and detectors have a past; 0 = live only. */
+  backfillMs: Type.Integer({ minimum: 0, default: 30 * 60_000 }),
 });
 
 export const LogConfig = Type.Object({

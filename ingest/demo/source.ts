@@ -7,6 +7,8 @@ import { DemoNetwork, type DemoOptions, type Incident } from './network.js';
 
 export interface DemoSourceOptions extends DemoOptions {
   intervalMs: number;
+  /** History to publish at start (ms before now). */
+  backfillMs?: number;
 }
 
 /**
@@ -31,6 +33,7 @@ export class DemoSource {
     this.producer = await this.bus.producer({ idempotent: true });
     const n = this.network.deviceNames.length;
     const now = Date.now();
+    if ((this.opts.backfillMs ?? 0) > 0) await this.backfill(now - this.opts.backfillMs!, now);
     for (let d = 0; d < n; d++) {
       const phase = Math.floor((d * this.opts.intervalMs) / n);
       // First poll right away seeds the counters; later ones land on the device's phase of the interval.
@@ -43,6 +46,21 @@ export class DemoSource {
       this.timers.push(t);
     }
     this.log.info({ devices: n, intervalMs: this.opts.intervalMs }, 'demo network started');
+  }
+
+  /** Publishes the polls of [from, to) at once, oldest first, as if the network had been polled all along. */
+  private async backfill(from: number, to: number): Promise<void> {
+    const started = Date.now();
+    let pending: Promise<void>[] = [];
+    for (const { batch, events } of replayDemo(this.network, from - (from % this.opts.intervalMs), to - this.opts.intervalMs, this.opts.intervalMs)) {
+      pending.push(this.publish(batch, events));
+      if (pending.length >= 256) {
+        await Promise.all(pending);
+        pending = [];
+      }
+    }
+    await Promise.all(pending);
+    this.log.info({ fromMs: from, polls: this.polls, samples: this.samples, ms: Date.now() - started }, 'demo history backfilled');
   }
 
   inject(incident: Omit<Incident, 'start' | 'end'> & { durationMs: number }): Incident {
