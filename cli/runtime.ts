@@ -63,6 +63,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
   const stopAll = async () => {
     for (const s of stops.reverse()) {
       try {
+        log.debug({ step: s.toString().slice(0, 80) }, 'stopping');
         await s();
       } catch (err) {
         log.error({ err: (err as Error).message }, 'error while stopping');

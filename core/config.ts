@@ -157,7 +157,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('NOCTUA_') || raw === undefined || name === 'NOCTUA_CONFIG' || name === 'NOCTUA_TOKEN') continue;
+    if (!name.startsWith('NOCTUA_') || raw === undefined || name === 'NOCTUA_CONFIG' || name === 'NOCTUA_TOKEN' || name === 'NOCTUA_LOG_LEVEL') continue;
     const path = name.slice(7).split('__').map(camel);
     setPath(out, path, parseEnvValue(raw));
   }
@@ -169,6 +169,8 @@ export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     setPath(out, ['bus', 'kind'], 'kafka');
   }
   if (env.NOCTUA_TOKEN) setPath(out, ['api', 'token'], env.NOCTUA_TOKEN);
+  // The conventional spelling, also read by loggers created before the config is loaded.
+  if (env.NOCTUA_LOG_LEVEL) setPath(out, ['log', 'level'], env.NOCTUA_LOG_LEVEL);
   return out;
 }
 
