@@ -66,7 +66,7 @@ export const DemoConfig = Type.Object({
   intervalMs: { ...Duration, default: 5000 },
   seed: Type.Integer({ default: 42 }),
   /** Mean time between injected incidents (ms). */
-  incidentEveryMs: { ...Duration, default: 10 * 60_000 },
+  incidentEveryMs: Type.Integer({ minimum: 0, default: 10 * 60_000, description: 'ms; 0 = only injected incidents' }),
   /** History replayed at start (ms), so charts and detectors have a past; 0 = live only. */
   backfillMs: Type.Integer({ minimum: 0, default: 30 * 60_000 }),
 });

@@ -5,6 +5,7 @@ import { validate } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { M, counter, gauge, histogram } from '../core/metrics.js';
 import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/types.js';
+import { AnomalyOperator, anomalyConfig, type OperatorCheckpoint } from './anomaly/operator.js';
 import { RateState } from './rate.js';
 import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON } from './window.js';
 import { ThresholdOperator } from './threshold.js';
@@ -57,6 +58,23 @@ export const ProcessorConfigSchema = Type.Object({
   delay: Type.Object({ default: DurationT, sources: Type.Record(Type.String(), DurationT, { default: {} }) }, { default: { default: '15s', sources: {} } }),
   idleTimeout: Type.Optional(DurationT),
   rulesFile: Type.Optional(Type.String()),
+  /**
+   * Streaming anomaly detection on derived series (processors/anomaly). Scores go into the windows
+   * as `anomaly_score{of="<metric>",...}` (so rollups keep them per series and window) and, at or
+   * above `eventLevel`, become `anomaly` events. The learned layer is off here by default: its
+   * background training depends on wall-clock timing, which exactly-once replays must not.
+   */
+  anomaly: Type.Object(
+    {
+      enabled: Type.Boolean({ default: true }),
+      metrics: Type.Array(Type.String(), { default: ['if_in_bps', 'if_out_bps', 'if_in_errors_ps', 'hrProcessorLoad'] }),
+      eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9 }),
+      severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((x) => Type.Literal(x)), { default: 'warning' }),
+      learned: Type.Boolean({ default: false }),
+      maxSeries: Type.Integer({ minimum: 1, default: 200_000 }),
+    },
+    { default: {} },
+  ),
   restoreTimeout: Type.Optional(DurationT),
 });
 export type ProcessorConfig = Static<typeof ProcessorConfigSchema>;
@@ -106,6 +124,20 @@ export interface PipelineState {
   window: WindowStateJSON;
   threshold: ReturnType<ThresholdOperator['toJSON']>;
   alerts: AlertStateJSON;
+  anomaly?: OperatorCheckpoint;
+}
+
+/** The anomaly stage of a pipeline: which derived metrics it scores, and the operator. */
+export interface AnomalyStage {
+  readonly metrics: ReadonlySet<string>;
+  readonly op: AnomalyOperator;
+}
+
+export function anomalyStage(cfg: ProcessorConfig): AnomalyStage | null {
+  const a = cfg.anomaly;
+  if (!a.enabled || a.metrics.length === 0) return null;
+  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, severity: a.severity, learned: a.learned, maxSeries: a.maxSeries }));
+  return { metrics: new Set(a.metrics), op };
 }
 
 /** The operators of one input partition, chained. Pure: feed messages, read outputs, snapshot. */
@@ -115,19 +147,22 @@ export class Pipeline {
     readonly windows: WindowOperator,
     readonly threshold: ThresholdOperator,
     readonly alerts: AlertManager,
+    readonly anomaly: AnomalyStage | null = null,
   ) {}
 
-  static create(wopts: WindowOptions, rules: RuleSet): Pipeline {
-    return new Pipeline(new RateState(), new WindowOperator(wopts), new ThresholdOperator(rules.rules), new AlertManager(rules.alerting));
+  static create(wopts: WindowOptions, rules: RuleSet, anomaly: AnomalyStage | null = null): Pipeline {
+    return new Pipeline(new RateState(), new WindowOperator(wopts), new ThresholdOperator(rules.rules), new AlertManager(rules.alerting), anomaly);
   }
 
-  static restore(wopts: WindowOptions, rules: RuleSet, s: PipelineState): Pipeline {
+  static restore(wopts: WindowOptions, rules: RuleSet, s: PipelineState, anomaly: AnomalyStage | null = null): Pipeline {
     if (s.v !== 1) throw new Error('pipeline state: not a v1 checkpoint');
+    if (anomaly && s.anomaly) anomaly.op.restore(s.anomaly);
     return new Pipeline(
       RateState.fromJSON(s.rate),
       WindowOperator.fromJSON(wopts, s.window),
       ThresholdOperator.fromJSON(rules.rules, s.threshold),
       AlertManager.fromJSON(rules.alerting, s.alerts),
+      anomaly,
     );
   }
 
@@ -141,6 +176,7 @@ export class Pipeline {
     const r = this.rate.process(batch);
     const samples: Sample[] = r.samples;
     for (const s of batch.samples) if (!RATE_INPUTS.has(s.metric)) samples.push(s);
+    const anomalyEvents = this.anomaly ? this.scoreAnomalies(samples) : [];
     const keys = new Array<string>(samples.length);
     const sk = this.windows.keys;
     for (let i = 0; i < samples.length; i++) keys[i] = sk.key(samples[i]!.metric, samples[i]!.labels);
@@ -155,10 +191,24 @@ export class Pipeline {
     for (const x of this.alerts.drainChanges()) out.changes.push(x);
     for (const x of this.alerts.drainNotifications()) out.notifications.push(x);
     for (const x of r.events) out.events.push(x);
+    for (const x of anomalyEvents) out.events.push(x);
+  }
+
+  /** Scores the configured derived series; their scores join the samples (windows, rules, rollups). */
+  private scoreAnomalies(samples: Sample[]): NetEvent[] {
+    const a = this.anomaly!;
+    const picked: Sample[] = [];
+    for (const s of samples) if (a.metrics.has(s.metric)) picked.push(s);
+    if (picked.length === 0) return [];
+    const res = a.op.process(picked);
+    for (const sc of res.scores) samples.push({ metric: 'anomaly_score', labels: { ...sc.labels, of: sc.metric }, ts: sc.ts, value: sc.score });
+    return res.events;
   }
 
   toJSON(): PipelineState {
-    return { v: 1, rate: this.rate.toJSON(), window: this.windows.toJSON(), threshold: this.threshold.toJSON(), alerts: this.alerts.toJSON() };
+    const st: PipelineState = { v: 1, rate: this.rate.toJSON(), window: this.windows.toJSON(), threshold: this.threshold.toJSON(), alerts: this.alerts.toJSON() };
+    if (this.anomaly) st.anomaly = this.anomaly.op.checkpoint();
+    return st;
   }
 }
 
@@ -325,12 +375,12 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
       let pipeline: Pipeline;
       let next = 0n;
       if (BigInt(committed) < 0n) {
-        pipeline = Pipeline.create(wopts, rules);
+        pipeline = Pipeline.create(wopts, rules, anomalyStage(cfg));
         restores.inc({ outcome: 'fresh' });
       } else {
         const prefix = snapshotKey(cfg.groupId, cfg.input, p);
         const snaps = await restoreSnapshots(bus, cfg.changelog, new Map([[prefix, committed]]), restoreTimeoutMs);
-        pipeline = Pipeline.restore(wopts, rules, snaps.get(prefix)!.state as PipelineState);
+        pipeline = Pipeline.restore(wopts, rules, snaps.get(prefix)!.state as PipelineState, anomalyStage(cfg));
         next = BigInt(committed);
         restores.inc({ outcome: 'restored' });
         opts.log?.info({ topic: cfg.input, partition: p, offset: committed }, 'partition state restored');

@@ -4,7 +4,7 @@ import { MemoryBus } from '../../core/bus-memory.js';
 import { TOPICS } from '../../core/types.js';
 import { decodeBatch, encodeBatch } from '../../core/codec.js';
 import { partitionFor } from '../../core/bus.js';
-import { startProcessor, processorConfig, windowOptions, Pipeline, emptyOutput, type RollupRecord } from '../../processors/runner.js';
+import { startProcessor, processorConfig, windowOptions, Pipeline, emptyOutput, anomalyStage, type RollupRecord } from '../../processors/runner.js';
 import { demoMessages, DEMO_RULES, readTopic, produceAll, waitCaughtUp, canonical } from './harness.js';
 import { registry } from '../../core/metrics.js';
 
@@ -33,7 +33,7 @@ test('runner on the in-process bus: rollups and alert transitions equal a direct
     for (const m of msgs) {
       const part = partitionFor(m.key, PARTS);
       let pl = pipes.get(part);
-      if (!pl) pipes.set(part, (pl = Pipeline.create(windowOptions(cfg), DEMO_RULES)));
+      if (!pl) pipes.set(part, (pl = Pipeline.create(windowOptions(cfg), DEMO_RULES, anomalyStage(cfg))));
       pl.step(decodeBatch(m.value), out);
     }
     assert.ok(out.results.length > 1000, `demo produces rollups (${out.results.length})`);
