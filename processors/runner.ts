@@ -7,7 +7,7 @@ import { M, counter, gauge, histogram } from '../core/metrics.js';
 import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/types.js';
 import { AnomalyOperator, anomalyConfig, type OperatorCheckpoint } from './anomaly/operator.js';
 import { RateState } from './rate.js';
-import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON } from './window.js';
+import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON, type Aggregates } from './window.js';
 import { ThresholdOperator } from './threshold.js';
 import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification, type Silence } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
@@ -217,7 +217,7 @@ export function emptyOutput(): StepOutput {
 }
 
 /** A rollup record as carried on the rollups topic (JSON). */
-export interface RollupRecord {
+export interface RollupRecord extends Aggregates {
   readonly window: string;
   readonly kind: 'final' | 'correction';
   readonly revision: number;
@@ -226,19 +226,6 @@ export interface RollupRecord {
   readonly labels: Readonly<Record<string, string>>;
   readonly start: number;
   readonly end: number;
-  readonly count: number;
-  readonly sum: number;
-  readonly min: number;
-  readonly max: number;
-  readonly avg: number;
-  readonly first: number;
-  readonly firstTs: number;
-  readonly last: number;
-  readonly lastTs: number;
-  readonly rate: number | null;
-  readonly p50: number;
-  readonly p95: number;
-  readonly p99: number;
   readonly sketch: unknown;
 }
 
