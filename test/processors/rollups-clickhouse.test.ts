@@ -28,7 +28,7 @@ test('rollups written to ClickHouse agree with re-aggregating the raw samples', 
     await bus.ensureTopics([{ topic: TOPICS.samples, partitions: 2 }]);
     await produceAll(bus, msgs);
     // Lateness 0 so each window has exactly one row (no corrections), and a short delay.
-    const cfg = processorConfig({ windows: [{ name: '1m', size: '1m' }, { name: '5m', size: '5m' }], delay: { default: '1s' } });
+    const cfg = processorConfig({ windows: [{ name: '1m', size: '1m' }, { name: '5m', size: '5m' }], delay: { default: '1s' }, anomaly: { enabled: false } }); // anomaly scores have no raw counterpart to re-aggregate
     const p = await startProcessor({ bus, config: cfg, partitions: 2 });
     const sink = await startRollupSink({ bus, ch });
     await waitCaughtUp(bus, cfg.groupId);
