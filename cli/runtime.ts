@@ -20,6 +20,7 @@ import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
 import { processorConfig, startProcessor } from '../processors/runner.js';
 import { watchRules } from '../processors/rules.js';
+import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
 
 const DEFAULT_RULES = fileURLToPath(new URL('../../deploy/rules/default.yaml', import.meta.url));
@@ -142,6 +143,11 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       processor = await startProcessor({ bus, config: pcfg, rules: watcher.current(), log, partitions: cfg.bus.partitions });
       const p = processor;
       stops.push(() => p.stop());
+      const ncfg = webhookConfig({ topic: pcfg.notificationsTopic, ...cfg.notify });
+      if (ncfg.receivers.length > 0) {
+        const hooks = await startWebhookSender(bus, ncfg, log);
+        stops.push(() => hooks.stop());
+      }
       log.info({ rulesFile, rules: watcher.current().rules.length }, 'processors started');
     }
     if (has('poll')) {

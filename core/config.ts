@@ -86,6 +86,8 @@ export const ConfigSchema = Type.Object({
   log: section(LogConfig),
   snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+  /** Alert webhooks to ticketing (reports/webhook.ts validates it). */
+  notify: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
