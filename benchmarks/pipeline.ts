@@ -15,17 +15,31 @@
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism, loadavg } from 'node:os';
 import type { Bus } from '../core/bus.js';
 import { createBus } from '../core/bus-factory.js';
 import { loadConfig, type Config } from '../core/config.js';
 import { encodeBatch } from '../core/codec.js';
 import { createLogger } from '../core/log.js';
 import { TOPICS, type Sample, type SampleBatch } from '../core/types.js';
-import { openClickHouse, type ClickHouse } from '../storage/clickhouse.js';
-import { migrate } from '../storage/migrations.js';
-import { Sink } from '../storage/sink.js';
-import { topicSpecs } from '../cli/runtime.js';
+import type { ClickHouse } from '../storage/clickhouse.js';
 import { tempDir, sleep } from '../test/peers/util.js';
+
+/**
+ * The storage side is loaded in the main thread only: the producer worker imports this file too,
+ * and a second thread loading chdb's native addon while the main thread runs queries froze the
+ * main thread's event loop (then crashed with SIGSEGV minutes later) with chdb 3.4.
+ */
+async function mainModules() {
+  const [clickhouse, migrations, sink, runtime] = await Promise.all([
+    import('../storage/clickhouse.js'),
+    import('../storage/migrations.js'),
+    import('../storage/sink.js'),
+    import('../cli/runtime.js'),
+  ]);
+  return { openClickHouse: clickhouse.openClickHouse, migrate: migrations.migrate, Sink: sink.Sink, topicSpecs: runtime.topicSpecs };
+}
+let S: Awaited<ReturnType<typeof mainModules>>;
 
 const COLUMNS = ['ifHCInOctets', 'ifHCOutOctets', 'ifHCInUcastPkts', 'ifHCOutUcastPkts', 'ifHCInMulticastPkts', 'ifHCOutMulticastPkts',
   'ifHCInBroadcastPkts', 'ifHCOutBroadcastPkts', 'ifInErrors', 'ifOutErrors', 'ifInDiscards', 'ifOutDiscards', 'ifOperStatus',
@@ -53,7 +67,7 @@ interface ProduceSpec {
 }
 
 /** Produces `total` samples; ts = wall time at production, so lag can be read back from ClickHouse. */
-async function produce(bus: Bus, spec: ProduceSpec): Promise<void> {
+async function produce(bus: Bus, spec: ProduceSpec, onProgress?: (samples: number) => void): Promise<void> {
   const producer = await bus.producer({ idempotent: true });
   const batches = Math.ceil(spec.total / PER_BATCH);
   const started = Date.now();
@@ -66,7 +80,13 @@ async function produce(bus: Bus, spec: ProduceSpec): Promise<void> {
     }
     const batch = poll(b % DEVICES, Date.now(), b);
     inflight.push(producer.send(TOPICS.samples, [{ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts }]));
-    if (inflight.length >= 64) await Promise.all(inflight.splice(0));
+    if (inflight.length >= 64) {
+      await Promise.all(inflight.splice(0));
+      // The in-process bus resolves sends as microtasks: without a macrotask turn the sink (timers,
+      // engine callbacks) would only start once everything was produced.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    onProgress?.((b + 1) * PER_BATCH);
   }
   await Promise.all(inflight);
   await producer.close();
@@ -99,49 +119,65 @@ interface RunResult {
 
 async function runSinkPipeline(name: string, cfg: Config, bus: Bus, spec: ProduceSpec, producerIn: 'thread' | 'worker'): Promise<RunResult> {
   const dir = tempDir(`bench-${name}`);
-  const ch = await openClickHouse(cfg.clickhouse, dir.path);
-  await migrate(ch, cfg.clickhouse);
+  const ch = await S.openClickHouse(cfg.clickhouse, dir.path);
+  await S.migrate(ch, cfg.clickhouse);
+  console.error(`  ${name}: engine open, starting the sink`);
   const log = createLogger('warn', 'bench');
-  const sink = new Sink({ bus, ch, cfg: { ...cfg.sink, maxRows: 200_000, maxDelayMs: 500, groupId: `bench-${name}-${Date.now()}` }, log });
+  const sink = new S.Sink({ bus, ch, cfg: { ...cfg.sink, maxRows: 200_000, maxDelayMs: 500, groupId: `bench-${name}-${Date.now()}` }, log });
   await sink.start();
+  console.error(`  ${name}: sink started, producing`);
   let peakRss = 0;
   const lags: number[] = [];
-  const produced: { at: number }[] = [];
-  let running = true;
+  let producing = true;
+  let producedSamples = 0;
   const memTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   const started = Date.now();
-  // Lag: each 100 ms, the freshest queryable sample's ts against the clock, while production runs.
+  const expected = Math.ceil(spec.total / PER_BATCH) * PER_BATCH;
+  const progress = setInterval(() => {
+    void count(ch).then(
+      (n) => console.error(`  ${name}: ${producedSamples.toLocaleString('en-US')} produced, ${n.toLocaleString('en-US')} of ${expected.toLocaleString('en-US')} queryable after ${((Date.now() - started) / 1000).toFixed(0)} s`),
+      () => undefined,
+    );
+  }, 5000);
+  // Lag: each 100 ms while production runs, the freshest queryable sample's ts against the clock.
+  // Between flushes this saw-tooths up to the lag of the oldest sample of the next flush, so its
+  // high percentiles bound the per-sample lag.
   const lagLoop = (async () => {
     if (spec.rate === 0) return;
-    while (running) {
+    while (producing) {
       const t = await maxTs(ch).catch(() => 0);
-      if (t > 0) produced.push({ at: t });
-      if (t > 0) lags.push(Date.now() - t);
+      if (t > 0 && producing) lags.push(Date.now() - t);
       await sleep(100);
     }
   })();
-  let producing: Promise<void>;
-  if (producerIn === 'worker') {
-    const w = new Worker(fileURLToPath(import.meta.url), { workerData: { brokers: cfg.bus.brokers, spec } });
-    producing = new Promise((resolve, reject) => {
-      w.on('message', () => resolve());
-      w.on('error', reject);
-      w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`producer worker exited ${c}`))));
-    });
-  } else producing = produce(bus, spec);
-  await producing;
-  const expected = Math.ceil(spec.total / PER_BATCH) * PER_BATCH;
-  for (;;) {
-    const n = await count(ch);
-    if (n >= expected) {
-      if (n !== expected) throw new Error(`${name}: ${n} rows for ${expected} produced`);
-      break;
+  try {
+    if (producerIn === 'worker') {
+      const w = new Worker(fileURLToPath(import.meta.url), { workerData: { brokers: cfg.bus.brokers, spec } });
+      await new Promise<void>((resolve, reject) => {
+        w.on('message', (m: { produced?: number; done?: boolean; error?: string }) => {
+          if (m.produced !== undefined) producedSamples = m.produced;
+          if (m.error) reject(new Error(`${name}: producer worker: ${m.error}`));
+          if (m.done) resolve();
+        });
+        w.on('error', reject);
+        w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${name}: producer worker exited ${c}`))));
+      });
+    } else await produce(bus, spec, (n) => (producedSamples = n));
+    producing = false;
+    for (;;) {
+      const n = await count(ch);
+      if (n >= expected) {
+        if (n !== expected) throw new Error(`${name}: ${n} rows for ${expected} produced`);
+        break;
+      }
+      if (Date.now() - started > 600_000) throw new Error(`${name}: only ${n} of ${expected} rows after 10 min`);
+      await sleep(50);
     }
-    if (Date.now() - started > 600_000) throw new Error(`${name}: only ${n} of ${expected} rows after 10 min`);
-    await sleep(50);
+  } finally {
+    producing = false;
+    clearInterval(progress);
   }
   const seconds = (Date.now() - started) / 1000;
-  running = false;
   await lagLoop;
   clearInterval(memTimer);
   await sink.stop();
@@ -161,8 +197,8 @@ async function runSinkPipeline(name: string, cfg: Config, bus: Bus, spec: Produc
 /** ClickHouse's own ceiling for the same rows: INSERT ... SELECT from numbers() into the samples table. */
 async function clickhouseReference(cfg: Config, rows: number): Promise<number> {
   const dir = tempDir('bench-chref');
-  const ch = await openClickHouse(cfg.clickhouse, dir.path);
-  await migrate(ch, cfg.clickhouse);
+  const ch = await S.openClickHouse(cfg.clickhouse, dir.path);
+  await S.migrate(ch, cfg.clickhouse);
   const t = Date.now();
   await ch.client.command({
     query: `INSERT INTO ${ch.database}.samples (metric, series, device, ts, value) SELECT ['ifHCInOctets','ifHCOutOctets','ifInErrors','ifOperStatus'][number % 4 + 1], cityHash64(number % 24000), concat('sw-', toString(number % 500)), fromUnixTimestamp64Milli(toInt64(1790000000000 + intDiv(number, 24000) * 1000)), toFloat64(number) FROM numbers(${rows})`,
@@ -176,52 +212,92 @@ async function clickhouseReference(cfg: Config, rows: number): Promise<number> {
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+  if (i < 0) return dflt;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a non-negative number, got ${JSON.stringify(process.argv[i + 1])}`);
+  return v;
 }
 
+const PHASES = ['clickhouse', 'embedded', 'kafka', 'kafka-rate', 'kafka-tools'] as const;
+type Phase = (typeof PHASES)[number];
+
+/** `--only embedded,kafka` runs a subset (profiling, debugging); default all. */
+function phases(): Set<Phase> {
+  const i = process.argv.indexOf('--only');
+  if (i < 0) return new Set(PHASES);
+  const asked = (process.argv[i + 1] ?? '').split(',').filter(Boolean);
+  for (const p of asked) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase ${JSON.stringify(p)} (phases: ${PHASES.join(', ')})`);
+  return new Set(asked as Phase[]);
+}
+
+const ratio = (a: number | undefined, b: number | undefined) => (a && b ? +(a / b).toFixed(3) : undefined);
+
 async function main(): Promise<void> {
-  const embeddedSamples = arg('embedded-samples', 5_000_000);
-  const kafkaSamples = arg('kafka-samples', 3_000_000);
+  const embeddedSamples = arg('embedded-samples', 2_000_000);
+  const kafkaSamples = arg('kafka-samples', 1_000_000);
   const rate = arg('rate', 300_000);
-  const rateSeconds = arg('rate-seconds', 20);
+  const rateSeconds = arg('rate-seconds', 15);
+  const run = phases();
+  S = await mainModules();
   const base = loadConfig({ env: {} });
-  const out: Record<string, unknown> = { bench: 'pipeline', samplesPerBatch: PER_BATCH };
+  const out: Record<string, unknown> = { bench: 'pipeline', samplesPerBatch: PER_BATCH, cores: availableParallelism(), loadAvg1m: +loadavg()[0]!.toFixed(2) };
 
-  console.log('reference: ClickHouse insert ceiling');
-  out.clickhouseInsertSelectRowsPerSec = await clickhouseReference(base, embeddedSamples);
+  let chRef: number | undefined;
+  if (run.has('clickhouse')) {
+    console.log('reference: ClickHouse insert ceiling');
+    out.clickhouseInsertSelectRowsPerSec = chRef = await clickhouseReference(base, embeddedSamples);
+  }
 
-  console.log('embedded: in-process bus -> sink -> embedded ClickHouse');
-  const mem = createBus(base.bus);
-  await mem.ensureTopics(topicSpecs(base));
-  const emb = await runSinkPipeline('embedded', base, mem, { total: embeddedSamples, rate: 0 }, 'thread');
-  await mem.close();
-  out.embedded = emb;
-  out.embeddedRatioToClickhouse = +(emb.samplesPerSec / (out.clickhouseInsertSelectRowsPerSec as number)).toFixed(3);
+  if (run.has('embedded')) {
+    console.log('embedded: in-process bus -> sink -> embedded ClickHouse');
+    const mem = createBus(base.bus);
+    await mem.ensureTopics(S.topicSpecs(base));
+    const emb = await runSinkPipeline('embedded', base, mem, { total: embeddedSamples, rate: 0 }, 'thread');
+    await mem.close();
+    out.embedded = emb;
+    out.embeddedRatioToClickhouse = ratio(emb.samplesPerSec, chRef);
+  }
 
-  const { startKafka } = await import('../test/peers/kafka.js');
-  const { kafkaPerf } = await import('./kafka-perf.js');
-  const kafka = await startKafka();
-  try {
-    const kcfg = loadConfig({ env: { KAFKA_BROKERS: kafka.brokers.join(',') } });
-    const bus = createBus(kcfg.bus);
-    await bus.ensureTopics(topicSpecs(kcfg));
-    console.log('kafka: worker-thread producer -> broker -> sink -> embedded ClickHouse');
-    const kmax = await runSinkPipeline('kafka', kcfg, bus, { total: kafkaSamples, rate: 0 }, 'worker');
-    console.log(`kafka-rate: offered ${rate.toLocaleString('en-US')} samples/s for ${rateSeconds} s`);
-    const krate = await runSinkPipeline('kafka-rate', kcfg, bus, { total: rate * rateSeconds, rate }, 'worker');
-    await bus.close();
-    out.kafka = kmax;
-    out.kafkaRate = krate;
-    console.log("reference: Apache Kafka's own perf tools on the same broker (same message size)");
-    const bytes = encodeBatch(poll(0, Date.now(), 0)).length;
-    const perf = await kafkaPerf({ brokers: kafka.brokers, records: Math.max(2000, Math.ceil(kafkaSamples / PER_BATCH)), recordSize: bytes });
-    out.kafkaPerf = perf;
-    const toolSamplesPerSec = perf.producer.msgsPerSec * PER_BATCH;
-    console.log(`kafka tools  producer ${Math.round(perf.producer.msgsPerSec)} msg/s (${perf.producer.mbPerSec.toFixed(1)} MB/s) consumer ${Math.round(perf.consumer.msgsPerSec)} msg/s (${perf.consumer.mbPerSec.toFixed(1)} MB/s), message ${bytes} B = ${PER_BATCH} samples`);
-    out.kafkaRatioToProducerPerfTool = +(kmax.samplesPerSec / toolSamplesPerSec).toFixed(3);
-    out.kafkaRatioToClickhouse = +(kmax.samplesPerSec / (out.clickhouseInsertSelectRowsPerSec as number)).toFixed(3);
-  } finally {
-    await kafka.stop();
+  if (run.has('kafka') || run.has('kafka-rate') || run.has('kafka-tools')) {
+    const { startKafka } = await import('../test/peers/kafka.js');
+    const { kafkaPerf } = await import('./kafka-perf.js');
+    const kafka = await startKafka();
+    try {
+      const kcfg = loadConfig({ env: { KAFKA_BROKERS: kafka.brokers.join(',') } });
+      const bus = createBus(kcfg.bus);
+      try {
+        await bus.ensureTopics(S.topicSpecs(kcfg));
+        if (run.has('kafka')) {
+          console.log('kafka: worker-thread producer -> broker -> sink -> embedded ClickHouse');
+          out.kafka = await runSinkPipeline('kafka', kcfg, bus, { total: kafkaSamples, rate: 0 }, 'worker');
+        }
+        if (run.has('kafka-rate')) {
+          console.log(`kafka-rate: offered ${rate.toLocaleString('en-US')} samples/s for ${rateSeconds} s`);
+          out.kafkaRate = await runSinkPipeline('kafka-rate', kcfg, bus, { total: rate * rateSeconds, rate }, 'worker');
+        }
+      } finally {
+        await bus.close();
+      }
+      if (run.has('kafka-tools')) {
+        console.log("reference: Apache Kafka's own perf tools on the same broker (same message size)");
+        const bytes = encodeBatch(poll(0, Date.now(), 0)).length;
+        const perf = await kafkaPerf({ brokers: kafka.brokers, records: Math.max(2000, Math.ceil(kafkaSamples / PER_BATCH)), recordSize: bytes });
+        out.kafkaPerf = perf;
+        const toolProducer = Math.round(perf.producer.msgsPerSec * PER_BATCH);
+        const toolConsumer = Math.round(perf.consumer.fetchMsgsPerSec * PER_BATCH);
+        out.kafkaToolsSamplesPerSec = { producer: toolProducer, consumerFetch: toolConsumer };
+        console.log(
+          `kafka tools  producer ${Math.round(perf.producer.msgsPerSec)} msg/s (${perf.producer.mbPerSec.toFixed(1)} MB/s) = ${toolProducer.toLocaleString('en-US')} samples/s; ` +
+            `consumer ${Math.round(perf.consumer.fetchMsgsPerSec)} msg/s over fetch time (${perf.consumer.fetchMbPerSec.toFixed(1)} MB/s) = ${toolConsumer.toLocaleString('en-US')} samples/s; message ${bytes} B = ${PER_BATCH} samples`,
+        );
+        const kmax = out.kafka as RunResult | undefined;
+        out.kafkaRatioToProducerPerfTool = ratio(kmax?.samplesPerSec, toolProducer);
+        out.kafkaRatioToConsumerPerfTool = ratio(kmax?.samplesPerSec, toolConsumer);
+      }
+      out.kafkaRatioToClickhouse = ratio((out.kafka as RunResult | undefined)?.samplesPerSec, chRef);
+    } finally {
+      await kafka.stop();
+    }
   }
   out.targets = { kafkaSamplesPerSec: 300_000, kafkaLagP99Ms: 2000, embeddedSamplesPerSec: 1_000_000 };
   console.log(JSON.stringify(out));
@@ -238,7 +314,13 @@ if (isMainThread) {
 } else {
   const { brokers, spec } = workerData as { brokers: string[]; spec: ProduceSpec };
   const bus = createBus({ kind: 'kafka', brokers, clientId: 'bench-producer', partitions: 6, replicationFactor: 1 });
-  produce(bus, spec)
+  let last = 0;
+  produce(bus, spec, (n) => {
+    if (n - last >= 64 * PER_BATCH) parentPort!.postMessage({ produced: (last = n) });
+  })
     .then(() => bus.close())
-    .then(() => parentPort!.postMessage('done'));
+    .then(
+      () => parentPort!.postMessage({ produced: spec.total, done: true }),
+      (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+    );
 }
