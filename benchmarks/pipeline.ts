@@ -46,7 +46,8 @@ const COLUMNS = ['ifHCInOctets', 'ifHCOutOctets', 'ifHCInUcastPkts', 'ifHCOutUca
   'ifAdminStatus', 'ifHighSpeed', 'ifMtu', 'ifLastChange', 'ifInUnknownProtos', 'ifOutQLen', 'ifPromiscuousMode'];
 const PORTS = 48;
 const PER_BATCH = PORTS * COLUMNS.length;
-const DEVICES = 500;
+/** Devices cycled through (--devices): DEVICES x 960 distinct series; each is new to the sink on its first poll. */
+let DEVICES = 500;
 
 /** Label objects per device, made once: a poller reuses them poll after poll. */
 const labelCache = new Map<number, Record<string, string>[]>();
@@ -64,10 +65,20 @@ interface ProduceSpec {
   total: number;
   /** Samples per second offered; 0 = as fast as the bus takes them. */
   rate: number;
+  devices: number;
 }
 
+/** Messages produced but not yet committed by `group`: the in-process bus never pushes back, so
+ *  the benchmark bounds it the way real pollers are bounded by their interval. */
+async function backlog(bus: Bus, group: string): Promise<number> {
+  const [end, done] = await Promise.all([bus.endOffsets(TOPICS.samples), bus.committed(group, TOPICS.samples)]);
+  const at = new Map(done.map((o) => [o.partition, Number(o.offset)]));
+  return end.reduce((n, o) => n + Number(o.offset) - (at.get(o.partition) ?? 0), 0);
+}
+const MAX_BACKLOG_MESSAGES = 2_000;
+
 /** Produces `total` samples; ts = wall time at production, so lag can be read back from ClickHouse. */
-async function produce(bus: Bus, spec: ProduceSpec, onProgress?: (samples: number) => void): Promise<void> {
+async function produce(bus: Bus, spec: ProduceSpec, onProgress?: (samples: number) => void, group?: string): Promise<void> {
   const producer = await bus.producer({ idempotent: true });
   const batches = Math.ceil(spec.total / PER_BATCH);
   const started = Date.now();
@@ -78,13 +89,14 @@ async function produce(bus: Bus, spec: ProduceSpec, onProgress?: (samples: numbe
       const wait = due - Date.now();
       if (wait > 1) await sleep(wait);
     }
-    const batch = poll(b % DEVICES, Date.now(), b);
+    const batch = poll(b % spec.devices, Date.now(), b);
     inflight.push(producer.send(TOPICS.samples, [{ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts }]));
     if (inflight.length >= 64) {
       await Promise.all(inflight.splice(0));
       // The in-process bus resolves sends as microtasks: without a macrotask turn the sink (timers,
       // engine callbacks) would only start once everything was produced.
       await new Promise<void>((r) => setImmediate(r));
+      if (group) while ((await backlog(bus, group)) > MAX_BACKLOG_MESSAGES) await sleep(5);
     }
     onProgress?.((b + 1) * PER_BATCH);
   }
@@ -123,7 +135,8 @@ async function runSinkPipeline(name: string, cfg: Config, bus: Bus, spec: Produc
   await S.migrate(ch, cfg.clickhouse);
   console.error(`  ${name}: engine open, starting the sink`);
   const log = createLogger('warn', 'bench');
-  const sink = new S.Sink({ bus, ch, cfg: { ...cfg.sink, maxRows: 200_000, maxDelayMs: 500, groupId: `bench-${name}-${Date.now()}` }, log });
+  const groupId = `bench-${name}-${Date.now()}`;
+  const sink = new S.Sink({ bus, ch, cfg: { ...cfg.sink, maxRows: 200_000, maxDelayMs: 500, groupId }, log });
   await sink.start();
   console.error(`  ${name}: sink started, producing`);
   let peakRss = 0;
@@ -162,7 +175,7 @@ async function runSinkPipeline(name: string, cfg: Config, bus: Bus, spec: Produc
         w.on('error', reject);
         w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${name}: producer worker exited ${c}`))));
       });
-    } else await produce(bus, spec, (n) => (producedSamples = n));
+    } else await produce(bus, spec, (n) => (producedSamples = n), groupId);
     producing = false;
     for (;;) {
       const n = await count(ch);
@@ -236,11 +249,12 @@ async function main(): Promise<void> {
   const embeddedSamples = arg('embedded-samples', 2_000_000);
   const kafkaSamples = arg('kafka-samples', 1_000_000);
   const rate = arg('rate', 300_000);
-  const rateSeconds = arg('rate-seconds', 15);
+  const rateSeconds = arg('rate-seconds', 10);
+  DEVICES = arg('devices', 500);
   const run = phases();
   S = await mainModules();
   const base = loadConfig({ env: {} });
-  const out: Record<string, unknown> = { bench: 'pipeline', samplesPerBatch: PER_BATCH, cores: availableParallelism(), loadAvg1m: +loadavg()[0]!.toFixed(2) };
+  const out: Record<string, unknown> = { bench: 'pipeline', samplesPerBatch: PER_BATCH, devices: DEVICES, series: DEVICES * PER_BATCH, cores: availableParallelism(), loadAvg1m: +loadavg()[0]!.toFixed(2) };
 
   let chRef: number | undefined;
   if (run.has('clickhouse')) {
@@ -252,7 +266,7 @@ async function main(): Promise<void> {
     console.log('embedded: in-process bus -> sink -> embedded ClickHouse');
     const mem = createBus(base.bus);
     await mem.ensureTopics(S.topicSpecs(base));
-    const emb = await runSinkPipeline('embedded', base, mem, { total: embeddedSamples, rate: 0 }, 'thread');
+    const emb = await runSinkPipeline('embedded', base, mem, { total: embeddedSamples, rate: 0, devices: DEVICES }, 'thread');
     await mem.close();
     out.embedded = emb;
     out.embeddedRatioToClickhouse = ratio(emb.samplesPerSec, chRef);
@@ -269,11 +283,11 @@ async function main(): Promise<void> {
         await bus.ensureTopics(S.topicSpecs(kcfg));
         if (run.has('kafka')) {
           console.log('kafka: worker-thread producer -> broker -> sink -> embedded ClickHouse');
-          out.kafka = await runSinkPipeline('kafka', kcfg, bus, { total: kafkaSamples, rate: 0 }, 'worker');
+          out.kafka = await runSinkPipeline('kafka', kcfg, bus, { total: kafkaSamples, rate: 0, devices: DEVICES }, 'worker');
         }
         if (run.has('kafka-rate')) {
           console.log(`kafka-rate: offered ${rate.toLocaleString('en-US')} samples/s for ${rateSeconds} s`);
-          out.kafkaRate = await runSinkPipeline('kafka-rate', kcfg, bus, { total: rate * rateSeconds, rate }, 'worker');
+          out.kafkaRate = await runSinkPipeline('kafka-rate', kcfg, bus, { total: rate * rateSeconds, rate, devices: DEVICES }, 'worker');
         }
       } finally {
         await bus.close();
