@@ -248,6 +248,18 @@ function phases(): Set<Phase> {
   return new Set(asked as Phase[]);
 }
 
+async function retry<T>(what: string, attempts: number, op: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      console.error(`  ${what}: attempt ${i} failed (${(err as Error).message.split('\n')[0]}), retrying`);
+      await sleep(2000);
+    }
+  }
+}
+
 const ratio = (a: number | undefined, b: number | undefined) => (a && b ? +(a / b).toFixed(3) : undefined);
 
 async function main(): Promise<void> {
@@ -300,7 +312,9 @@ async function main(): Promise<void> {
       if (run.has('kafka-tools')) {
         console.log("reference: Apache Kafka's own perf tools on the same broker (same message size)");
         const bytes = encodeBatch(poll(0, Date.now(), 0)).length;
-        const perf = await kafkaPerf({ brokers: kafka.brokers, records: Math.max(2000, Math.ceil(kafkaSamples / PER_BATCH)), recordSize: bytes });
+        // kafkaPerf creates its topic through KafkaBus.ensureTopics, which on a freshly started broker
+        // sometimes fails with a retriable UNKNOWN_TOPIC_OR_PARTITION: try again a few times.
+        const perf = await retry('kafka perf tools', 3, () => kafkaPerf({ brokers: kafka.brokers, records: Math.max(10_000, Math.ceil(kafkaSamples / PER_BATCH)), recordSize: bytes }));
         out.kafkaPerf = perf;
         const toolProducer = Math.round(perf.producer.msgsPerSec * PER_BATCH);
         const toolConsumer = Math.round(perf.consumer.fetchMsgsPerSec * PER_BATCH);
@@ -319,6 +333,8 @@ async function main(): Promise<void> {
     }
   }
   out.targets = { kafkaSamplesPerSec: 300_000, kafkaLagP99Ms: 2000, embeddedSamplesPerSec: 1_000_000 };
+  const shown = Object.entries(out).filter(([k, v]) => k.includes('Ratio') && v !== undefined);
+  if (shown.length) console.log(`ratios       ${shown.map(([k, v]) => `${k}=${v}`).join('  ')}`);
   console.log(JSON.stringify(out));
 }
 
