@@ -62,7 +62,8 @@ PROPS
 if [ ! -f "$data_dir/logs/meta.properties" ]; then
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   echo "start.sh: formatting $data_dir/logs (cluster id $cluster_id, Kafka $NOCTUA_KAFKA_VERSION)" >&2
-  java -Xmx256m -cp "$NOCTUA_KAFKA_LIBS/*" $KAFKA_LOG_OPTS kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted >&2
+  # --cluster-id=VALUE, not "-t VALUE": a base64url id may start with '-' and read as an option.
+  java -Xmx256m -cp "$NOCTUA_KAFKA_LIBS/*" $KAFKA_LOG_OPTS kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$props" --ignore-formatted >&2
 fi
 
 echo "start.sh: Kafka $NOCTUA_KAFKA_VERSION on 127.0.0.1:$port (controller $controller_port), data in $data_dir" >&2
