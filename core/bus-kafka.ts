@@ -149,7 +149,16 @@ export class KafkaBus implements Bus {
             numPartitions: s.partitions,
             replicationFactor: this.opts.replicationFactor ?? 1,
             configEntries: [
-              ...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+              // Compacted topics (state changelogs, targets) roll segments often and clean eagerly, so a
+              // snapshot per transaction does not grow restore time until a 1 GB segment rolls.
+              ...(s.compacted
+                ? [
+                    { name: 'cleanup.policy', value: 'compact' },
+                    { name: 'segment.ms', value: '600000' },
+                    { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+                    { name: 'delete.retention.ms', value: '3600000' },
+                  ]
+                : []),
               ...(s.retentionMs !== undefined ? [{ name: 'retention.ms', value: String(s.retentionMs) }] : []),
             ],
           })),
