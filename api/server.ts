@@ -76,8 +76,9 @@ export function parseTime(v: string | undefined, fallback: number, now = Date.no
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
-    loggerInstance: deps.log.child({ component: 'api' }) as unknown as import('fastify').FastifyBaseLogger,
-    disableRequestLogging: true,
+    // No per-request log lines (a NOC screen polls all day); errors are logged by the handler below
+    // and requests are counted in noctua_api_requests_total.
+    logger: false,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
     // A shutdown must not wait for browsers' keep-alive or dashboard WebSocket connections.
