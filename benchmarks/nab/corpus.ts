@@ -1,3 +1,4 @@
+import type { ThresholdScore } from './scorer.js';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join, relative, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,14 +108,8 @@ export function readResultFile(resultsDir: string, detector: string, key: string
   };
 }
 
-export interface PublishedFileScore {
+export interface PublishedFileScore extends ThresholdScore {
   readonly key: string;
-  readonly threshold: number;
-  readonly score: number;
-  readonly tp: number;
-  readonly tn: number;
-  readonly fp: number;
-  readonly fn: number;
   readonly total: number;
 }
 
