@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startProcess, tempDir, waitFor, IN_CI, type Proc } from './util.js';
+import { freePort, startProcess, tempDir, waitFor, peerMissing, type Proc } from './util.js';
 
 /**
  * Debian's clickhouse-server (18.16) as a plain process on 127.0.0.1 with its own config, users
@@ -16,10 +16,7 @@ export function clickhouseServerBinary(): string | undefined {
 
 /** Why the peer cannot run here, or undefined. In CI a missing peer is an error, not a skip. */
 export function clickhouseServerMissing(): string | undefined {
-  if (clickhouseServerBinary()) return undefined;
-  const msg = 'clickhouse-server is not installed (apt-get install -y clickhouse-server; npm run peers)';
-  if (IN_CI) throw new Error(msg);
-  return msg;
+  return peerMissing(clickhouseServerBinary() !== undefined, 'clickhouse-server', 'apt-get install -y clickhouse-server');
 }
 
 export interface ClickHouseServer {

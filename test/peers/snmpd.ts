@@ -1,7 +1,7 @@
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { IN_CI, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from './util.js';
+import { peerMissing, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from './util.js';
 
 /**
  * Debian's Net-SNMP agent (snmpd) on 127.0.0.1 with its own config and persistent directory:
@@ -35,10 +35,7 @@ export interface Snmpd {
 
 /** Skips (locally) or fails (CI) when snmpd is not installed; returns a reason to skip or undefined. */
 export function snmpdMissing(): string | undefined {
-  if (existsSync(SNMPD_BIN)) return undefined;
-  const msg = `${SNMPD_BIN} not found: apt-get install -y snmpd (scripts/provision.mjs does this)`;
-  if (IN_CI) throw new Error(msg);
-  return msg;
+  return peerMissing(existsSync(SNMPD_BIN), SNMPD_BIN, 'apt-get install -y snmpd');
 }
 
 export async function startSnmpd(opts: { community?: string } = {}): Promise<Snmpd> {

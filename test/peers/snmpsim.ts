@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, chmodSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { IN_CI, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from './util.js';
+import { peerMissing, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from './util.js';
 import { udpAnswers } from './snmpd.js';
 
 /**
@@ -22,10 +22,7 @@ export interface Snmpsim {
 }
 
 export function snmpsimMissing(): string | undefined {
-  if (existsSync(SNMPSIM_BIN)) return undefined;
-  const msg = `${SNMPSIM_BIN} not found: apt-get install -y snmpsim (scripts/provision.mjs does this)`;
-  if (IN_CI) throw new Error(msg);
-  return msg;
+  return peerMissing(existsSync(SNMPSIM_BIN), SNMPSIM_BIN, 'apt-get install -y snmpsim');
 }
 
 /** Starts snmpsimd with the given .snmprec files (plain or .gz). `port` lets a benchmark pick its own. */

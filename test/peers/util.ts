@@ -8,6 +8,17 @@ import { join } from 'node:path';
 /** True in CI: a missing peer must fail, not skip. */
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
+/**
+ * The one policy for a peer that is not installed: a reason to skip on a developer's machine, an
+ * error in CI (where a skip would hide a missing install step).
+ */
+export function peerMissing(installed: boolean, what: string, install: string): string | undefined {
+  if (installed) return undefined;
+  const msg = `${what} not found: ${install} (scripts/provision.mjs does this)`;
+  if (IN_CI) throw new Error(msg);
+  return msg;
+}
+
 /** A free TCP port on 127.0.0.1 (tests never use fixed ports: suites and sessions run side by side). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
