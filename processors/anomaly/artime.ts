@@ -50,6 +50,8 @@ export interface ArtimeParams {
   readonly margin: number;
   /** When the range is exceeded: 'clamp', or 'grow' (rescale the memory to the wider range). */
   readonly overflow: 'clamp' | 'grow';
+  /** Margin beyond a value that grew the range, as a fraction of the old range (default: margin). */
+  readonly growMargin?: number;
   /** Fixed range (range = 'fixed'). */
   readonly min?: number;
   readonly max?: number;
@@ -72,8 +74,9 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   rhoUbCap: 0.97,
   maxCategories: 48,
   range: 'probation',
-  margin: 0.5,
-  overflow: 'clamp',
+  margin: 0.75,
+  overflow: 'grow',
+  growMargin: 0.2,
   haarSign: -1,
   early: false,
   keep: 100,
@@ -377,8 +380,9 @@ export class Artime {
     const s = this.s;
     const p = this.p;
     const span = s.hi - s.lo;
-    const lo = Math.min(s.lo, raw - span * p.margin);
-    const hi = Math.max(s.hi, raw + span * p.margin);
+    const gm = p.growMargin ?? p.margin;
+    const lo = Math.min(s.lo, raw - span * gm);
+    const hi = Math.max(s.hi, raw + span * gm);
     const a = span / (hi - lo);
     const b = (s.lo - lo) / (hi - lo);
     const L = p.levels;
