@@ -77,6 +77,7 @@ function toKafkaMessages(messages: readonly OutMessage[]) {
     value: m.value,
     headers: m.headers ? { ...m.headers } : undefined,
     timestamp: m.timestamp !== undefined ? String(m.timestamp) : undefined,
+    partition: m.partition,
   }));
 }
 
@@ -133,6 +134,20 @@ export class KafkaBus implements Bus {
     for (const t of await (await this.admin()).listTopics()) this.knownTopics.add(t);
     const unknown = topics.filter((t) => !this.knownTopics.has(t));
     if (unknown.length > 0) throw new BusError(`unknown topic ${unknown.join(', ')} (create it with ensureTopics first)`, { topic: unknown[0], ...ctx });
+  }
+
+  /** Partition counts seen per topic: a message naming a partition is checked against it before sending. */
+  private readonly partitionCounts = new Map<string, number>();
+
+  /** Explicit partitions must exist: kafkajs would otherwise retry a produce to a missing partition for a minute. */
+  async assertPartitionsExist(topic: string, messages: readonly OutMessage[]): Promise<void> {
+    let max = -1;
+    for (const m of messages) if (m.partition !== undefined && m.partition > max) max = m.partition;
+    if (max < 0 || max < (this.partitionCounts.get(topic) ?? 0)) return;
+    const meta = await (await this.admin()).fetchTopicMetadata({ topics: [topic] });
+    const n = meta.topics[0]?.partitions.length ?? 0;
+    this.partitionCounts.set(topic, n);
+    if (max >= n) throw new BusError(`no partition ${max}: the topic has ${n}`, { topic, partition: max });
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -266,6 +281,7 @@ class KafkaProducer implements BusProducer {
     checkMessages(topic, messages);
     if (messages.length === 0) return;
     await this.bus.assertTopicsExist([topic]);
+    await this.bus.assertPartitionsExist(topic, messages);
     try {
       await this.p.send({ topic, acks: -1, messages: toKafkaMessages(messages) });
     } catch (err) {
@@ -310,6 +326,7 @@ class KafkaTransaction implements BusTransaction {
     checkMessages(topic, messages);
     if (messages.length === 0) return;
     await this.bus.assertTopicsExist([topic]);
+    await this.bus.assertPartitionsExist(topic, messages);
     await this.guard('send', { topic }, () => this.tx.send({ topic, acks: -1, messages: toKafkaMessages(messages) }));
   }
 

@@ -433,6 +433,14 @@ export class MemoryBus implements Bus {
     return t;
   }
 
+  /** Explicit partitions must exist (Kafka refuses a produce to a partition it does not have). */
+  checkPartitions(topic: string, messages: readonly OutMessage[]): void {
+    const n = this.topic(topic).partitions.length;
+    for (const m of messages) {
+      if (m.partition !== undefined && m.partition >= n) throw new BusError(`no partition ${m.partition}: the topic has ${n}`, { topic, partition: m.partition });
+    }
+  }
+
   partitionLog(topic: string, partition: number): PartitionLog | undefined {
     return this.topics.get(topic)?.partitions[partition];
   }
@@ -455,9 +463,10 @@ export class MemoryBus implements Bus {
     const now = Date.now();
     // Everything is checked and placed before anything is written: all or nothing.
     const commits = offsets.flatMap(({ groupId, offsets: o }) => this.checkOffsets(groupId, o));
+    for (const { topic, messages } of batches) this.checkPartitions(topic, messages);
     const placed = batches.flatMap(({ topic, messages }) => {
       const t = this.topic(topic);
-      return messages.map((m) => ({ t, p: partitionFor(m.key, t.partitions.length, t.roundRobin++), m }));
+      return messages.map((m) => ({ t, p: m.partition ?? partitionFor(m.key, t.partitions.length, t.roundRobin++), m }));
     });
     if (this.journal) {
       // Offsets are known before appending: the next offset of each partition, in order.
@@ -625,6 +634,7 @@ class MemoryTransaction implements BusTransaction {
     this.assertActive();
     this.bus.topic(topic);
     checkMessages(topic, messages);
+    this.bus.checkPartitions(topic, messages);
     // Copies, so a caller reusing its array cannot change what the transaction commits.
     this.batches.push({ topic, messages: messages.map((m) => ({ ...m })) });
   }

@@ -43,6 +43,11 @@ export interface OutMessage {
   readonly headers?: Readonly<Record<string, string>>;
   /** Epoch ms; defaults to the time of send. */
   readonly timestamp?: number;
+  /**
+   * An explicit partition instead of the key's (murmur2) one: for messages every partition must
+   * see, such as operator commands broadcast to all partitions of a processor's input topic.
+   */
+  readonly partition?: number;
 }
 
 export interface InMessage {
@@ -222,6 +227,9 @@ export function checkMessages(topic: string, messages: readonly OutMessage[]): v
     }
     if (m.timestamp !== undefined && !(Number.isFinite(m.timestamp) && m.timestamp >= 0)) {
       throw new BusError(`${where}: timestamp must be epoch milliseconds`, { topic });
+    }
+    if (m.partition !== undefined && !(Number.isInteger(m.partition) && m.partition >= 0)) {
+      throw new BusError(`${where}: partition must be an integer >= 0`, { topic, partition: m.partition });
     }
   });
 }

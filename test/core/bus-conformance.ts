@@ -328,4 +328,26 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
     await p.close();
     assert.deepEqual(await bus.endOffsets(topic), [{ topic, partition: 0, offset: '1' }], 'the batch with a bad message wrote nothing');
   });
+  test(`${name}: a message with an explicit partition lands there whatever its key; a missing partition is a clear error`, async (t) => {
+    const bus = await withBus(t);
+    const topic = topicName('part');
+    await bus.ensureTopics([{ topic, partitions: 3 }]);
+    const key = 'device-7';
+    const home = partitionFor(key, 3);
+    const p = await bus.producer();
+    // One copy per partition (a broadcast), plus one keyed message that goes where murmur2 says.
+    await p.send(topic, [0, 1, 2].map((partition) => ({ key, value: Buffer.from(`to-${partition}`), partition })));
+    await p.send(topic, [{ key, value: Buffer.from('keyed') }]);
+    await assert.rejects(p.send(topic, [{ key, value: Buffer.from('nowhere'), partition: 3 }]), (err: Error) => err.message.includes(topic) && /partition 3/.test(err.message));
+    await assert.rejects(p.send(topic, [{ key, value: Buffer.from('negative'), partition: -1 }]), (err: Error) => err.message.includes(topic) && /partition/.test(err.message));
+    await p.close();
+    const { consumer, received } = await collect(bus, [topic], { groupId: `g-${uid()}`, fromBeginning: true });
+    await waitFor('4 messages', () => received.length === 4, settleMs);
+    await sleep(quietMs);
+    await consumer.stop();
+    for (const partition of [0, 1, 2]) {
+      const want = partition === home ? [`to-${partition}`, 'keyed'] : [`to-${partition}`];
+      assert.deepEqual(values(received.filter((m) => m.partition === partition)), want, `partition ${partition}`);
+    }
+  });
 }
