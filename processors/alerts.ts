@@ -21,7 +21,7 @@ export interface Ack {
   readonly comment: string;
 }
 
-export type ChangeEvent = 'state' | 'ack' | 'flapping' | 'flap-end';
+export type ChangeEvent = 'state' | 'ack' | 'unack' | 'flapping' | 'flap-end';
 
 /** An AlertTransition with the lifecycle context NOC screens and history need. */
 export interface AlertChange extends AlertTransition {
@@ -38,6 +38,8 @@ export interface Silence {
   readonly startsAt: number;
   readonly endsAt: number;
   readonly createdBy: string;
+  /** When it was issued (by the API, wall clock); absent for silences from the rule file. */
+  readonly createdAt?: number;
   readonly comment: string;
 }
 
@@ -435,15 +437,44 @@ export class AlertManager {
     return this.changes[this.changes.length - 1]!;
   }
 
+  /**
+   * Withdraws an acknowledgement: repeats resume. Returns the 'unack' change, or null when the
+   * alert was not acknowledged (nothing changes).
+   */
+  unacknowledge(fp: string, by: string, at: number): AlertChange | null {
+    const a = this.alerts.get(fp);
+    if (!a || a.state === 'resolved') throw new Error(`cannot withdraw the acknowledgement of alert ${fp}: ${a ? 'it is resolved' : 'no such active alert'}`);
+    if (!by) throw new Error(`withdrawing the acknowledgement of alert ${fp} needs who withdraws it (by)`);
+    if (!a.ack) return null;
+    a.ack = null;
+    // ack is null on the record, so "the latest record per fingerprint" reads as not acknowledged.
+    this.emit(a, 'unack', at, a.state);
+    return this.changes[this.changes.length - 1]!;
+  }
+
+  /** Adds (or replaces, by id) a run-time silence; checkpointed with the state. */
   addSilence(s: Silence): void {
     if (!(s.endsAt > s.startsAt)) throw new Error(`silence ${s.id}: endsAt must be after startsAt`);
     if (s.matchers.length === 0) throw new Error(`silence ${s.id}: needs at least one matcher`);
     this.runtimeSilences.set(s.id, s);
   }
 
-  expireSilence(id: string, at: number): void {
+  /** Ends a run-time silence at `at` (no later than it would have ended). False when there is no such silence. */
+  expireSilence(id: string, at: number): boolean {
     const s = this.runtimeSilences.get(id);
-    if (s) this.runtimeSilences.set(id, { ...s, endsAt: Math.min(s.endsAt, at) });
+    if (!s) return false;
+    this.runtimeSilences.set(id, { ...s, endsAt: Math.max(s.startsAt, Math.min(s.endsAt, at)) });
+    return true;
+  }
+
+  /** Run-time silences still kept (expired ones linger for a flap window, then are pruned). */
+  silences(): Silence[] {
+    return [...this.runtimeSilences.values()];
+  }
+
+  /** Event time this manager has reached (the watermark), or -Infinity before any input. */
+  get eventTime(): number {
+    return this.now;
   }
 
   /** Advances event time (the watermark): flushes due groups, ends flapping, forgets old resolved alerts. */
@@ -470,6 +501,9 @@ export class AlertManager {
     }
     if (now < this.nextGcAt) return;
     this.nextGcAt = now + Math.max(60_000, this.cfg.flap.windowMs / 4);
+    // Expired run-time silences go after a flap window: a condition that lags the watermark may
+    // still be judged at a time the silence covered. Event-time driven, so replays prune alike.
+    for (const [id, s] of this.runtimeSilences) if (now - s.endsAt >= this.cfg.flap.windowMs) this.runtimeSilences.delete(id);
     for (const [fp, a] of this.alerts) {
       if (a.state !== 'resolved' || a.flapping || now - a.lastChange < this.cfg.flap.windowMs) continue;
       let referenced = false;

@@ -13,6 +13,7 @@ import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, ty
 import { DEFAULT_ALERTING } from './alerts.js';
 import { watchRules, type RuleSet, type RuleWatcher } from './rules.js';
 import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
+import { applyCommand, countMalformed, decodeCommand, encodeCommand, isCommandMessage, CommandSender, type Command, type CommandBody } from './commands.js';
 
 /**
  * The processor runner (`noctua process`): consumes sample batches, runs the pipeline
@@ -26,6 +27,9 @@ import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } f
  * open transaction is aborted, a late commit fails) BEFORE reading the committed offset and the
  * matching snapshot. Messages below that offset in the first batch are skipped: with kafkajs'
  * eager rebalance the new owner may have fetched from an older position.
+ *
+ * Operator commands (processors/commands.ts: ack, silence, ...) arrive on the same input topic and
+ * are applied in order with the samples, in the same transaction and snapshot.
  *
  * Determinism: every operator uses event time only, so outputs depend on the order of messages in
  * each partition, never on batch boundaries, restarts or the wall clock; this is what makes the
@@ -194,6 +198,14 @@ export class Pipeline {
     for (const x of anomalyEvents) out.events.push(x);
   }
 
+  /** One operator command (ack, silence, ...), applied to this partition's alert lifecycle. */
+  command(c: Command, out: StepOutput): ReturnType<typeof applyCommand> {
+    const res = applyCommand(this.alerts, c);
+    for (const x of this.alerts.drainChanges()) out.changes.push(x);
+    for (const x of this.alerts.drainNotifications()) out.notifications.push(x);
+    return res;
+  }
+
   /** Scores the configured derived series; their scores join the samples (windows, rules, rollups). */
   private scoreAnomalies(samples: Sample[]): NetEvent[] {
     const a = this.anomaly!;
@@ -304,15 +316,21 @@ export interface Processor {
   assignment(): readonly TopicPartition[];
   /** Pending and firing alerts of the partitions this instance holds (for the API and screens). */
   activeAlerts(): AlertChange[];
+  /** Run-time silences in force here (every partition receives every silence; the union is shown). */
+  silences(): Silence[];
   /**
    * Acknowledges an alert held by this instance (who, when, comment): repeats stop until it resolves.
-   * The 'ack' record goes out with the next transaction of the alert's partition and is in the
-   * next snapshot. Returns null when no partition held here has the alert (in a multi-instance
-   * deployment the caller asks the others; a bus command path is not built yet).
+   * Sent as an ack command on the input topic (see send()), so it is applied in order, in a
+   * transaction, and replayed alike; returns what the 'ack' record will say, or null when no
+   * partition held here has the alert (then use send(), which reaches whoever holds it).
    */
   acknowledge(fingerprint: string, by: string, comment: string, at?: number): AlertChange | null;
-  /** Adds a run-time silence to every partition held here (checkpointed with their state). */
+  /** Adds a run-time silence on every partition (a silence command per partition). */
   addSilence(s: Silence): void;
+  /** Sends an operator command on the input topic; resolves once the bus accepted it. */
+  send(c: CommandBody): Promise<{ partitions: number[] }>;
+  /** Resolves once the commands sent by acknowledge()/addSilence() were accepted by the bus. */
+  flushCommands(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -321,8 +339,6 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
   const { bus, config: cfg } = opts;
   const wopts = windowOptions(cfg);
   const state = new Map<number, PartitionState>();
-  /** Run-time silences, also given to partitions acquired later. */
-  const silences: Silence[] = [];
   let rules: RuleSet = opts.rules ?? { rules: [], alerting: DEFAULT_ALERTING };
   // A rule file (when no rules are passed in) is loaded now and hot-reloaded; a bad file at start is an error.
   let watcher: RuleWatcher | null = null;
@@ -372,7 +388,6 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
         restores.inc({ outcome: 'restored' });
         opts.log?.info({ topic: cfg.input, partition: p, offset: committed }, 'partition state restored');
       }
-      for (const sil of silences) pipeline.alerts.addSilence(sil);
       const s: PartitionState = { partition: p, producer, pipeline, next };
       state.set(p, s);
       partitionsOwned.set(state.size);
@@ -394,6 +409,20 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
       if (off < s.next) continue; // already reflected in the restored state
       next = off + 1n;
       n++;
+      if (isCommandMessage(m)) {
+        let c: Command;
+        try {
+          c = decodeCommand(m.value);
+        } catch (err) {
+          countMalformed();
+          M.rejected.inc({ topic: cfg.input, reason: 'command' });
+          opts.log?.warn({ topic: cfg.input, partition: p, offset: m.offset, err: (err as Error).message }, 'malformed operator command skipped');
+          continue;
+        }
+        const res = s.pipeline.command(c, out);
+        if (res.outcome === 'rejected') opts.log?.warn({ topic: cfg.input, partition: p, offset: m.offset, command: c.type, err: res.reason }, 'operator command rejected');
+        continue;
+      }
       if (m.value === null) continue;
       let b: SampleBatch;
       try {
@@ -443,6 +472,19 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     processed.inc({ partition: String(p) }, n);
   };
 
+  const sender = new CommandSender(bus, cfg.input);
+  await sender.open();
+  const inFlight = new Set<Promise<unknown>>();
+  /** acknowledge()/addSilence() keep their synchronous signatures: the send runs on, failures are logged and counted. */
+  const sendLater = (c: CommandBody) => {
+    const pr = sender.send(c).catch((err: Error) => {
+      M.errors.inc({ component: 'processor', kind: 'command_send' });
+      opts.log?.error({ topic: cfg.input, command: c.type, err: err.message }, 'operator command not sent');
+    });
+    inFlight.add(pr);
+    void pr.finally(() => inFlight.delete(pr));
+  };
+
   await consumer.subscribe([cfg.input]);
   await consumer.run({
     eachBatch,
@@ -461,18 +503,34 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     activeAlerts() {
       return [...state.values()].flatMap((s) => s.pipeline.alerts.active());
     },
+    silences() {
+      const byId = new Map<string, Silence>();
+      for (const s of state.values()) for (const sil of s.pipeline.alerts.silences()) byId.set(sil.id, sil);
+      return [...byId.values()].sort((a, b) => a.startsAt - b.startsAt || (a.id < b.id ? -1 : 1));
+    },
     acknowledge(fingerprint, by, comment, at = Date.now()) {
       for (const s of state.values()) {
-        if (s.pipeline.alerts.holds(fingerprint)) return s.pipeline.alerts.acknowledge(fingerprint, by, at, comment);
+        const a = s.pipeline.alerts.active().find((x) => x.fingerprint === fingerprint);
+        if (!a) continue;
+        if (!by) throw new Error(`acknowledging alert ${fingerprint} needs who acknowledges (by)`);
+        sendLater({ type: 'ack', fingerprint, device: a.labels.device, by, comment, at });
+        return { ...a, ts: at, event: 'ack', ack: { by, at, comment } };
       }
       return null;
     },
     addSilence(sil) {
-      for (const s of state.values()) s.pipeline.alerts.addSilence(sil);
-      silences.push(sil);
+      const c: CommandBody = { type: 'silence', id: sil.id, matchers: sil.matchers.map((m) => ({ ...m })), startsAt: sil.startsAt, endsAt: sil.endsAt, createdBy: sil.createdBy, createdAt: sil.createdAt ?? Date.now(), comment: sil.comment };
+      encodeCommand(c); // a bad silence throws here, to the caller, not later in a log line
+      sendLater(c);
+    },
+    send: (c) => sender.send(c),
+    async flushCommands() {
+      await Promise.all([...inFlight]);
     },
     async stop() {
       watcher?.close();
+      await Promise.all([...inFlight]);
+      await sender.close();
       await consumer.stop();
       for (const p of [...state.keys()]) await drop(p);
     },
