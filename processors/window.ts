@@ -1,7 +1,7 @@
 import type { Labels, Sample } from '../core/types.js';
 import { seriesKey } from '../core/series.js';
 import { counter } from '../core/metrics.js';
-import { DDSketch, DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGammaOf, type SketchJSON } from './sketch.js';
+import { DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGammaOf, type SketchJSON } from './sketch.js';
 
 /**
  * Event-time windows per series: tumbling (hop = size) and hopping (hop < size), aligned to the
@@ -91,174 +91,170 @@ const lateTotal = counter('noctua_window_late_samples_total', 'Samples beyond al
 const correctionsTotal = counter('noctua_window_corrections_total', 'Correction records for windows updated within allowed lateness', ['window']);
 const rejectedTotal = counter('noctua_window_rejected_samples_total', 'Samples rejected by the window operator', ['reason']);
 
-/**
- * Mergeable aggregate of one series in one window, packed in ONE array of doubles (V8 stores them
- * unboxed, 8 bytes each) because state per series is what limits how many series an instance holds:
- *   [count, sum, min, max, firstTs, first, lastTs, last, revision, zeroCount, nPos, nNeg, spec, start, ...bins, ...free]
- * Bins are DDSketch buckets (alpha 1%, see sketch.ts), positive ones first then negative ones, each
- * encoded as (bucketIndex + BIAS) * 2^32 + count, so sorting by code sorts by bucket index.
- * The first/last ties keep the first arrival for `first` and the latest for `last`: deterministic by input order.
+/*
+ * State layout. Every series gets a SLOT (a small integer) for as long as a window holds it. A pane
+ * (one window instance: one spec, one start) keeps its aggregates in columns indexed by slot, one
+ * Float64Array of NF doubles per slot:
+ *   [count, sum, min, max, firstTs, first, lastTs, last, zeroCount]
+ * and the sketch buckets of each slot in a small sorted array of doubles, each bucket encoded as
+ * (bucketIndex + BIAS [+ NEG for negative values]) * 2^32 + count, so sorting by code sorts positive
+ * buckets by index, then negative ones by index. State per series is what limits how many series one
+ * instance holds; typed columns cost 8 bytes a field and nothing per object.
+ *
+ * Cascade: a tumbling window whose size is a multiple of a finer tumbling window's is built from the
+ * finer one (Flink's pre-aggregation, ClickHouse's AggregatingMergeTree): a sample updates only the
+ * finest window, and when that window is emitted its aggregate and sketch merge into the coarser one.
+ * Sketches merge exactly; a sum merged in pieces may differ from the sample-by-sample sum in the last
+ * bits, and every run (replay, restore) merges the same pieces in the same order. A sample that is
+ * late for a finer window that was already merged goes to the coarser windows directly, so each
+ * window holds exactly the samples it would hold on its own.
  */
-export type Cell = number[];
-const C_COUNT = 0, C_SUM = 1, C_MIN = 2, C_MAX = 3, C_FTS = 4, C_FIRST = 5, C_LTS = 6, C_LAST = 7, C_REV = 8, C_ZERO = 9, C_NPOS = 10, C_NNEG = 11, C_SPEC = 12, C_START = 13, C_BINS = 14;
+const NF = 9;
+const F_COUNT = 0, F_SUM = 1, F_MIN = 2, F_MAX = 3, F_FTS = 4, F_FIRST = 5, F_LTS = 6, F_LAST = 7, F_ZERO = 8;
 const SHIFT = 4294967296;
-const BIAS = 1048576;
+const BIAS = 524288;
+const NEG = 1048576;
 const ALPHA = DEFAULT_ALPHA;
+const GAMMA = (1 + ALPHA) / (1 - ALPHA);
 const INV_LOG_GAMMA = invLogGammaOf(ALPHA);
 const MAX_BINS = DEFAULT_MAX_BINS;
 
-function newCell(spec: number, start: number): Cell {
-  // A literal of doubles: PACKED_DOUBLE_ELEMENTS, 14 header slots and 2 free bucket slots.
-  return [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, 0, 0, 0, spec, start, NaN, NaN];
+/** The bucket code of a value (count 0), or -1 for a value counted as zero. */
+function codeOf(v: number): number {
+  if (v > MIN_INDEXABLE) return (bucketIndex(v, INV_LOG_GAMMA) + BIAS) * SHIFT;
+  if (v < -MIN_INDEXABLE) return (bucketIndex(-v, INV_LOG_GAMMA) + BIAS + NEG) * SHIFT;
+  return -1;
 }
 
-/** Adds a sample; returns the cell, or a larger copy when a new bucket had to be inserted. */
-function cellAdd(c: Cell, ts: number, v: number, bucket: number): Cell {
-  c[C_COUNT]!++;
-  c[C_SUM]! += v;
-  if (v < c[C_MIN]!) c[C_MIN] = v;
-  if (v > c[C_MAX]!) c[C_MAX] = v;
-  if (ts < c[C_FTS]!) {
-    c[C_FTS] = ts;
-    c[C_FIRST] = v;
-  }
-  if (ts >= c[C_LTS]!) {
-    c[C_LTS] = ts;
-    c[C_LAST] = v;
-  }
-  if (v > MIN_INDEXABLE) return binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, bucket, true, 1);
-  if (v < -MIN_INDEXABLE) return binAdd(c, C_BINS + c[C_NPOS]!, C_BINS + c[C_NPOS]! + c[C_NNEG]!, bucket, false, 1);
-  c[C_ZERO]!++;
-  return c;
-}
-
-function binAdd(c: Cell, lo: number, hi: number, idx: number, positive: boolean, count: number): Cell {
-  const key = idx + BIAS;
-  let a = lo;
-  let b = hi - 1;
-  while (a <= b) {
-    const mid = (a + b) >>> 1;
-    const k = Math.floor(c[mid]! / SHIFT);
-    if (k === key) {
-      c[mid]! += count;
-      return c;
+/** Adds `count` to the bucket `code` of a sorted bucket array. */
+function binAdd(arr: number[], code: number, count: number): void {
+  let a = 0;
+  let b = arr.length - 1;
+  // Consecutive samples of a series mostly hit the newest or an existing bucket: check the top first.
+  if (b >= 0 && arr[b]! < code) a = b + 1;
+  else {
+    while (a <= b) {
+      const mid = (a + b) >>> 1;
+      const x = arr[mid]!;
+      if (x < code) a = mid + 1;
+      else if (x >= code + SHIFT) b = mid - 1;
+      else {
+        arr[mid] = x + count;
+        return;
+      }
     }
-    if (k < key) a = mid + 1;
-    else b = mid - 1;
   }
-  // Insert at `a`. Free slots trail the buckets; when none is left the cell grows by a quarter
-  // (at least 2 slots): a copy on every new bucket was most of the garbage the operator made.
-  const used = C_BINS + c[C_NPOS]! + c[C_NNEG]!;
-  let n = c;
-  if (used === c.length) {
-    n = new Array<number>(c.length + Math.max(2, (used - C_BINS) >> 2)).fill(NaN);
-    for (let i = 0; i < a; i++) n[i] = c[i]!;
-  }
-  for (let i = used; i > a; i--) n[i] = c[i - 1]!;
-  n[a] = key * SHIFT + count;
-  if (positive) n[C_NPOS]!++;
-  else n[C_NNEG]!++;
-  const bins = positive ? n[C_NPOS]! : n[C_NNEG]!;
-  return bins > MAX_BINS ? collapse(n, positive) : n;
+  arr.push(0);
+  for (let i = arr.length - 1; i > a; i--) arr[i] = arr[i - 1]!;
+  arr[a] = code + count;
+  if (arr.length > MAX_BINS) collapse(arr);
 }
 
-/** Folds the two lowest buckets of one sign (rare: needs > 2048 distinct buckets in one window). */
-function collapse(c: Cell, positive: boolean): Cell {
-  const lo = positive ? C_BINS : C_BINS + c[C_NPOS]!;
-  const merged = Math.floor(c[lo + 1]! / SHIFT) * SHIFT + (c[lo]! % SHIFT) + (c[lo + 1]! % SHIFT);
-  const n = [...c.slice(0, lo), merged, ...c.slice(lo + 2), NaN];
-  if (positive) n[C_NPOS]!--;
-  else n[C_NNEG]!--;
-  return n;
+/** Keeps at most MAX_BINS buckets per sign by folding the lowest ones (DDSketch's collapse). */
+function collapse(arr: number[]): void {
+  let np = 0;
+  while (np < arr.length && arr[np]! < (NEG + 0) * SHIFT) np++;
+  const fold = (lo: number, n: number) => {
+    if (n <= MAX_BINS) return;
+    const k = n - MAX_BINS + 1;
+    let c = 0;
+    for (let i = lo; i < lo + k; i++) c += arr[i]! % SHIFT;
+    const keep = arr[lo + k - 1]! - (arr[lo + k - 1]! % SHIFT) + c;
+    arr.splice(lo, k, keep);
+  };
+  fold(np, arr.length - np);
+  fold(0, np);
 }
 
-function cellSketch(c: Cell): SketchJSON {
+/** Sorted merge of two bucket arrays (a new array; the inputs are left alone). */
+function binMerge(x: readonly number[], y: readonly number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    const a = x[i]!;
+    const b = y[j]!;
+    const ka = a - (a % SHIFT);
+    const kb = b - (b % SHIFT);
+    if (ka === kb) {
+      out.push(a + (b % SHIFT));
+      i++;
+      j++;
+    } else if (ka < kb) {
+      out.push(a);
+      i++;
+    } else {
+      out.push(b);
+      j++;
+    }
+  }
+  while (i < x.length) out.push(x[i++]!);
+  while (j < y.length) out.push(y[j++]!);
+  if (out.length > MAX_BINS) collapse(out);
+  return out;
+}
+
+function sketchOf(bins: readonly number[] | undefined, zero: number): SketchJSON {
   const j: SketchJSON = { a: ALPHA };
-  const np = c[C_NPOS]!;
-  if (np > 0) {
-    j.pi = [];
-    j.pc = [];
-    for (let i = C_BINS; i < C_BINS + np; i++) {
-      j.pi.push(Math.floor(c[i]! / SHIFT) - BIAS);
-      j.pc.push(c[i]! % SHIFT);
+  if (bins) {
+    for (const x of bins) {
+      const key = Math.floor(x / SHIFT);
+      const c = x % SHIFT;
+      if (key < NEG) {
+        (j.pi ??= []).push(key - BIAS);
+        (j.pc ??= []).push(c);
+      } else {
+        (j.ni ??= []).push(key - BIAS - NEG);
+        (j.nc ??= []).push(c);
+      }
     }
   }
-  if (c[C_NNEG]! > 0) {
-    j.ni = [];
-    j.nc = [];
-    for (let i = C_BINS + np; i < C_BINS + np + c[C_NNEG]!; i++) {
-      j.ni.push(Math.floor(c[i]! / SHIFT) - BIAS);
-      j.nc.push(c[i]! % SHIFT);
-    }
-  }
-  if (c[C_ZERO]! > 0) j.z = c[C_ZERO]!;
+  if (zero > 0) j.z = zero;
   return j;
 }
 
-function cellResult(c: Cell, sk: DDSketch): Aggregates {
-  const dt = c[C_LTS]! - c[C_FTS]!;
-  return {
-    count: c[C_COUNT]!,
-    sum: c[C_SUM]!,
-    min: c[C_MIN]!,
-    max: c[C_MAX]!,
-    avg: c[C_SUM]! / c[C_COUNT]!,
-    first: c[C_FIRST]!,
-    firstTs: c[C_FTS]!,
-    last: c[C_LAST]!,
-    lastTs: c[C_LTS]!,
-    rate: dt > 0 ? ((c[C_LAST]! - c[C_FIRST]!) * 1000) / dt : null,
-    p50: sk.quantile(0.5),
-    p95: sk.quantile(0.95),
-    p99: sk.quantile(0.99),
-  };
+function bucketValue(i: number): number {
+  return (2 * Math.pow(GAMMA, i)) / (GAMMA + 1);
 }
 
-function cellToJSON(c: Cell): AggJSON {
-  return [c[C_COUNT]!, c[C_SUM]!, c[C_MIN]!, c[C_MAX]!, c[C_FTS]!, c[C_FIRST]!, c[C_LTS]!, c[C_LAST]!, c[C_REV]!, cellSketch(c)];
-}
-
-function cellFromJSON(j: AggJSON, spec: number, start: number): Cell {
-  const sk = j[9];
-  let c = newCell(spec, start);
-  for (let i = 0; i < 9; i++) c[i] = j[i] as number;
-  // JSON has no Infinity/NaN: an empty field came back as null.
-  if (c[C_MIN] === null) c[C_MIN] = Infinity;
-  if (c[C_MAX] === null) c[C_MAX] = -Infinity;
-  if (sk.pi) for (let i = 0; i < sk.pi.length; i++) c = binAdd(c, C_BINS, C_BINS + c[C_NPOS]!, sk.pi[i]!, true, sk.pc![i]!);
-  if (sk.ni) for (let i = 0; i < sk.ni.length; i++) c = binAdd(c, C_BINS + c[C_NPOS]!, C_BINS + c[C_NPOS]! + c[C_NNEG]!, sk.ni[i]!, false, sk.nc![i]!);
-  c[C_ZERO] = sk.z ?? 0;
-  return c;
+/** DDSketch's lower q-quantile over the sketch's buckets (the same walk as DDSketch.quantile). */
+function quantileOf(j: SketchJSON, n: number, q: number): number {
+  if (n === 0) return NaN;
+  const rank = q * (n - 1);
+  let seen = 0;
+  if (j.ni) {
+    for (let k = j.ni.length - 1; k >= 0; k--) {
+      seen += j.nc![k]!;
+      if (seen > rank) return -bucketValue(j.ni[k]!);
+    }
+  }
+  seen += j.z ?? 0;
+  if (seen > rank) return 0;
+  if (j.pi) {
+    for (let k = 0; k < j.pi.length; k++) {
+      seen += j.pc![k]!;
+      if (seen > rank) return bucketValue(j.pi[k]!);
+    }
+    return bucketValue(j.pi[j.pi.length - 1]!);
+  }
+  return 0;
 }
 
 type AggJSON = [number, number, number, number, number, number, number, number, number, SketchJSON];
 
-/** One window instance (one spec, one start): the series that have a cell in it, in arrival order. */
+/** One window instance (one spec, one start) with its columns by slot and its members in arrival order. */
 interface Pane {
+  readonly spec: number;
   readonly start: number;
   readonly end: number;
   emitted: boolean;
-  readonly members: SeriesState[];
-}
-
-/**
- * A series and its open window cells (all specs): one Map lookup per sample finds every cell the
- * sample updates. `key` is a flat copy (a key built by concatenation is a rope of ~11 nodes).
- */
-interface SeriesState {
-  readonly key: string;
-  readonly metric: string;
-  readonly labels: Labels;
-  readonly cells: Cell[];
-}
-
-function findCell(st: SeriesState, k: number, start: number): number {
-  const cs = st.cells;
-  for (let i = cs.length - 1; i >= 0; i--) {
-    const c = cs[i]!;
-    if (c[C_START] === start && c[C_SPEC] === k) return i;
-  }
-  return -1;
+  /** Its content was merged into the coarser windows (or goes to them directly): never merge it again. */
+  mergedUp: boolean;
+  f: Float64Array;
+  readonly bins: (number[] | undefined)[];
+  readonly members: number[];
+  /** Revision per slot, for the few cells that got corrections. */
+  rev: Map<number, number> | null;
 }
 
 interface Channel {
@@ -267,14 +263,16 @@ interface Channel {
 }
 
 export interface WindowStateJSON {
-  v: 1;
+  v: 1 | 2;
   wm: number;
   newest: number;
   channels: [string, number, string][];
   /** Series table: [key, metric, labels]; panes refer to it by index. */
   series: [string, string, Labels][];
-  /** Per spec (by name): panes as [start, emitted, [[seriesIdx, agg]...]]. */
-  panes: Record<string, [number, boolean, [number, AggJSON][]][]>;
+  /** v1: per spec (by name) panes as [start, emitted, rows]; v2: [start, emitted, rows, mergedUp]. */
+  panes: Record<string, ([number, boolean, [number, AggJSON][]] | [number, boolean, [number, AggJSON][], boolean])[]>;
+  /** v2: the cascade the state was built with (`fine>coarse` pairs), so a changed one is detected. */
+  cascade?: string;
 }
 
 /**
@@ -314,18 +312,51 @@ export function validateWindowSpec(w: WindowSpec): void {
   if (!(w.allowedLatenessMs >= 0)) throw new RangeError(`window ${w.name}: allowedLatenessMs must be >= 0`);
 }
 
+/**
+ * Which windows feed which: each tumbling spec takes its data from the largest finer tumbling spec
+ * whose size divides its own (1m -> 5m -> 1h). Returns the coarser specs fed by each spec.
+ */
+export function cascadeOf(specs: readonly WindowSpec[]): number[][] {
+  const parents: number[][] = specs.map(() => []);
+  specs.forEach((p, pi) => {
+    if (p.hopMs !== p.sizeMs) return;
+    let child = -1;
+    specs.forEach((c, ci) => {
+      if (ci === pi || c.hopMs !== c.sizeMs || c.sizeMs >= p.sizeMs || p.sizeMs % c.sizeMs !== 0) return;
+      if (child < 0 || c.sizeMs > specs[child]!.sizeMs) child = ci;
+    });
+    if (child >= 0) parents[child]!.push(pi);
+  });
+  return parents;
+}
+
 export class WindowOperator {
   private readonly specs: readonly WindowSpec[];
+  /** Coarser specs each spec feeds; specs fed by none take samples directly (the roots). */
+  private readonly parents: number[][];
+  private readonly roots: number[];
+  /** Specs in emission order: finer first, so a window merges up before its coarser one is emitted. */
+  private readonly order: number[];
+  private readonly cascadeId: string;
   /** Open panes per spec, ascending by start (few: current + those within allowed lateness). */
   private readonly panes: Pane[][];
   private readonly channels = new Map<string, Channel>();
   private wm = -Infinity;
   private newest = -Infinity;
+  /** After a restore from state built without this cascade: windows starting before this go up directly. */
+  private cascadeFrom = -Infinity;
   private results: WindowResult[] = [];
   private lateOut: LateSample[] = [];
-  /** Cells of emitted windows updated by the current message: `${spec}|${start}|${key}` -> where. */
-  private readonly dirty = new Map<string, [number, Pane, SeriesState]>();
-  private readonly series = new Map<string, SeriesState>();
+  /** Cells of emitted windows updated by the current message, in first-update order. */
+  private readonly dirty = new Map<Pane, Set<number>>();
+  // The slot table.
+  private readonly ids = new Map<string, number>();
+  private keyOf: string[] = [];
+  private metricOf: string[] = [];
+  private labelsOf: Labels[] = [];
+  private refs: number[] = [];
+  private free: number[] = [];
+  private cap = 256;
   readonly keys = new SeriesKeys();
 
   constructor(readonly opts: WindowOptions) {
@@ -338,6 +369,11 @@ export class WindowOperator {
     }
     this.specs = opts.windows;
     this.panes = opts.windows.map(() => []);
+    this.parents = cascadeOf(this.specs);
+    const fed = new Set(this.parents.flat());
+    this.roots = this.specs.map((_, k) => k).filter((k) => !fed.has(k));
+    this.order = this.specs.map((_, k) => k).sort((a, b) => this.specs[a]!.sizeMs - this.specs[b]!.sizeMs || a - b);
+    this.cascadeId = this.parents.flatMap((ps, k) => ps.map((p) => `${this.specs[k]!.name}>${this.specs[p]!.name}`)).join(',');
   }
 
   get watermark(): number {
@@ -346,7 +382,7 @@ export class WindowOperator {
 
   /** Distinct series with at least one open window. */
   get seriesCount(): number {
-    return this.series.size;
+    return this.ids.size;
   }
 
   /** Number of (series, window) aggregates held: the state size. */
@@ -360,6 +396,29 @@ export class WindowOperator {
     return this.opts.delayMs?.[source] ?? this.opts.defaultDelayMs;
   }
 
+  private slotOf(key: string, metric: string, labels: Labels): number {
+    let slot = this.ids.get(key);
+    if (slot !== undefined) return slot;
+    const k = flat(key);
+    slot = this.free.length > 0 ? this.free.pop()! : this.keyOf.length;
+    if (slot >= this.cap) this.cap *= 2;
+    this.ids.set(k, slot);
+    this.keyOf[slot] = k;
+    this.metricOf[slot] = metric;
+    this.labelsOf[slot] = labels;
+    this.refs[slot] = 0;
+    return slot;
+  }
+
+  private unref(slot: number): void {
+    if (--this.refs[slot]! > 0) return;
+    this.ids.delete(this.keyOf[slot]!);
+    this.keyOf[slot] = '';
+    this.metricOf[slot] = '';
+    this.labelsOf[slot] = EMPTY;
+    this.free.push(slot);
+  }
+
   /**
    * Processes one input message (one poll of one device) from `channel`. Samples are classified
    * against the watermark as it was BEFORE this message; the message then advances the watermark,
@@ -367,6 +426,7 @@ export class WindowOperator {
    */
   process(channel: string, source: string, samples: readonly Sample[], keys?: readonly string[]): void {
     let maxTs = -Infinity;
+    const roots = this.roots;
     for (let i = 0; i < samples.length; i++) {
       const s = samples[i]!;
       if (!Number.isFinite(s.ts) || !Number.isFinite(s.value)) {
@@ -374,16 +434,10 @@ export class WindowOperator {
         continue;
       }
       if (s.ts > maxTs) maxTs = s.ts;
-      const key = keys ? keys[i]! : this.keys.key(s.metric, s.labels);
-      let st = this.series.get(key);
-      if (st === undefined) {
-        st = { key: flat(key), metric: s.metric, labels: s.labels, cells: [] };
-        this.series.set(st.key, st);
-      }
-      // The sketch bucket is the same for every window spec: one logarithm per sample.
-      const v = s.value;
-      const bucket = v > MIN_INDEXABLE ? bucketIndex(v, INV_LOG_GAMMA) : v < -MIN_INDEXABLE ? bucketIndex(-v, INV_LOG_GAMMA) : 0;
-      for (let k = 0; k < this.specs.length; k++) this.assign(k, st, s, channel, bucket);
+      const slot = this.slotOf(keys ? keys[i]! : this.keys.key(s.metric, s.labels), s.metric, s.labels);
+      // The sketch bucket is the same for every window: one logarithm per sample.
+      const code = codeOf(s.value);
+      for (let r = 0; r < roots.length; r++) this.assign(roots[r]!, slot, s, channel, code);
     }
     this.flushCorrections();
     if (maxTs > -Infinity) {
@@ -397,91 +451,117 @@ export class WindowOperator {
     this.advance();
   }
 
-  private assign(k: number, st: SeriesState, s: Sample, channel: string, bucket: number): void {
+  private assign(k: number, slot: number, s: Sample, channel: string, code: number): void {
     const spec = this.specs[k]!;
-    const ts = s.ts;
     const hop = spec.hopMs;
     // Last window containing ts starts at floor(ts / hop) * hop; earlier ones step back by hop.
-    let start = Math.floor(ts / hop) * hop;
-    const firstStart = start - spec.sizeMs + hop;
-    for (; start >= firstStart; start -= hop) {
-      const end = start + spec.sizeMs;
-      const closed = end <= this.wm;
-      if (closed && end + spec.allowedLatenessMs <= this.wm) {
-        this.lateOut.push({ window: spec.name, key: st.key, sample: s, channel, watermark: this.wm, windowEnd: end });
-        lateTotal.inc({ window: spec.name });
-        continue;
-      }
-      let i = findCell(st, k, start);
-      let pane: Pane | null = null;
-      if (i < 0) {
-        pane = this.paneFor(k, start, end);
-        pane.members.push(st);
-        i = st.cells.length;
-        st.cells.push(newCell(k, start));
-      }
-      const cell = st.cells[i]!;
-      const next = cellAdd(cell, ts, s.value, bucket);
-      if (next !== cell) st.cells[i] = next;
-      if (closed) {
-        pane ??= this.paneFor(k, start, end);
-        if (pane.emitted) this.dirty.set(`${k}|${start}|${st.key}`, [k, pane, st]);
-      }
+    let start = Math.floor(s.ts / hop) * hop;
+    if (hop === spec.sizeMs) {
+      this.assignOne(k, start, slot, s, channel, code);
+      return;
     }
+    const firstStart = start - spec.sizeMs + hop;
+    for (; start >= firstStart; start -= hop) this.assignOne(k, start, slot, s, channel, code);
   }
 
-  private paneFor(k: number, start: number, end: number): Pane {
+  private assignOne(k: number, start: number, slot: number, s: Sample, channel: string, code: number): void {
+    const spec = this.specs[k]!;
+    const end = start + spec.sizeMs;
+    const wm = this.wm;
+    const closed = end <= wm;
+    if (closed && end + spec.allowedLatenessMs <= wm) {
+      this.lateOut.push({ window: spec.name, key: this.keyOf[slot]!, sample: s, channel, watermark: wm, windowEnd: end });
+      lateTotal.inc({ window: spec.name });
+      // Too late for this window, maybe not for the coarser ones: they take it directly.
+      for (const p of this.parents[k]!) this.assign(p, slot, s, channel, code);
+      return;
+    }
+    const pane = this.paneFor(k, start, closed);
+    add(pane, slot, s.ts, s.value, code, this.refs);
+    if (closed && pane.emitted) {
+      let d = this.dirty.get(pane);
+      if (!d) this.dirty.set(pane, (d = new Set()));
+      d.add(slot);
+    }
+    if (pane.mergedUp) for (const p of this.parents[k]!) this.assign(p, slot, s, channel, code);
+  }
+
+  private newPane(k: number, start: number, mergedUp: boolean): Pane {
+    return { spec: k, start, end: start + this.specs[k]!.sizeMs, emitted: false, mergedUp, f: new Float64Array(this.cap * NF), bins: [], members: [], rev: null };
+  }
+
+  private paneFor(k: number, start: number, closed: boolean): Pane {
     const ps = this.panes[k]!;
     // Most samples land in the newest pane: search from the end.
-    for (let i = ps.length - 1; i >= 0; i--) {
+    let i = ps.length - 1;
+    for (; i >= 0; i--) {
       const p = ps[i]!;
       if (p.start === start) return p;
-      if (p.start < start) {
-        const np: Pane = { start, end, emitted: false, members: [] };
-        ps.splice(i + 1, 0, np);
-        return np;
-      }
+      if (p.start < start) break;
     }
-    const np: Pane = { start, end, emitted: false, members: [] };
-    ps.unshift(np);
+    // A window created after the watermark passed it is not merged up at emission: its samples go up directly.
+    const np = this.newPane(k, start, closed || start < this.cascadeFrom);
+    ps.splice(i + 1, 0, np);
     return np;
   }
 
   private flushCorrections(): void {
     if (this.dirty.size === 0) return;
-    for (const [k, pane, st] of this.dirty.values()) {
-      const spec = this.specs[k]!;
-      const cell = st.cells[findCell(st, k, pane.start)]!;
-      cell[C_REV]!++;
-      correctionsTotal.inc({ window: spec.name });
-      this.results.push(this.resultOf(spec, pane, st, cell, 'correction'));
+    for (const [pane, slots] of this.dirty) {
+      const spec = this.specs[pane.spec]!;
+      for (const slot of slots) {
+        pane.rev ??= new Map();
+        pane.rev.set(slot, (pane.rev.get(slot) ?? 0) + 1);
+        correctionsTotal.inc({ window: spec.name });
+        this.results.push(this.resultOf(spec, pane, slot, 'correction'));
+      }
     }
     this.dirty.clear();
   }
 
-  private resultOf(spec: WindowSpec, pane: Pane, m: SeriesState, cell: Cell, kind: 'final' | 'correction'): WindowResult {
-    const sketch = cellSketch(cell);
+  private resultOf(spec: WindowSpec, pane: Pane, slot: number, kind: 'final' | 'correction'): WindowResult {
+    const f = pane.f;
+    const b = slot * NF;
+    const n = f[b + F_COUNT]!;
+    const sketch = sketchOf(pane.bins[slot], f[b + F_ZERO]!);
+    const dt = f[b + F_LTS]! - f[b + F_FTS]!;
     return {
       kind,
       window: spec.name,
       sizeMs: spec.sizeMs,
-      key: m.key,
-      metric: m.metric,
-      labels: m.labels,
+      key: this.keyOf[slot]!,
+      metric: this.metricOf[slot]!,
+      labels: this.labelsOf[slot]!,
       start: pane.start,
       end: pane.end,
-      revision: cell[C_REV]!,
-      agg: cellResult(cell, DDSketch.fromJSON(sketch)),
+      revision: pane.rev?.get(slot) ?? 0,
+      agg: {
+        count: n,
+        sum: f[b + F_SUM]!,
+        min: f[b + F_MIN]!,
+        max: f[b + F_MAX]!,
+        avg: f[b + F_SUM]! / n,
+        first: f[b + F_FIRST]!,
+        firstTs: f[b + F_FTS]!,
+        last: f[b + F_LAST]!,
+        lastTs: f[b + F_LTS]!,
+        rate: dt > 0 ? ((f[b + F_LAST]! - f[b + F_FIRST]!) * 1000) / dt : null,
+        p50: quantileOf(sketch, n, 0.5),
+        p95: quantileOf(sketch, n, 0.95),
+        p99: quantileOf(sketch, n, 0.99),
+      },
       sketch,
     };
   }
 
-  /** Drops the cells of a purged pane; a series without cells is forgotten. */
-  private release(k: number, p: Pane): void {
-    for (const st of p.members) {
-      const i = findCell(st, k, p.start);
-      if (i >= 0) st.cells.splice(i, 1);
-      if (st.cells.length === 0) this.series.delete(st.key);
+  /** Merges every member of an emitted window into the coarser windows it feeds. */
+  private mergeUp(pane: Pane): void {
+    pane.mergedUp = true;
+    for (const pk of this.parents[pane.spec]!) {
+      const ps = this.specs[pk]!;
+      const start = Math.floor(pane.start / ps.sizeMs) * ps.sizeMs;
+      const parent = this.paneFor(pk, start, false);
+      for (const slot of pane.members) merge(parent, slot, pane, this.refs);
     }
   }
 
@@ -498,7 +578,7 @@ export class WindowOperator {
     wm = this.wm;
     // Runs even when the watermark did not move: a pane first created by a sample within allowed
     // lateness (its window had no data when the watermark passed) gets its final result now.
-    for (let k = 0; k < this.specs.length; k++) {
+    for (const k of this.order) {
       const spec = this.specs[k]!;
       const ps = this.panes[k]!;
       let drop = 0;
@@ -506,13 +586,14 @@ export class WindowOperator {
         if (p.end > wm) break;
         if (!p.emitted) {
           p.emitted = true;
-          for (const st of p.members) this.results.push(this.resultOf(spec, p, st, st.cells[findCell(st, k, p.start)]!, 'final'));
+          for (const slot of p.members) this.results.push(this.resultOf(spec, p, slot, 'final'));
+          if (!p.mergedUp) this.mergeUp(p);
         }
         if (p.end + spec.allowedLatenessMs <= wm) drop++;
       }
       // Panes are purged in start order; with equal lateness an older pane never outlives a newer one.
       if (drop > 0) {
-        for (let i = 0; i < drop; i++) this.release(k, ps[i]!);
+        for (let i = 0; i < drop; i++) for (const slot of ps[i]!.members) this.unref(slot);
         ps.splice(0, drop);
       }
     }
@@ -533,63 +614,174 @@ export class WindowOperator {
   }
 
   toJSON(): WindowStateJSON {
-    const seriesIdx = new Map<string, number>();
+    const seriesIdx = new Map<number, number>();
     const series: [string, string, Labels][] = [];
     const panes: WindowStateJSON['panes'] = {};
     for (let k = 0; k < this.specs.length; k++) {
       panes[this.specs[k]!.name] = this.panes[k]!.map((p) => {
         const rows: [number, AggJSON][] = [];
-        for (const st of p.members) {
-          let i = seriesIdx.get(st.key);
+        for (const slot of p.members) {
+          let i = seriesIdx.get(slot);
           if (i === undefined) {
             i = series.length;
-            series.push([st.key, st.metric, st.labels]);
-            seriesIdx.set(st.key, i);
+            series.push([this.keyOf[slot]!, this.metricOf[slot]!, this.labelsOf[slot]!]);
+            seriesIdx.set(slot, i);
           }
-          rows.push([i, cellToJSON(st.cells[findCell(st, k, p.start)]!)]);
+          const f = p.f;
+          const b = slot * NF;
+          rows.push([i, [f[b]!, f[b + 1]!, f[b + 2]!, f[b + 3]!, f[b + 4]!, f[b + 5]!, f[b + 6]!, f[b + 7]!, p.rev?.get(slot) ?? 0, sketchOf(p.bins[slot], f[b + F_ZERO]!)]]);
         }
-        return [p.start, p.emitted, rows];
+        return [p.start, p.emitted, rows, p.mergedUp];
       });
     }
     return {
-      v: 1,
+      v: 2,
       wm: this.wm === -Infinity ? -1 : this.wm,
       newest: this.newest === -Infinity ? -1 : this.newest,
       channels: [...this.channels].map(([name, c]) => [name, c.maxTs, c.source]),
       series,
       panes,
+      cascade: this.cascadeId,
     };
   }
 
   /**
    * Restores state. Specs missing from the checkpoint start empty; panes of specs no longer
    * configured are dropped (a configuration change, not data loss of the configured windows).
+   * State written without this cascade (v1, or another window set) has every coarser window holding
+   * its samples already: its finer windows are treated as merged up, and windows that started
+   * before the restore send their samples up directly.
    */
   static fromJSON(opts: WindowOptions, j: WindowStateJSON): WindowOperator {
-    if (typeof j !== 'object' || j === null || j.v !== 1) throw new Error('window state: not a v1 checkpoint');
+    if (typeof j !== 'object' || j === null || (j.v !== 1 && j.v !== 2)) throw new Error('window state: not a v1 or v2 checkpoint');
     const op = new WindowOperator(opts);
     // -1 marks "nothing seen yet": epoch ms of real samples are never negative.
     op.wm = j.wm < 0 ? -Infinity : j.wm;
     op.newest = j.newest < 0 ? -Infinity : j.newest;
+    const sameCascade = j.v === 2 && j.cascade === op.cascadeId;
+    if (!sameCascade && op.newest > -Infinity) op.cascadeFrom = op.newest + 1;
     for (const [name, maxTs, source] of j.channels) op.channels.set(name, { maxTs, source });
+    const slots = j.series.map((s, i) => {
+      if (!Array.isArray(s) || typeof s[0] !== 'string') throw new Error(`window state: malformed series ${i}`);
+      return -1;
+    });
     for (let k = 0; k < op.specs.length; k++) {
       const spec = op.specs[k]!;
       const saved = j.panes[spec.name];
       if (!saved) continue;
-      for (const [start, emitted, rows] of saved) {
-        const members: SeriesState[] = [];
+      for (const row of saved) {
+        const [start, emitted, rows] = row;
+        const mergedUp = sameCascade ? row[3] === true : true;
+        const pane = op.newPane(k, start, mergedUp);
+        pane.emitted = emitted;
         for (const [i, aj] of rows) {
           const s = j.series[i];
           if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
-          let st = op.series.get(s[0]);
-          if (!st) op.series.set(s[0], (st = { key: s[0], metric: s[1], labels: s[2], cells: [] }));
-          st.cells.push(cellFromJSON(aj, k, start));
-          members.push(st);
+          if (slots[i] === -1) slots[i] = op.slotOf(s[0], s[1], s[2]);
+          const slot = slots[i]!;
+          if (slot * NF >= pane.f.length) grow(pane, slot);
+          const b = slot * NF;
+          for (let x = 0; x < 8; x++) pane.f[b + x] = aj[x] as number;
+          // JSON has no Infinity/NaN: an empty field came back as null.
+          if (aj[2] === null) pane.f[b + F_MIN] = Infinity;
+          if (aj[3] === null) pane.f[b + F_MAX] = -Infinity;
+          if (aj[8] > 0) (pane.rev ??= new Map()).set(slot, aj[8]);
+          const sk = aj[9];
+          pane.f[b + F_ZERO] = sk.z ?? 0;
+          const bins: number[] = [];
+          if (sk.pi) for (let x = 0; x < sk.pi.length; x++) bins.push((sk.pi[x]! + BIAS) * SHIFT + sk.pc![x]!);
+          if (sk.ni) for (let x = 0; x < sk.ni.length; x++) bins.push((sk.ni[x]! + BIAS + NEG) * SHIFT + sk.nc![x]!);
+          if (bins.length > 0) pane.bins[slot] = bins;
+          pane.members.push(slot);
+          op.refs[slot]!++;
         }
-        op.panes[k]!.push({ start, end: start + spec.sizeMs, emitted, members });
+        op.panes[k]!.push(pane);
       }
     }
     return op;
+  }
+}
+
+const EMPTY: Labels = Object.freeze({});
+
+function grow(pane: Pane, slot: number): Float64Array {
+  let n = pane.f.length || NF;
+  while (n <= slot * NF) n *= 2;
+  const f = new Float64Array(n);
+  f.set(pane.f);
+  pane.f = f;
+  return f;
+}
+
+/** Adds one sample to a slot of a pane. */
+function add(pane: Pane, slot: number, ts: number, v: number, code: number, refs: number[]): void {
+  const b = slot * NF;
+  const f = b < pane.f.length ? pane.f : grow(pane, slot);
+  if (f[b] === 0) {
+    pane.members.push(slot);
+    refs[slot]!++;
+    f[b] = 1;
+    f[b + F_SUM] = v;
+    f[b + F_MIN] = v;
+    f[b + F_MAX] = v;
+    f[b + F_FTS] = ts;
+    f[b + F_FIRST] = v;
+    f[b + F_LTS] = ts;
+    f[b + F_LAST] = v;
+    f[b + F_ZERO] = 0;
+  } else {
+    f[b]++;
+    f[b + F_SUM] += v;
+    if (v < f[b + F_MIN]!) f[b + F_MIN] = v;
+    if (v > f[b + F_MAX]!) f[b + F_MAX] = v;
+    // Ties keep the first arrival for `first` and the latest for `last`: deterministic by input order.
+    if (ts < f[b + F_FTS]!) {
+      f[b + F_FTS] = ts;
+      f[b + F_FIRST] = v;
+    }
+    if (ts >= f[b + F_LTS]!) {
+      f[b + F_LTS] = ts;
+      f[b + F_LAST] = v;
+    }
+  }
+  if (code < 0) {
+    f[b + F_ZERO]++;
+    return;
+  }
+  const bins = pane.bins[slot];
+  if (bins === undefined) pane.bins[slot] = [code + 1];
+  else binAdd(bins, code, 1);
+}
+
+/** Merges the cell of `slot` in `from` (a finer window) into the same slot of `to`. */
+function merge(to: Pane, slot: number, from: Pane, refs: number[]): void {
+  const b = slot * NF;
+  const g = from.f;
+  const f = b < to.f.length ? to.f : grow(to, slot);
+  const fb = from.bins[slot];
+  if (f[b] === 0) {
+    to.members.push(slot);
+    refs[slot]!++;
+    for (let x = 0; x < NF; x++) f[b + x] = g[b + x]!;
+    if (fb) to.bins[slot] = fb.slice();
+    return;
+  }
+  f[b] += g[b]!;
+  f[b + F_SUM] += g[b + F_SUM]!;
+  if (g[b + F_MIN]! < f[b + F_MIN]!) f[b + F_MIN] = g[b + F_MIN]!;
+  if (g[b + F_MAX]! > f[b + F_MAX]!) f[b + F_MAX] = g[b + F_MAX]!;
+  if (g[b + F_FTS]! < f[b + F_FTS]!) {
+    f[b + F_FTS] = g[b + F_FTS]!;
+    f[b + F_FIRST] = g[b + F_FIRST]!;
+  }
+  if (g[b + F_LTS]! >= f[b + F_LTS]!) {
+    f[b + F_LTS] = g[b + F_LTS]!;
+    f[b + F_LAST] = g[b + F_LAST]!;
+  }
+  f[b + F_ZERO] += g[b + F_ZERO]!;
+  if (fb) {
+    const tb = to.bins[slot];
+    to.bins[slot] = tb ? binMerge(tb, fb) : fb.slice();
   }
 }
 
