@@ -1,3 +1,5 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
 /**
  * ARTime, rewritten in TypeScript from the published description and source of ARTime (Mark Hampton,
  * NAB detector "ARTime"; Julia package ARTimeNAB.jl built on AdaptiveResonance.jl's DVFA). Facts
@@ -121,20 +123,26 @@ export interface ArtState {
   dim: number;
   /** Categories in use. */
   nc: number;
-  /** Categories, complement coded, in grid units (bytes), flattened; base64 in JSON. */
-  w: string;
-  /** Last step each category resonated or was made (uint32, base64). */
-  used: string;
+  /**
+   * The binary memory, deflated, base64: categories (complement coded, in grid units, bytes, nc x
+   * 2 dim), the last step each resonated or was made (uint32 x nc), the ring of recent best matches
+   * (uint16 of 1/65535) and of ub - match (int16 of 1/32767). Deflate halves it: categories share
+   * most of their bytes.
+   */
+  z?: string;
+  /** The same parts, separately and not deflated (older checkpoints). */
+  w?: string;
+  used?: string;
+  sim?: string;
+  diff?: string;
+  /** Heads of the two rings. */
+  simH: number;
+  diffH: number;
   lb: number;
   ub: number;
   /** Samples seen (train calls), and the running mean of the best match. */
   n: number;
   meanA: number;
-  /** Ring buffers of recent best matches (uint16 of 1/65535), and of ub - match (int16 of 1/32767); heads. */
-  sim: string;
-  simH: number;
-  diff: string;
-  diffH: number;
   /** Anomaly similarity history: sum of all but the last, count, last. */
   hSum: number;
   hN: number;
@@ -436,17 +444,17 @@ const Q = 240;
 const SIM_Q = 65535;
 const DIFF_Q = 32767;
 
-function b64<T extends ArrayBufferView>(a: T, bytes = a.byteLength): string {
-  return Buffer.from(a.buffer, a.byteOffset, bytes).toString('base64');
+function bytesOf<T extends ArrayBufferView>(a: T, bytes = a.byteLength): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, bytes);
 }
 
-function unb64(s: string): Buffer {
-  return Buffer.from(s, 'base64');
+function unb64(s: string | undefined): Buffer {
+  return Buffer.from(s ?? '', 'base64');
 }
 
 /** Dual-vigilance fuzzy ART with ARTime's vigilance adaptation and masking, on a byte grid. */
 class Art {
-  readonly s: Omit<ArtState, 'w' | 'used' | 'sim' | 'diff'>;
+  readonly s: Omit<ArtState, 'z' | 'w' | 'used' | 'sim' | 'diff'>;
   private w: Uint8Array;
   private used: Uint32Array;
   private readonly sim: Uint16Array;
@@ -463,18 +471,22 @@ class Art {
     this.sim = new Uint16Array(Math.floor(h.trend / 2) + 1);
     this.diff = new Int16Array(h.trend + 1);
     if (state) {
-      const { w, used, sim, diff, ...rest } = state;
+      const { z, w, used, sim, diff, ...rest } = state;
       this.s = { ...rest };
-      const wb = unb64(w);
-      const ub = unb64(used);
+      let wb: Buffer, ub: Buffer, sb: Buffer, db: Buffer;
+      if (z !== undefined) {
+        const all = inflateRawSync(unb64(z));
+        const cuts = [state.nc * D2, state.nc * 4, this.sim.byteLength, this.diff.byteLength];
+        if (all.length !== cuts.reduce((a, b) => a + b, 0)) throw new Error(`artime memory: ${all.length} bytes, expected ${cuts.reduce((a, b) => a + b, 0)} for ${state.nc} categories`);
+        let at = 0;
+        [wb, ub, sb, db] = cuts.map((n) => all.subarray(at, (at += n))) as [Buffer, Buffer, Buffer, Buffer];
+      } else [wb, ub, sb, db] = [unb64(w), unb64(used), unb64(sim), unb64(diff)];
       const room = Math.max(16, state.nc);
       this.w = new Uint8Array(room * D2);
       this.w.set(wb.subarray(0, Math.min(wb.length, room * D2)));
       this.used = new Uint32Array(room);
       this.used.set(new Uint32Array(ub.buffer.slice(ub.byteOffset, ub.byteOffset + Math.min(ub.length, room * 4))));
-      const sb = unb64(sim);
       this.sim.set(new Uint16Array(sb.buffer.slice(sb.byteOffset, sb.byteOffset + this.sim.byteLength)));
-      const db = unb64(diff);
       this.diff.set(new Int16Array(db.buffer.slice(db.byteOffset, db.byteOffset + this.diff.byteLength)));
     } else {
       this.s = { dim, nc: 0, lb: 0, ub: 0, n: 0, meanA: 0, simH: 0, diffH: 0, hSum: 0, hN: 0, hLast: 0, lastAnomaly: 0, lastAnomalySim: 0, lastRhoUpdate: 0, maskAfterCat: false, noNewCat: 0 };
@@ -770,6 +782,7 @@ class Art {
 
   toJSON(): ArtState {
     const D2 = 2 * this.s.dim;
-    return { ...this.s, w: b64(this.w, this.s.nc * D2), used: b64(this.used, this.s.nc * 4), sim: b64(this.sim), diff: b64(this.diff) };
+    const parts = [bytesOf(this.w, this.s.nc * D2), bytesOf(this.used, this.s.nc * 4), bytesOf(this.sim), bytesOf(this.diff)];
+    return { ...this.s, z: deflateRawSync(Buffer.concat(parts)).toString('base64') };
   }
 }

@@ -64,6 +64,39 @@ export interface BaselineState {
   runLen: number;
 }
 
+/**
+ * Checkpoint form of the baseline (smaller than BaselineState as JSON): the offsets as base64
+ * float32 (they are kept float32-exact, so a restore is exact), the visits as base64 uint16 (they
+ * saturate at 65535). Arrays are still accepted from older checkpoints.
+ */
+export interface BaselineJSON extends Omit<BaselineState, 'offset' | 'visits'> {
+  offset: string | number[];
+  visits: string | number[];
+}
+
+const MAX_VISITS = 65535;
+
+export function baselineToJSON(s: BaselineState): BaselineJSON {
+  return { ...s, offset: Buffer.from(Float32Array.from(s.offset).buffer).toString('base64'), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64') };
+}
+
+function unpack(x: string | number[] | undefined, bytes: 4 | 2, what: string): number[] {
+  if (Array.isArray(x)) return x.slice();
+  if (typeof x !== 'string') throw new Error(`baseline ${what}: missing`);
+  const b = Buffer.from(x, 'base64');
+  if (b.length !== SLOTS * bytes) throw new Error(`baseline ${what}: ${b.length} bytes, expected ${SLOTS * bytes}`);
+  const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.length);
+  return Array.from(bytes === 4 ? new Float32Array(ab) : new Uint16Array(ab));
+}
+
+/** Inverse of baselineToJSON; throws on a corrupt state. Infinity does not survive JSON (null): the empty range is restored. */
+export function baselineFromJSON(j: BaselineJSON): BaselineState {
+  const offset = unpack(j.offset, 4, 'offsets');
+  const visits = unpack(j.visits, 2, 'visits');
+  if (offset.length !== SLOTS || visits.length !== SLOTS) throw new Error(`baseline: ${offset.length} offsets and ${visits.length} visits, expected ${SLOTS}`);
+  return { ...j, lo: j.lo ?? Infinity, hi: j.hi ?? -Infinity, offset, visits };
+}
+
 export class Baseline {
   s: BaselineState;
   constructor(readonly p: BaselineParams = DEFAULT_BASELINE, state?: BaselineState) {
@@ -118,7 +151,7 @@ export class Baseline {
       if (s.cur >= 0) s.runLen += 0.1 * (s.run - s.runLen);
       s.cur = e.slot;
       s.run = 0;
-      s.visits[e.slot]! += 1;
+      if (s.visits[e.slot]! < MAX_VISITS) s.visits[e.slot]! += 1;
     }
     s.run++;
     // An offset learns about one slotAlpha per visit however many points a visit has, so it keeps
@@ -127,7 +160,8 @@ export class Baseline {
     const v = s.visits[e.slot]!;
     const perVisit = v <= 1 / p.slotAlpha ? 1 / v : p.slotAlpha;
     const sa = s.run === 1 && v === 1 ? 1 : perVisit / Math.max(1, s.runLen);
-    s.offset[e.slot]! += sa * (value - s.slow - s.offset[e.slot]!);
+    // float32 on purpose: the checkpoint stores 4 bytes per offset, and a restore must be exact
+    s.offset[e.slot] = Math.fround(s.offset[e.slot]! + sa * (value - s.slow - s.offset[e.slot]!));
     if (value < s.lo) s.lo = value;
     if (value > s.hi) s.hi = value;
     s.n++;

@@ -1,4 +1,4 @@
-import { Baseline, DEFAULT_BASELINE, SLOTS, type BaselineParams, type BaselineState, type Expectation } from './baseline.js';
+import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, type BaselineParams, type BaselineJSON, type Expectation } from './baseline.js';
 import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
 import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
@@ -83,7 +83,7 @@ export interface Verdict {
 
 export interface DetectorState {
   v: 1;
-  b: BaselineState;
+  b: BaselineJSON;
   l: LikelihoodState;
   /** Recent peak score and points since it. */
   peak: number;
@@ -115,7 +115,7 @@ export class SeriesDetector {
   private readonly art: Artime | undefined;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
-    this.base = new Baseline(params.baseline, state?.b);
+    this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
     this.lik = new Likelihood(params.likelihood, state?.l);
     this.peak = state?.peak ?? 0;
     this.age = state?.age ?? 0;
@@ -242,20 +242,21 @@ export class SeriesDetector {
     return s + `; score ${score.toFixed(3)}`;
   }
 
-  /** Full precision on purpose: a restored detector must score exactly as the uninterrupted one. */
+  /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    const b = this.base.s;
-    return { v: 1, b: { ...b, offset: b.offset.slice(), visits: b.visits.slice() }, l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON() } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON() } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
     const s = json as DetectorState;
-    if (!s || s.v !== 1 || !s.b || !Array.isArray(s.b.offset) || s.b.offset.length !== SLOTS || !s.l) {
+    if (!s || s.v !== 1 || !s.b || !s.l) {
       throw new Error(`anomaly detector state: unsupported or corrupt (version ${String((s as { v?: unknown } | null)?.v)})`);
     }
-    // Infinity does not survive JSON (it becomes null): restore the empty range.
-    const b: BaselineState = { ...s.b, lo: s.b.lo ?? Infinity, hi: s.b.hi ?? -Infinity, offset: s.b.offset.slice(), visits: s.b.visits.slice() };
-    return new SeriesDetector(params, { ...s, b, l: { ...s.l, recent: s.l.recent.slice() }, lastTs: s.lastTs ?? -Infinity });
+    try {
+      return new SeriesDetector(params, { ...s, l: { ...s.l, recent: s.l.recent.slice() }, lastTs: s.lastTs ?? -Infinity });
+    } catch (err) {
+      throw new Error(`anomaly detector state: corrupt (${(err as Error).message})`);
+    }
   }
 }
 

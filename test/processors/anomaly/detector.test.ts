@@ -99,6 +99,34 @@ test('state per series stays bounded (<= 4 KB as JSON) however long the series r
   assert.ok(Math.max(...sizes) - Math.min(...sizes) < 200, `state grows: ${sizes.join(', ')}`);
 });
 
+test('the range grows past the warm-up range (no clamping), and a grown memory restores exactly', () => {
+  const pts = series(2400, 4);
+  const a = new SeriesDetector();
+  run(a, pts.slice(0, 1000));
+  const hi0 = a.toJSON().ar!.hi;
+  const later: Array<[number, number]> = pts.slice(1000).map(([t, v], i) => [t, i >= 200 ? v + 400 : v]);
+  const cut = 300;
+  const first = run(a, later.slice(0, cut));
+  const cp = JSON.parse(JSON.stringify(a));
+  assert.ok(cp.ar.hi > hi0 && cp.ar.hi >= Math.max(...later.slice(0, cut).map(([, v]) => v)), `range ${cp.ar.hi} holds the shifted values (was ${hi0})`);
+  const rest = run(a, later.slice(cut));
+  const again = run(SeriesDetector.fromJSON(cp), later.slice(cut));
+  assert.deepEqual(again, rest);
+  assert.ok(Math.max(...first) > 0.5, 'the shift is reported');
+});
+
+test('checkpoint: compact encodings restore exactly; a corrupt memory blob is a clear error, not a crash', () => {
+  const pts = series(3000, 6, 2000);
+  const a = new SeriesDetector();
+  run(a, pts.slice(0, 2200));
+  const cp = JSON.parse(JSON.stringify(a));
+  assert.equal(typeof cp.b.offset, 'string', 'baseline offsets packed');
+  assert.equal(typeof cp.ar.art.z, 'string', 'ART memory packed');
+  assert.deepEqual(run(SeriesDetector.fromJSON(cp), pts.slice(2200)), run(a, pts.slice(2200)));
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, ar: { ...cp.ar, art: { ...cp.ar.art, z: cp.ar.art.z.slice(0, 20) } } }), /anomaly detector state: corrupt/);
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, offset: 'AAAA' } }), /anomaly detector state: corrupt \(baseline offsets/);
+});
+
 test('bad input: a non-finite value is not learned from and does not disturb later scores', () => {
   const pts = series(1500, 2);
   const clean = run(new SeriesDetector(), pts);
