@@ -214,3 +214,68 @@ test('the packed per-window sketch is bucket for bucket the DDSketch of the same
   assert.equal(r!.agg.p95, ref.quantile(0.95));
   assert.ok((r!.sketch.pi?.length ?? 0) > 300, 'exercises many buckets');
 });
+
+test('cascaded windows (10s -> 1m -> 5m) hold exactly what each window computed alone holds, late data included', () => {
+  const specs = [
+    { name: '10s', sizeMs: 10_000, hopMs: 10_000, allowedLatenessMs: 5_000 },
+    { name: '1m', sizeMs: 60_000, hopMs: 60_000, allowedLatenessMs: 30_000 },
+    { name: '5m', sizeMs: 300_000, hopMs: 300_000, allowedLatenessMs: 120_000 },
+  ];
+  const base = { defaultDelayMs: 2_000, idleTimeoutMs: 600_000 };
+  const cascade = new WindowOperator({ ...base, windows: specs });
+  const alone = specs.map((w) => new WindowOperator({ ...base, windows: [w] }));
+  let x = 7;
+  const got: WindowResult[] = [];
+  const want: WindowResult[] = [];
+  for (let i = 0; i < 3000; i++) {
+    x = (x * 48271) % 2147483647;
+    // Mostly in order, some disorder, some samples late by up to 4 minutes (beyond the finer windows' lateness).
+    const lateBy = i % 37 === 0 ? (x % 240_000) : i % 5 === 0 ? (x % 8_000) : 0;
+    const ts = 1_000_000 + i * 700 - lateBy;
+    const msg = [s(ts, (x % 2001) - 1000, 'm', { device: 'r1' }), s(ts, x % 13 === 0 ? 0 : x % 500, 'n', { device: 'r1' })];
+    cascade.process('r1', 'snmp', msg);
+    got.push(...cascade.drainResults());
+    for (const o of alone) {
+      o.process('r1', 'snmp', msg);
+      want.push(...o.drainResults());
+    }
+  }
+  const id = (r: WindowResult) => `${r.window}|${r.metric}|${r.start}|${r.revision}`;
+  const byId = new Map(want.map((r) => [id(r), r]));
+  assert.equal(got.length, want.length);
+  assert.ok(got.some((r) => r.window === '5m' && r.kind === 'correction'), 'the stream corrects coarse windows too');
+  for (const r of got) {
+    const w = byId.get(id(r));
+    assert.ok(w, `cascade emitted ${id(r)} that the lone windows did not`);
+    const { sum, avg, rate, ...exact } = r.agg;
+    const { sum: wsum, avg: wavg, rate: wrate, ...wexact } = w.agg;
+    assert.deepEqual(exact, wexact, id(r));
+    assert.deepEqual(r.sketch, w.sketch, id(r));
+    assert.ok(Math.abs(sum - wsum) <= 1e-9 * Math.max(1, Math.abs(wsum)), `${id(r)} sum ${sum} vs ${wsum}`);
+    assert.ok(Math.abs(avg - wavg) <= 1e-9 * Math.max(1, Math.abs(wavg)));
+    assert.equal(rate === null, wrate === null);
+  }
+});
+
+test('state written by the previous release (v1, windows computed alone) restores without double counting', () => {
+  const windows = [
+    { name: '1m', sizeMs: 60_000, hopMs: 60_000, allowedLatenessMs: 0 },
+    { name: '5m', sizeMs: 300_000, hopMs: 300_000, allowedLatenessMs: 0 },
+  ];
+  const o = new WindowOperator({ windows, defaultDelayMs: 0, idleTimeoutMs: 600_000 });
+  // At 02:30 of the 5-minute window: v1 held 1m [2,3) open and 5m [0,5) with every sample so far.
+  const v1 = {
+    v: 1, wm: 150_000, newest: 150_000, channels: [['r1', 150_000, 'snmp']],
+    series: [['m{device="r1"}', 'm', { device: 'r1' }]],
+    panes: {
+      '1m': [[120_000, false, [[0, [1, 5, 5, 5, 150_000, 5, 150_000, 5, 0, { a: 0.01, pi: [81], pc: [1] }]]]]],
+      '5m': [[0, false, [[0, [3, 8, 1, 5, 10_000, 1, 150_000, 5, 0, { a: 0.01, pi: [0, 56, 81], pc: [1, 1, 1] }]]]]],
+    },
+  };
+  const r = WindowOperator.fromJSON(o.opts, JSON.parse(JSON.stringify(v1)));
+  r.process('r1', 'snmp', [s(170_000, 10, 'm', { device: 'r1' })]);
+  r.process('r1', 'snmp', [s(200_000, 20, 'm', { device: 'r1' })]); // closes 1m [2,3)
+  r.process('r1', 'snmp', [s(300_000, 1, 'm', { device: 'r1' })]); // closes 1m [3,4) and 5m [0,5)
+  const five = r.drainResults().find((x) => x.window === '5m')!;
+  assert.deepEqual([five.agg.count, five.agg.sum, five.agg.max, five.agg.last], [5, 38, 20, 20]);
+});
