@@ -4,6 +4,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { registry, counter, histogram } from '../core/metrics.js';
 import { authHook } from './auth.js';
+import { alertRoutes, type AlertRoutesDeps } from './alert-routes.js';
 
 export interface SeriesQuery {
   metric: string;
@@ -54,6 +55,8 @@ export interface ApiDeps {
   ready: ReadyCheck;
   /** Extra routes registered by other roles (demo incidents, SNMP target status, live hub...). */
   plugins?: ((app: FastifyInstance) => Promise<void> | void)[];
+  /** Alerts, acknowledgements and silences (api/alert-routes.ts). */
+  alerts?: AlertRoutesDeps;
 }
 
 const requests = counter('noctua_api_requests_total', 'API requests by route and status', ['route', 'status']);
@@ -153,6 +156,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     await runSql(q.q ?? q.sql, q.format, reply);
   });
 
+  if (deps.alerts) alertRoutes(deps.alerts)(app);
   for (const p of deps.plugins ?? []) await p(app);
   return app;
 }
