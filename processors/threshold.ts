@@ -95,15 +95,52 @@ export function matchAll(ms: readonly LabelMatcher[], labels: Labels): boolean {
   return true;
 }
 
-const NO_RULES: readonly number[] = [];
+/** Comparison operators as small integers, so the per-sample loop switches on a number. */
+const OP_CODE: Readonly<Record<CmpOp, number>> = { '>': 0, '>=': 1, '<': 2, '<=': 3, '==': 4, '!=': 5 };
+
+function cmp(op: number, a: number, b: number): boolean {
+  switch (op) {
+    case 0:
+      return a > b;
+    case 1:
+      return a >= b;
+    case 2:
+      return a < b;
+    case 3:
+      return a <= b;
+    case 4:
+      return a === b;
+    default:
+      return a !== b;
+  }
+}
+
+/**
+ * The rules watching one series (indices into the rule set, one array shared by every series with
+ * the same list) and which of their conditions are active on it, by position in `rules`. `active` is
+ * null while none is, so the common case (nothing firing) costs no memory per series.
+ */
+interface SeriesRules {
+  readonly rules: readonly number[];
+  active: Uint8Array | null;
+}
+
+const NO_RULES: SeriesRules = Object.freeze({ rules: Object.freeze([]) as readonly number[], active: null }) as SeriesRules;
 
 export class ThresholdOperator {
   private rules: readonly ThresholdRule[] = [];
+  // The rules' comparisons unpacked by rule index: the per-sample loop reads no rule object.
+  private ops = new Int8Array(0);
+  private values = new Float64Array(0);
+  private clears = new Float64Array(0);
   private byMetric = new Map<string, number[]>();
   /** Rules matching each series, by series key (matchers are evaluated once per series, not per sample). */
-  private matchCache = new Map<string, readonly number[]>();
+  private matchCache = new Map<string, SeriesRules>();
   private lists = new Map<string, readonly number[]>();
-  /** Active conditions: rule name -> series keys. */
+  /**
+   * Active conditions: rule name -> series keys. The source of truth for checkpoints and rule reloads;
+   * the per-series flags in matchCache mirror it and are rebuilt from it when the rules change.
+   */
   private active = new Map<string, Set<string>>();
   private out: Condition[] = [];
 
@@ -121,8 +158,14 @@ export class ThresholdOperator {
    */
   setRules(rules: readonly ThresholdRule[]): void {
     this.rules = rules;
+    this.ops = new Int8Array(rules.length);
+    this.values = new Float64Array(rules.length);
+    this.clears = new Float64Array(rules.length);
     this.byMetric = new Map();
     rules.forEach((r, i) => {
+      this.ops[i] = OP_CODE[r.op];
+      this.values[i] = r.value;
+      this.clears[i] = r.clear;
       let a = this.byMetric.get(r.metric);
       if (!a) this.byMetric.set(r.metric, (a = []));
       a.push(i);
@@ -135,50 +178,69 @@ export class ThresholdOperator {
     }
   }
 
-  private rulesFor(key: string, s: Sample): readonly number[] {
-    // Most metrics have no rule at all: the metric name (short, hash cached) answers before the series key.
-    if (!this.byMetric.has(s.metric)) return NO_RULES;
-    let r = this.matchCache.get(key);
-    if (r === undefined) {
-      const cands = this.byMetric.get(s.metric);
-      if (!cands) r = NO_RULES;
-      else {
-        const m = cands.filter((i) => matchAll(this.rules[i]!.matchers, s.labels));
-        if (m.length === 0) r = NO_RULES;
-        else {
-          // Series share a handful of distinct rule lists: keep one array per list, not one per series.
-          const sig = m.join(',');
-          r = this.lists.get(sig);
-          if (!r) this.lists.set(sig, (r = m));
-        }
+  /** First sample of a series since the rules were set: match its labels, pick up its active conditions. */
+  private match(key: string, s: Sample, cands: readonly number[]): SeriesRules {
+    let e = NO_RULES;
+    const m = cands.filter((i) => matchAll(this.rules[i]!.matchers, s.labels));
+    if (m.length > 0) {
+      // Series share a handful of distinct rule lists: keep one array per list, not one per series.
+      const sig = m.join(',');
+      let list = this.lists.get(sig);
+      if (!list) this.lists.set(sig, (list = m));
+      let active: Uint8Array | null = null;
+      for (let j = 0; j < list.length; j++) {
+        if (this.active.get(this.rules[list[j]!]!.name)?.has(key)) (active ??= new Uint8Array(list.length))[j] = 1;
       }
-      this.matchCache.set(key, r);
+      e = { rules: list, active };
     }
-    return r;
+    this.matchCache.set(key, e);
+    return e;
   }
 
   /** Evaluates every rule that watches this series against one sample (in event-time order per series). */
   evaluate(key: string, s: Sample): void {
-    const idx = this.rulesFor(key, s);
-    if (idx.length === 0) return;
+    // Most metrics have no rule at all: the metric name (short, hash cached) answers before the series key.
+    const cands = this.byMetric.get(s.metric);
+    if (cands === undefined) return;
+    const e = this.matchCache.get(key) ?? this.match(key, s, cands);
+    const idx = e.rules;
+    const n = idx.length;
+    if (n === 0) return;
     const v = s.value;
     if (!Number.isFinite(v)) return;
-    for (const i of idx) {
-      const rule = this.rules[i]!;
-      let set = this.active.get(rule.name);
-      const was = set !== undefined && set.has(key);
-      const now = was ? compare(rule.op, v, rule.clear) : compare(rule.op, v, rule.value);
-      if (now) {
-        if (!was) {
-          if (!set) this.active.set(rule.name, (set = new Set()));
-          set.add(key);
-        }
-        this.out.push({ rule, key, seriesLabels: s.labels, ts: s.ts, value: v, active: true });
-      } else if (was) {
-        set!.delete(key);
-        this.out.push({ rule, key, seriesLabels: s.labels, ts: s.ts, value: v, active: false });
+    const ops = this.ops;
+    const act = e.active;
+    if (act === null) {
+      // Nothing active on this series (the usual case): only the trigger thresholds matter.
+      const values = this.values;
+      for (let j = 0; j < n; j++) {
+        const i = idx[j]!;
+        if (cmp(ops[i]!, v, values[i]!)) this.change(e, j, key, s, true);
       }
+      return;
     }
+    for (let j = 0; j < n; j++) {
+      const i = idx[j]!;
+      if (act[j] === 1) {
+        if (cmp(ops[i]!, v, this.clears[i]!)) this.out.push({ rule: this.rules[i]!, key, seriesLabels: s.labels, ts: s.ts, value: v, active: true });
+        else this.change(e, j, key, s, false);
+      } else if (cmp(ops[i]!, v, this.values[i]!)) this.change(e, j, key, s, true);
+    }
+  }
+
+  /** The condition of the j-th rule of series `key` starts (active) or stops holding. */
+  private change(e: SeriesRules, j: number, key: string, s: Sample, active: boolean): void {
+    const rule = this.rules[e.rules[j]!]!;
+    let set = this.active.get(rule.name);
+    if (active) {
+      (e.active ??= new Uint8Array(e.rules.length))[j] = 1;
+      if (!set) this.active.set(rule.name, (set = new Set()));
+      set.add(key);
+    } else {
+      e.active![j] = 0;
+      set?.delete(key);
+    }
+    this.out.push({ rule, key, seriesLabels: s.labels, ts: s.ts, value: s.value, active });
   }
 
   drain(): Condition[] {
