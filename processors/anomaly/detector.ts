@@ -40,6 +40,14 @@ export interface DetectorParams {
   readonly mode: 'artime' | 'likelihood' | 'raw' | 'novelty' | 'shape' | 'evt';
   /** When > 0, the refractory period is a decaying record of the score (per-point decay) instead. */
   readonly peakDecay: number;
+  /**
+   * ARTime mode, second opinion: after the warm-up, a value beyond the range of everything seen
+   * before by more than this fraction of that range scores up to `excursionLevel` (0 = off). A new
+   * extreme is often the first point of an incident, a block earlier than ARTime reports it.
+   */
+  readonly excursionMin: number;
+  /** Score of a large excursion: excursionLevel × (1 + tanh(excursion / excursionMin − 1)) / 2. */
+  readonly excursionLevel: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
   readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
@@ -66,6 +74,8 @@ export const DEFAULT_PARAMS: DetectorParams = {
   recordFloor: 4,
   shapeScale: 6,
   peakDecay: 0,
+  excursionMin: 0.03,
+  excursionLevel: 0.5,
 };
 
 export interface Verdict {
@@ -220,17 +230,22 @@ export class SeriesDetector {
     const b = this.base.s;
     const range = Math.max(b.hi - b.lo, this.base.floor());
     const excursion = n === 0 ? 0 : value > b.hi ? (value - b.hi) / range : value < b.lo ? (value - b.lo) / range : 0;
+    // points seen before this one, against the warm-up
+    const learning = this.art!.s.i - 2 < this.art!.h.probation;
+    let score = a.score;
+    const ex = Math.abs(excursion);
+    if (!learning && p.excursionMin > 0 && ex > p.excursionMin) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / p.excursionMin - 1)) * 1e6) / 1e6);
     let explanation: string;
-    if (this.art!.s.i <= this.art!.h.probation) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
+    if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
-      explanation = this.explain(value, e, z, excursion, a.score, Infinity);
+      explanation = this.explain(value, e, z, excursion, score, Infinity);
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
     this.base.update(value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score: a.score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation };
   }
 
   private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {

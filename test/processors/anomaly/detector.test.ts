@@ -60,6 +60,24 @@ test('ARTime layer: a repeating shape becomes familiar; a new shape in it is rep
   assert.ok(a.categories <= DEFAULT_ARTIME.maxCategories);
 });
 
+test('a new extreme beyond everything seen scores at its own point (before ARTime\'s block ends), and says so', () => {
+  const pts = series(3000, 7);
+  const top = Math.max(...pts.slice(0, 2500).map(([, v]) => v));
+  const range = top - Math.min(...pts.slice(0, 2500).map(([, v]) => v));
+  pts[2500] = [pts[2500]![0], top + 0.15 * range];
+  const on = new SeriesDetector();
+  const off = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0 });
+  let a = on.step(pts[0]![0], pts[0]![1]);
+  let b = off.step(pts[0]![0], pts[0]![1]);
+  for (let i = 1; i <= 2500; i++) {
+    a = on.step(pts[i]![0], pts[i]![1]);
+    b = off.step(pts[i]![0], pts[i]![1]);
+  }
+  assert.equal(b.score, 0, 'ARTime alone has not decided yet');
+  assert.ok(a.score > 0.3 && a.score <= DEFAULT_PARAMS.excursionLevel, `excursion score ${a.score}`);
+  assert.match(a.explanation, /new high 15% of the range/);
+});
+
 test('the verdict carries the expected value, a band around it, and an explanation naming the baseline', () => {
   const pts = series(3000, 7, 2500);
   const d = new SeriesDetector();
