@@ -5,9 +5,14 @@ import type { Labels } from './types.js';
  * It is the identity of a series everywhere (bus, state, storage).
  */
 export function seriesKey(metric: string, labels: Labels): string {
+  return metric + labelsText(labels);
+}
+
+/** The label part of a series key: `{a="1",b="2"}` with sorted keys, or '' without labels. */
+export function labelsText(labels: Labels): string {
   const keys = Object.keys(labels).sort();
-  if (keys.length === 0) return metric;
-  let s = metric + '{';
+  if (keys.length === 0) return '';
+  let s = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
     if (i > 0) s += ',';

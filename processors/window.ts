@@ -1,5 +1,5 @@
 import type { Labels, Sample } from '../core/types.js';
-import { seriesKey } from '../core/series.js';
+import { labelsText } from '../core/series.js';
 import { counter } from '../core/metrics.js';
 import { DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGammaOf, type SketchJSON } from './sketch.js';
 
@@ -126,8 +126,12 @@ function codeOf(v: number): number {
   return -1;
 }
 
-/** Adds `count` to the bucket `code` of a sorted bucket array. */
-function binAdd(arr: number[], code: number, count: number): void {
+/**
+ * Adds `count` to the bucket `code` of a sorted bucket array; returns the array, or a copy one
+ * bucket longer. Copies are sized exactly: `push` would over-allocate ~16 slots per array, and
+ * these arrays are most of the state of a series.
+ */
+function binAdd(arr: number[], code: number, count: number): number[] {
   let a = 0;
   let b = arr.length - 1;
   // Consecutive samples of a series mostly hit the newest or an existing bucket: check the top first.
@@ -140,14 +144,17 @@ function binAdd(arr: number[], code: number, count: number): void {
       else if (x >= code + SHIFT) b = mid - 1;
       else {
         arr[mid] = x + count;
-        return;
+        return arr;
       }
     }
   }
-  arr.push(0);
-  for (let i = arr.length - 1; i > a; i--) arr[i] = arr[i - 1]!;
-  arr[a] = code + count;
-  if (arr.length > MAX_BINS) collapse(arr);
+  const n = arr.length;
+  const out = new Array<number>(n + 1);
+  for (let i = 0; i < a; i++) out[i] = arr[i]!;
+  out[a] = code + count;
+  for (let i = a; i < n; i++) out[i + 1] = arr[i]!;
+  if (out.length > MAX_BINS) collapse(out);
+  return out;
 }
 
 /** Keeps at most MAX_BINS buckets per sign by folding the lowest ones (DDSketch's collapse). */
@@ -166,30 +173,25 @@ function collapse(arr: number[]): void {
   fold(0, np);
 }
 
-/** Sorted merge of two bucket arrays (a new array; the inputs are left alone). */
+/** Sorted merge of two bucket arrays into a new, exactly sized one (the inputs are left alone). */
 function binMerge(x: readonly number[], y: readonly number[]): number[] {
-  const out: number[] = [];
+  let n = 0;
+  for (let i = 0, j = 0; i < x.length || j < y.length; n++) {
+    const ka = i < x.length ? x[i]! - (x[i]! % SHIFT) : Infinity;
+    const kb = j < y.length ? y[j]! - (y[j]! % SHIFT) : Infinity;
+    if (ka <= kb) i++;
+    if (kb <= ka) j++;
+  }
+  const out = new Array<number>(n);
   let i = 0;
   let j = 0;
-  while (i < x.length && j < y.length) {
-    const a = x[i]!;
-    const b = y[j]!;
-    const ka = a - (a % SHIFT);
-    const kb = b - (b % SHIFT);
-    if (ka === kb) {
-      out.push(a + (b % SHIFT));
-      i++;
-      j++;
-    } else if (ka < kb) {
-      out.push(a);
-      i++;
-    } else {
-      out.push(b);
-      j++;
-    }
+  for (let o = 0; o < n; o++) {
+    const ka = i < x.length ? x[i]! - (x[i]! % SHIFT) : Infinity;
+    const kb = j < y.length ? y[j]! - (y[j]! % SHIFT) : Infinity;
+    if (ka === kb) out[o] = x[i++]! + (y[j++]! % SHIFT);
+    else if (ka < kb) out[o] = x[i++]!;
+    else out[o] = y[j++]!;
   }
-  while (i < x.length) out.push(x[i++]!);
-  while (j < y.length) out.push(y[j++]!);
   if (out.length > MAX_BINS) collapse(out);
   return out;
 }
@@ -276,24 +278,76 @@ export interface WindowStateJSON {
 }
 
 /**
- * Series identity from (metric, labels) with a cache keyed by the labels object: decoded batches
- * share one labels object per interface, so the key string is built once per interface per batch
- * and the same string instance (with its cached hash) is used for every Map lookup.
+ * Series identity from (metric, labels), built once per label set: decoded batches carry one labels
+ * object per interface, new in every message. The label text is built once per labels object and
+ * leads to a shared entry whose key strings (one per metric) are the SAME flat string instances in
+ * every batch, so downstream Map lookups hit cached hashes and compare pointers.
+ * Each series has ONE ref, which also caches its slot in the window operator.
  */
+/** A series as the window operator knows it: its key and, while a window holds it, its slot (else -1). */
+export interface SeriesRef {
+  readonly key: string;
+  slot: number;
+}
+
+interface LabelSetEntry {
+  readonly text: string;
+  readonly refs: Map<string, SeriesRef>;
+  gen: number;
+  dropped: boolean;
+}
+
 export class SeriesKeys {
-  private cache = new WeakMap<Labels, Map<string, string>>();
+  private byObject = new WeakMap<Labels, LabelSetEntry>();
+  private byText = new Map<string, LabelSetEntry>();
+  private objects = 0;
+  private gen = 0;
+  // Consecutive samples of a batch share one labels object (an interface): skip the WeakMap for them.
+  private lastLabels: Labels | null = null;
+  private lastEntry: LabelSetEntry | null = null;
+
   key(metric: string, labels: Labels): string {
-    let m = this.cache.get(labels);
-    if (m === undefined) {
-      m = new Map();
-      this.cache.set(labels, m);
+    return this.ref(metric, labels).key;
+  }
+
+  ref(metric: string, labels: Labels): SeriesRef {
+    let e = labels === this.lastLabels ? this.lastEntry! : this.byObject.get(labels);
+    if (e === undefined || e.dropped) {
+      const text = labelsText(labels);
+      e = this.byText.get(text);
+      if (e === undefined) {
+        e = { text, refs: new Map(), gen: this.gen, dropped: false };
+        this.byText.set(text, e);
+      }
+      this.byObject.set(labels, e);
+      if (++this.objects % 65_536 === 0) this.sweep();
     }
-    let k = m.get(metric);
-    if (k === undefined) {
-      k = seriesKey(metric, labels);
-      m.set(metric, k);
+    e.gen = this.gen;
+    this.lastLabels = labels;
+    this.lastEntry = e;
+    let r = e.refs.get(metric);
+    if (r === undefined) {
+      r = { key: flat(metric + e.text), slot: -1 };
+      e.refs.set(metric, r);
     }
-    return k;
+    return r;
+  }
+
+  /**
+   * Forgets label sets not used for two sweeps and holding no slot. A dropped entry is never used
+   * again (labels objects still mapped to it look the text up anew): one live ref per series, always.
+   */
+  private sweep(): void {
+    this.gen++;
+    for (const [text, e] of this.byText) {
+      if (e.gen >= this.gen - 2) continue;
+      let held = false;
+      for (const r of e.refs.values()) if (r.slot >= 0) held = true;
+      if (held) continue;
+      e.dropped = true;
+      this.byText.delete(text);
+      if (this.lastEntry === e) this.lastLabels = this.lastEntry = null;
+    }
   }
 }
 
@@ -349,9 +403,9 @@ export class WindowOperator {
   private lateOut: LateSample[] = [];
   /** Cells of emitted windows updated by the current message, in first-update order. */
   private readonly dirty = new Map<Pane, Set<number>>();
-  // The slot table.
-  private readonly ids = new Map<string, number>();
-  private keyOf: string[] = [];
+  // The slot table: a series holds a slot while any pane holds it.
+  private refOf: SeriesRef[] = [];
+  private live = 0;
   private metricOf: string[] = [];
   private labelsOf: Labels[] = [];
   private refs: number[] = [];
@@ -382,7 +436,7 @@ export class WindowOperator {
 
   /** Distinct series with at least one open window. */
   get seriesCount(): number {
-    return this.ids.size;
+    return this.live;
   }
 
   /** Number of (series, window) aggregates held: the state size. */
@@ -396,14 +450,14 @@ export class WindowOperator {
     return this.opts.delayMs?.[source] ?? this.opts.defaultDelayMs;
   }
 
-  private slotOf(key: string, metric: string, labels: Labels): number {
-    let slot = this.ids.get(key);
-    if (slot !== undefined) return slot;
-    const k = flat(key);
-    slot = this.free.length > 0 ? this.free.pop()! : this.keyOf.length;
+  /** The slot of a series, allocated on first use. SeriesKeys keeps one ref per series, so one slot per series. */
+  private slotOf(ref: SeriesRef, metric: string, labels: Labels): number {
+    if (ref.slot >= 0) return ref.slot;
+    const slot = this.free.length > 0 ? this.free.pop()! : this.refOf.length;
     if (slot >= this.cap) this.cap *= 2;
-    this.ids.set(k, slot);
-    this.keyOf[slot] = k;
+    ref.slot = slot;
+    this.live++;
+    this.refOf[slot] = ref;
     this.metricOf[slot] = metric;
     this.labelsOf[slot] = labels;
     this.refs[slot] = 0;
@@ -412,8 +466,9 @@ export class WindowOperator {
 
   private unref(slot: number): void {
     if (--this.refs[slot]! > 0) return;
-    this.ids.delete(this.keyOf[slot]!);
-    this.keyOf[slot] = '';
+    this.refOf[slot]!.slot = -1;
+    this.refOf[slot] = NO_REF;
+    this.live--;
     this.metricOf[slot] = '';
     this.labelsOf[slot] = EMPTY;
     this.free.push(slot);
@@ -424,7 +479,7 @@ export class WindowOperator {
    * against the watermark as it was BEFORE this message; the message then advances the watermark,
    * which may close windows.
    */
-  process(channel: string, source: string, samples: readonly Sample[], keys?: readonly string[]): void {
+  process(channel: string, source: string, samples: readonly Sample[], _keys?: readonly string[]): void {
     let maxTs = -Infinity;
     const roots = this.roots;
     for (let i = 0; i < samples.length; i++) {
@@ -434,7 +489,8 @@ export class WindowOperator {
         continue;
       }
       if (s.ts > maxTs) maxTs = s.ts;
-      const slot = this.slotOf(keys ? keys[i]! : this.keys.key(s.metric, s.labels), s.metric, s.labels);
+      const ref = this.keys.ref(s.metric, s.labels);
+      const slot = ref.slot >= 0 ? ref.slot : this.slotOf(ref, s.metric, s.labels);
       // The sketch bucket is the same for every window: one logarithm per sample.
       const code = codeOf(s.value);
       for (let r = 0; r < roots.length; r++) this.assign(roots[r]!, slot, s, channel, code);
@@ -470,7 +526,7 @@ export class WindowOperator {
     const wm = this.wm;
     const closed = end <= wm;
     if (closed && end + spec.allowedLatenessMs <= wm) {
-      this.lateOut.push({ window: spec.name, key: this.keyOf[slot]!, sample: s, channel, watermark: wm, windowEnd: end });
+      this.lateOut.push({ window: spec.name, key: this.refOf[slot]!.key, sample: s, channel, watermark: wm, windowEnd: end });
       lateTotal.inc({ window: spec.name });
       // Too late for this window, maybe not for the coarser ones: they take it directly.
       for (const p of this.parents[k]!) this.assign(p, slot, s, channel, code);
@@ -529,7 +585,7 @@ export class WindowOperator {
       kind,
       window: spec.name,
       sizeMs: spec.sizeMs,
-      key: this.keyOf[slot]!,
+      key: this.refOf[slot]!.key,
       metric: this.metricOf[slot]!,
       labels: this.labelsOf[slot]!,
       start: pane.start,
@@ -624,7 +680,7 @@ export class WindowOperator {
           let i = seriesIdx.get(slot);
           if (i === undefined) {
             i = series.length;
-            series.push([this.keyOf[slot]!, this.metricOf[slot]!, this.labelsOf[slot]!]);
+            series.push([this.refOf[slot]!.key, this.metricOf[slot]!, this.labelsOf[slot]!]);
             seriesIdx.set(slot, i);
           }
           const f = p.f;
@@ -677,7 +733,7 @@ export class WindowOperator {
         for (const [i, aj] of rows) {
           const s = j.series[i];
           if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
-          if (slots[i] === -1) slots[i] = op.slotOf(s[0], s[1], s[2]);
+          if (slots[i] === -1) slots[i] = op.slotOf(op.keys.ref(s[1], s[2]), s[1], s[2]);
           const slot = slots[i]!;
           if (slot * NF >= pane.f.length) grow(pane, slot);
           const b = slot * NF;
@@ -703,6 +759,7 @@ export class WindowOperator {
 }
 
 const EMPTY: Labels = Object.freeze({});
+const NO_REF: SeriesRef = Object.freeze({ key: '', slot: -1 }) as SeriesRef;
 
 function grow(pane: Pane, slot: number): Float64Array {
   let n = pane.f.length || NF;
@@ -750,7 +807,10 @@ function add(pane: Pane, slot: number, ts: number, v: number, code: number, refs
   }
   const bins = pane.bins[slot];
   if (bins === undefined) pane.bins[slot] = [code + 1];
-  else binAdd(bins, code, 1);
+  else {
+    const next = binAdd(bins, code, 1);
+    if (next !== bins) pane.bins[slot] = next;
+  }
 }
 
 /** Merges the cell of `slot` in `from` (a finer window) into the same slot of `to`. */
