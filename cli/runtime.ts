@@ -18,7 +18,8 @@ import { dashboard } from '../api/dashboard.js';
 import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
-import { processorConfig, startProcessor } from '../processors/runner.js';
+import { processorConfig, startProcessor, type Processor } from '../processors/runner.js';
+import { CommandSender } from '../processors/commands.js';
 import { watchRules } from '../processors/rules.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +62,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
   let demo: DemoSource | null = null;
   let sink: Sink | null = null;
   let url: string | null = null;
+  let processor: Processor | null = null;
   const stopAll = async () => {
     for (const s of stops.reverse()) {
       try {
@@ -97,6 +99,11 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       if (!ch) throw new Error('serve needs ClickHouse');
       const c = ch;
       const hub = new LiveHub(bus, log, cfg.api.maxWsPayloadBytes);
+      // Acks and silences are commands on the processors' input topic, whichever process runs them.
+      const input = processorConfig(cfg.processors).input;
+      await bus.ensureTopics([{ topic: input, partitions: cfg.bus.partitions }]);
+      const commands = new CommandSender(bus, input);
+      stops.push(() => commands.close());
       const app = await buildApi({
         cfg,
         token,
@@ -114,6 +121,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           return checks;
         },
         plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
+        alerts: { commands, local: () => processor, ch: c },
       });
       await app.listen({ host: cfg.api.host, port: cfg.api.port });
       const addr = app.server.address();
@@ -137,7 +145,6 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       const pcfg = processorConfig(cfg.processors);
       // The shipped defaults (deploy/rules/default.yaml) unless processors.rulesFile names another file.
       const rulesFile = resolve(pcfg.rulesFile ?? DEFAULT_RULES);
-      let processor: Awaited<ReturnType<typeof startProcessor>> | null = null;
       const watcher = watchRules(rulesFile, (r) => processor?.setRules(r), { log });
       stops.push(async () => watcher.close());
       processor = await startProcessor({ bus, config: pcfg, rules: watcher.current(), log, partitions: cfg.bus.partitions });
