@@ -125,6 +125,10 @@ interface SeriesRules {
   active: Uint8Array | null;
 }
 
+/** Samples per probe of the labels cache's usefulness, and samples looked up by series key alone after a poor probe. */
+const PROBE_SAMPLES = 8192;
+const KEYED_SAMPLES = 1 << 17;
+
 const NO_RULES: SeriesRules = Object.freeze({ rules: Object.freeze([]) as readonly number[], active: null }) as SeriesRules;
 
 export class ThresholdOperator {
@@ -137,6 +141,18 @@ export class ThresholdOperator {
   /** Rules matching each series, by series key (matchers are evaluated once per series, not per sample). */
   private matchCache = new Map<string, SeriesRules>();
   private lists = new Map<string, readonly number[]>();
+  /**
+   * The same entries by labels object and metric: pollers share one labels object across an
+   * interface's metrics (and in process across polls), so most samples find their entry from the
+   * object they carry without hashing the long series key.
+   */
+  private byLabels = new WeakMap<Labels, Map<string, SeriesRules>>();
+  private lastLabels: Labels | null = null;
+  private lastEntries: Map<string, SeriesRules> | null = null;
+  private probeSamples = 0;
+  private probeStale = 0;
+  /** Samples left to look up by series key only (labels objects were not being reused). */
+  private keyedFor = 0;
   /**
    * Active conditions: rule name -> series keys. The source of truth for checkpoints and rule reloads;
    * the per-series flags in matchCache mirror it and are rebuilt from it when the rules change.
@@ -172,6 +188,9 @@ export class ThresholdOperator {
     });
     this.matchCache = new Map();
     this.lists = new Map();
+    this.byLabels = new WeakMap();
+    this.lastLabels = null;
+    this.lastEntries = null;
     const names = new Set(rules.map((r) => r.name));
     for (const name of [...this.active.keys()]) {
       if (!names.has(name)) this.active.delete(name);
@@ -197,12 +216,55 @@ export class ThresholdOperator {
     return e;
   }
 
+  private byKey(key: string, s: Sample): SeriesRules {
+    // Most metrics have no rule at all: the metric name answers before the series key.
+    const cands = this.byMetric.get(s.metric);
+    return cands === undefined ? NO_RULES : (this.matchCache.get(key) ?? this.match(key, s, cands));
+  }
+
+  /**
+   * Decoded batches carry new labels objects every time: then the labels cache only costs (an entry
+   * per labels object and metric, for one use). When many samples of a probe found their series
+   * known but their labels object new, use the series keys alone for a while, then probe again.
+   */
+  private endProbe(): void {
+    if (this.probeStale * 8 > PROBE_SAMPLES) {
+      this.keyedFor = KEYED_SAMPLES;
+      this.lastLabels = null;
+      this.lastEntries = null;
+    }
+    this.probeSamples = 0;
+    this.probeStale = 0;
+  }
+
   /** Evaluates every rule that watches this series against one sample (in event-time order per series). */
   evaluate(key: string, s: Sample): void {
-    // Most metrics have no rule at all: the metric name (short, hash cached) answers before the series key.
-    const cands = this.byMetric.get(s.metric);
-    if (cands === undefined) return;
-    const e = this.matchCache.get(key) ?? this.match(key, s, cands);
+    let e: SeriesRules | undefined;
+    if (this.keyedFor > 0) {
+      this.keyedFor--;
+      e = this.byKey(key, s);
+    } else {
+      const L = s.labels;
+      let entries: Map<string, SeriesRules> | null | undefined = this.lastEntries;
+      if (L !== this.lastLabels || entries === null) {
+        entries = this.byLabels.get(L);
+        if (entries === undefined) this.byLabels.set(L, (entries = new Map<string, SeriesRules>()));
+        this.lastLabels = L;
+        this.lastEntries = entries;
+      }
+      e = entries.get(s.metric);
+      if (e === undefined) {
+        const cands = this.byMetric.get(s.metric);
+        if (cands === undefined) e = NO_RULES;
+        else {
+          e = this.matchCache.get(key);
+          if (e === undefined) e = this.match(key, s, cands);
+          else this.probeStale++; // a known series under a new labels object
+        }
+        entries.set(s.metric, e);
+      }
+      if (++this.probeSamples === PROBE_SAMPLES) this.endProbe();
+    }
     const idx = e.rules;
     const n = idx.length;
     if (n === 0) return;

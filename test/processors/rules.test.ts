@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { compileRules, loadRulesFile, parseExpr, watchRules, type RuleSet } from '../../processors/rules.js';
 import { ConfigError } from '../../core/config.js';
+import type { Labels } from '../../core/types.js';
+import { seriesKey } from '../../core/series.js';
+import { ThresholdOperator } from '../../processors/threshold.js';
 import { registry } from '../../core/metrics.js';
 import { tempDir, waitFor, sleep } from '../peers/util.js';
 
@@ -106,3 +109,49 @@ async function errorCount(): Promise<number> {
   const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'noctua_errors_total');
   return Number(m?.values.find((v) => v.labels.component === 'rules' && v.labels.kind === 'invalid_file')?.value ?? 0);
 }
+
+const UTIL_RULES = (threshold: number) => compileRules(parse(`groups:\n  - name: g\n    rules:\n      - { alert: Hot, expr: 'if_in_util_pct{role="core"} > ${threshold}', clear: ${threshold - 10} }\n      - { alert: Errs, expr: 'if_in_errors_ps > 1' }\n`)).rules;
+
+function conditions(op: ThresholdOperator, metric: string, labels: Labels, ts: number, value: number): string[] {
+  op.evaluate(seriesKey(metric, labels), { metric, labels, ts, value });
+  return op.drain().map((c) => `${c.rule.name}:${c.active ? 'on' : 'off'}`);
+}
+
+test('threshold: a rule reload applies to series already seen through the same labels objects; kept rules keep their active conditions', () => {
+  const L: Labels = { device: 'r1', ifIndex: '1', role: 'core' };
+  const op = new ThresholdOperator(UTIL_RULES(90));
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 1, 85), []);
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 2, 95), ['Hot:on']);
+  op.setRules(UTIL_RULES(70));
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 3, 65), ['Hot:on'], 'still active: 65 is above the new clear level 60');
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 4, 55), ['Hot:off']);
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 5, 75), ['Hot:on'], 'the new threshold 70 applies to the cached series');
+  op.setRules(UTIL_RULES(70).filter((r) => r.name !== 'Hot'));
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 6, 99), [], 'a removed rule no longer evaluates');
+  assert.deepEqual(op.toJSON().active, {});
+});
+
+test('threshold: fresh labels objects per sample (decoded batches) and shared ones (in process) give the same conditions, also after a checkpoint', () => {
+  // Enough samples for the operator to notice that labels objects are not reused and switch lookups.
+  const run = (fresh: boolean): string[] => {
+    let op = new ThresholdOperator(UTIL_RULES(90));
+    const shared = Array.from({ length: 50 }, (_, i) => ({ device: `r${i % 5}`, ifIndex: String(i), role: i % 2 ? 'core' : 'edge' }));
+    const out: string[] = [];
+    for (let t = 0; t < 600; t++) {
+      if (t === 300) op = ThresholdOperator.fromJSON(UTIL_RULES(90), JSON.parse(JSON.stringify(op.toJSON())));
+      for (let i = 0; i < 50; i++) {
+        const labels: Labels = fresh ? { ...shared[i]! } : shared[i]!;
+        const v = 50 + 45 * Math.sin((t + i * 7) / 9);
+        for (const c of conditions(op, 'if_in_util_pct', labels, t, v)) out.push(`${t}/${i}/${c}`);
+        for (const c of conditions(op, 'if_in_errors_ps', labels, t, (t * i) % 3)) out.push(`${t}/${i}/${c}`);
+        conditions(op, 'if_in_discards_ps', labels, t, 1);
+      }
+    }
+    return out;
+  };
+  const a = run(false);
+  const b = run(true);
+  assert.ok(a.filter((x) => x.endsWith('Hot:off')).length > 100, 'conditions come and go');
+  assert.ok(a.some((x) => x.startsWith('300/') && x.endsWith(':off')), 'a condition restored from the checkpoint clears');
+  assert.deepEqual(b, a);
+});
