@@ -4,7 +4,7 @@ import { counter } from '../core/metrics.js';
 import type { ClickHouse } from '../storage/clickhouse.js';
 import { str } from '../storage/query.js';
 import type { Ack, AlertChange, Silence } from '../processors/alerts.js';
-import { CommandError, MatcherSchema, encodeCommand, newSilenceId, type CommandBody, type CommandSender } from '../processors/commands.js';
+import { CommandError, MatcherSchema, encodeCommand, newSilenceId, type CommandBody, type CommandSender, type SilenceBook, type SilenceCommand } from '../processors/commands.js';
 import { parseDuration } from '../processors/window.js';
 import { parseTime } from './server.js';
 
@@ -13,7 +13,7 @@ import { parseTime } from './server.js';
  *   GET    /api/v1/alerts?state=&severity=&device=&limit=&source=   current state per fingerprint
  *   POST   /api/v1/alerts/:fingerprint/ack {by, comment}           acknowledge (stops repeats until resolved)
  *   POST   /api/v1/alerts/:fingerprint/unack {by}                  withdraw the acknowledgement
- *   GET    /api/v1/silences                                        run-time silences
+ *   GET    /api/v1/silences                                        run-time silences (the local processors', else the silence book's)
  *   POST   /api/v1/silences {matchers, startsAt?, endsAt | duration, createdBy, comment, id?}
  *   DELETE /api/v1/silences/:id?by=                                expire a silence now
  *
@@ -37,6 +37,8 @@ export interface AlertRoutesDeps {
   readonly local: () => LocalAlerts | null;
   /** alert_history, for processes without a processor (and for resolved alerts). */
   readonly ch: ClickHouse | null;
+  /** The silences the API issued (compacted topic), listed where no processor runs in this process. */
+  readonly silences?: SilenceBook | null;
 }
 
 /** One alert as the API shows it. */
@@ -232,11 +234,19 @@ export function alertRoutes(deps: AlertRoutesDeps) {
     app.post('/api/v1/alerts/:fingerprint/ack', { schema: { params: FpParams, body: AckBody }, attachValidation: true }, ackRoute('ack'));
     app.post('/api/v1/alerts/:fingerprint/unack', { schema: { params: FpParams, body: AckBody }, attachValidation: true }, ackRoute('unack'));
 
-    app.get('/api/v1/silences', async (req, reply) => {
+    /** Silences as this process knows them: its processors' state, else the book of issued silences. */
+    const knownSilences = (): { source: string; list: Silence[] } | null => {
       const local = deps.local();
-      if (!local) return refuse(reply, req, 503, 'no_source', 'no processor runs in this process: silences live in the processors\' state');
+      if (local) return { source: 'processor', list: local.silences() };
+      if (deps.silences) return { source: 'book', list: deps.silences.list() };
+      return null;
+    };
+
+    app.get('/api/v1/silences', async (req, reply) => {
+      const known = knownSilences();
+      if (!known) return refuse(reply, req, 503, 'no_source', 'no processor and no silence book in this process');
       const now = Date.now();
-      return { silences: local.silences().map((s) => ({ ...s, status: now < s.startsAt ? 'pending' : now < s.endsAt ? 'active' : 'expired' })) };
+      return { source: known.source, silences: known.list.map((s) => ({ ...s, status: now < s.startsAt ? 'pending' : now < s.endsAt ? 'active' : 'expired' })) };
     });
 
     app.post('/api/v1/silences', { schema: { body: SilenceBody }, attachValidation: true }, async (req: Req, reply) => {
@@ -259,6 +269,7 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       const body: CommandBody = { type: 'silence', id: b.id ?? newSilenceId(), matchers: b.matchers.map((m) => ({ ...m })), startsAt, endsAt, createdBy: b.createdBy, createdAt: now, comment: b.comment ?? '' };
       const sent = await send(req, reply, body);
       if (!sent) return reply;
+      await deps.silences?.record({ noctua: 'command', v: 1, ...body } as SilenceCommand);
       const { type: _t, ...silence } = body;
       return reply.code(201).send({ status: 'accepted', silence, partitions: sent.partitions });
     });
@@ -269,11 +280,15 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       const { id } = req.params as { id: string };
       const by = (req.query as { by?: string }).by;
       if (!by) return refuse(reply, req, 400, 'missing_by', 'expiring a silence needs who does it: ?by=<name> (the API token carries no name)');
-      const local = deps.local();
-      if (local && !local.silences().some((s) => s.id === id)) return refuse(reply, req, 404, 'not_found', `no silence with id ${id}`);
+      const known = knownSilences();
+      const s = known?.list.find((x) => x.id === id);
+      if (known && !s) return refuse(reply, req, 404, 'not_found', `no silence with id ${id}`);
       const body: CommandBody = { type: 'expire-silence', id, by, at: Date.now() };
       const sent = await send(req, reply, body);
       if (!sent) return reply;
+      // The book keeps the silence with its new end (the processors compute the same from the command).
+      const book = deps.silences?.get(id);
+      if (book) await deps.silences!.record({ noctua: 'command', v: 1, type: 'silence', ...book, createdAt: book.createdAt ?? body.at, matchers: book.matchers.map((m) => ({ ...m })), endsAt: Math.max(book.startsAt + 1, Math.min(book.endsAt, body.at)) });
       return reply.code(202).send({ status: 'accepted', command: body, partitions: sent.partitions });
     });
   };

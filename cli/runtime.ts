@@ -19,7 +19,7 @@ import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
 import { processorConfig, startProcessor, type Processor } from '../processors/runner.js';
-import { CommandSender } from '../processors/commands.js';
+import { CommandSender, SilenceBook } from '../processors/commands.js';
 import { watchRules } from '../processors/rules.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,9 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       await bus.ensureTopics([{ topic: input, partitions: cfg.bus.partitions }]);
       const commands = new CommandSender(bus, input);
       stops.push(() => commands.close());
+      const silences = new SilenceBook(bus);
+      await silences.start();
+      stops.push(() => silences.stop());
       const app = await buildApi({
         cfg,
         token,
@@ -121,7 +124,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           return checks;
         },
         plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
-        alerts: { commands, local: () => processor, ch: c },
+        alerts: { commands, local: () => processor, ch: c, silences },
       });
       await app.listen({ host: cfg.api.host, port: cfg.api.port });
       const addr = app.server.address();

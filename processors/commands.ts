@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { Bus, BusProducer, InMessage, OutMessage } from '../core/bus.js';
+import type { Bus, BusConsumer, BusProducer, InMessage, OutMessage } from '../core/bus.js';
 import { counter } from '../core/metrics.js';
-import type { AlertChange, AlertManager } from './alerts.js';
+import type { AlertChange, AlertManager, Silence } from './alerts.js';
 import { anchoredRegex } from './threshold.js';
 
 /**
@@ -211,4 +211,72 @@ export class CommandSender {
 
 export function newSilenceId(): string {
   return randomUUID();
+}
+
+/** Compacted topic where the API records the silences it issued (by id), for processes without a processor. */
+export const SILENCES_TOPIC = 'noctua.silences';
+
+/**
+ * The silences the API issued, as a readable list for any `serve` process: each POST/DELETE also
+ * writes the silence (keyed by id, compacted) to SILENCES_TOPIC, and every book tails that topic from
+ * the beginning. The processors' state stays the truth for what suppresses; this is the NOC's list.
+ */
+export class SilenceBook {
+  private readonly byId = new Map<string, Silence>();
+  private consumer: BusConsumer | null = null;
+  private producer: BusProducer | null = null;
+
+  constructor(private readonly bus: Bus, readonly topic = SILENCES_TOPIC) {}
+
+  async start(): Promise<void> {
+    await this.bus.ensureTopics([{ topic: this.topic, partitions: 1, compacted: true }]);
+    this.producer = await this.bus.producer({ idempotent: true });
+    // A throwaway group that never commits: every start reads the whole (compacted) topic.
+    const c = this.bus.consumer({ groupId: `noctua-silences-${randomUUID()}`, fromBeginning: true, readCommitted: true });
+    this.consumer = c;
+    await c.subscribe([this.topic]);
+    await c.run({
+      eachBatch: async (b) => {
+        for (const m of b.messages) {
+          if (m.key === null) continue;
+          if (m.value === null) {
+            this.byId.delete(m.key);
+            continue;
+          }
+          try {
+            const s = decodeCommand(m.value);
+            if (s.type === 'silence') this.byId.set(m.key, silenceOf(s));
+          } catch {
+            countMalformed();
+          }
+        }
+      },
+    });
+  }
+
+  list(): Silence[] {
+    return [...this.byId.values()].sort((a, b) => a.startsAt - b.startsAt || (a.id < b.id ? -1 : 1));
+  }
+
+  get(id: string): Silence | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Records a silence as issued (or as expired); visible here at once, in other books once they read it. */
+  async record(s: SilenceCommand): Promise<void> {
+    if (!this.producer) throw new Error(`silence book on ${this.topic} is not started`);
+    await this.producer.send(this.topic, [{ key: s.id, value: encodeCommand(s), timestamp: s.createdAt }]);
+    this.byId.set(s.id, silenceOf(s));
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    await this.producer?.close();
+    this.consumer = null;
+    this.producer = null;
+  }
+}
+
+function silenceOf(c: SilenceCommand): Silence {
+  return { id: c.id, matchers: c.matchers, startsAt: c.startsAt, endsAt: c.endsAt, createdBy: c.createdBy, createdAt: c.createdAt, comment: c.comment };
 }

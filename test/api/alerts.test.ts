@@ -14,7 +14,7 @@ import { migrate } from '../../storage/migrations.js';
 import { buildApi } from '../../api/server.js';
 import { storageQueries } from '../../api/queries.js';
 import type { AlertView } from '../../api/alert-routes.js';
-import { CommandSender } from '../../processors/commands.js';
+import { CommandSender, SilenceBook } from '../../processors/commands.js';
 import { compileRules } from '../../processors/rules.js';
 import { processorConfig, startProcessor, type Processor } from '../../processors/runner.js';
 import { startRollupSink, type RollupSink } from '../../processors/rollup-sink.js';
@@ -73,6 +73,8 @@ let historyApp: FastifyInstance;
 let base: string;
 let historyBase: string;
 let commands: CommandSender;
+let book: SilenceBook;
+let otherBook: SilenceBook;
 
 async function listen(a: FastifyInstance): Promise<string> {
   await a.listen({ host: '127.0.0.1', port: 0 });
@@ -94,9 +96,14 @@ before(async () => {
   p = await startProcessor({ bus, config: pcfg, rules: RULES, partitions: PARTS });
   sink = await startRollupSink({ bus, ch, log });
   commands = new CommandSender(bus, pcfg.input);
+  // Each API instance has its own book; the second one learns of silences from the topic only.
+  book = new SilenceBook(bus);
+  otherBook = new SilenceBook(bus);
+  await book.start();
+  await otherBook.start();
   const common = { cfg, token: TOKEN, log, queries: storageQueries(ch, cfg), ready: async () => ({ clickhouse: 'ok' }) };
-  app = await buildApi({ ...common, alerts: { commands, local: () => p, ch } });
-  historyApp = await buildApi({ ...common, alerts: { commands, local: () => null, ch } });
+  app = await buildApi({ ...common, alerts: { commands, local: () => p, ch, silences: book } });
+  historyApp = await buildApi({ ...common, alerts: { commands, local: () => null, ch, silences: otherBook } });
   base = await listen(app);
   historyBase = await listen(historyApp);
   await produce(cpu(T0, T0 + 3 * MIN));
@@ -107,6 +114,8 @@ after(async () => {
   await app?.close();
   await historyApp?.close();
   await commands?.close();
+  await book?.stop();
+  await otherBook?.stop();
   await sink?.stop();
   await p?.stop();
   await bus?.close();
@@ -224,7 +233,13 @@ test('GET /api/v1/alerts without a processor in the process: the latest alert_hi
   const r = await fetch(`${historyBase}/api/v1/alerts/${fpD}/ack`, { method: 'POST', headers: json, body: JSON.stringify({ by: 'dave' }) });
   assert.equal(r.status, 202);
   assert.equal((await fetch(`${historyBase}/api/v1/alerts/eeeeeeeeeeeeeeee/ack`, { method: 'POST', headers: json, body: JSON.stringify({ by: 'dave' }) })).status, 404);
-  assert.equal((await fetch(`${historyBase}/api/v1/silences`, { headers: auth })).status, 503, 'silences live in the processors');
+  // Silences issued through the other API instance: listed from the silence topic, expired as it was.
+  const listed = await waitFor('the silence in the other book', async () => {
+    const r = await get<{ source: string; silences: { id: string; status: string; endsAt: number }[] }>(`${historyBase}/api/v1/silences`);
+    return r.body.silences.find((s) => s.id === 'bc' && s.status === 'expired') ? r.body : null;
+  }, 10_000, 50);
+  assert.equal(listed.source, 'book');
+  assert.equal((await fetch(`${historyBase}/api/v1/silences/nope?by=x`, { method: 'DELETE', headers: auth })).status, 404);
   await produce(cpu(T0 + 12 * MIN, T0 + 12 * MIN + 10_000));
   await waitCaughtUp(bus, pcfg.groupId);
   assert.equal((await alertsOf(`${base}/api/v1/alerts?device=${D}`)).alerts[0]!.ack?.by, 'dave');
