@@ -433,7 +433,9 @@ export class AlertManager {
     if (!a || a.state === 'resolved') throw new Error(`cannot acknowledge alert ${fp}: ${a ? 'it is resolved' : 'no such active alert'}`);
     if (!by) throw new Error(`acknowledging alert ${fp} needs who acknowledges (by)`);
     a.ack = { by, at, comment };
-    this.emit(a, 'ack', at, a.state);
+    // The record sits on the event-time line where it was applied (ack.at keeps the wall clock), so
+    // "latest record per fingerprint" orders it with the state changes around it.
+    this.emit(a, 'ack', this.now > -Infinity ? this.now : at, a.state);
     return this.changes[this.changes.length - 1]!;
   }
 
@@ -448,7 +450,7 @@ export class AlertManager {
     if (!a.ack) return null;
     a.ack = null;
     // ack is null on the record, so "the latest record per fingerprint" reads as not acknowledged.
-    this.emit(a, 'unack', at, a.state);
+    this.emit(a, 'unack', this.now > -Infinity ? this.now : at, a.state);
     return this.changes[this.changes.length - 1]!;
   }
 

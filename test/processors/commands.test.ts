@@ -155,7 +155,8 @@ test('an ack reaches the partition holding the alert and stops its repeats; a si
       await waitCaughtUp(bus, cfg.groupId);
       assertQuietAfterCommands(await notifications(bus));
       const acks = (await changes(bus)).filter((c) => c.event === 'ack');
-      assert.deepEqual(acks.map((c) => [c.fingerprint, c.ack?.by, c.ack?.comment, c.ts]), [[fpA, 'alice', 'on it', T0 + 3 * MIN]], 'one ack record, from the partition that holds the alert');
+      assert.deepEqual(acks.map((c) => [c.fingerprint, c.ack?.by, c.ack?.comment, c.ack?.at]), [[fpA, 'alice', 'on it', T0 + 3 * MIN]], 'one ack record, from the partition that holds the alert');
+      assert.ok(acks[0]!.ts < T0 + 3 * MIN && acks[0]!.ts > T0 + 2 * MIN, 'the record sits at the event time it was applied (the watermark), not the wall clock');
       assert.equal(await metric('noctua_processor_commands_total', { type: 'silence', outcome: 'applied' }), applied + PARTS, 'the silence applied once per partition');
       assert.deepEqual(p.silences().map((s) => [s.id, s.createdBy]), [['sil-bc', 'bob']]);
       const a = p.activeAlerts().find((x) => x.fingerprint === fpA)!;
