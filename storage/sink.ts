@@ -3,6 +3,8 @@ import type { Config } from '../core/config.js';
 import type { Labels } from '../core/types.js';
 import { TOPICS } from '../core/types.js';
 import { decodeBatch, decodeEvent } from '../core/codec.js';
+// Operator commands (acks, silences) ride on the samples topic for the processors; they hold no rows.
+import { isCommandMessage } from '../processors/commands.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { M, counter } from '../core/metrics.js';
 import type { ClickHouse } from './clickhouse.js';
@@ -309,7 +311,7 @@ export class Sink {
         b.startedAt = Date.now();
       }
       b.last = off;
-      const added = isSamples ? this.addSamples(b, m.value, m.partition, m.offset) : this.addEvent(b, m.value, m.partition, m.offset);
+      const added = isSamples ? (isCommandMessage(m) ? 0 : this.addSamples(b, m.value, m.partition, m.offset)) : this.addEvent(b, m.value, m.partition, m.offset);
       b.rows += added;
       this.pendingRows += added;
       if (this.replaying(b)) {

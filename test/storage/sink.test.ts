@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { commandMessages } from '../../processors/commands.js';
 import assert from 'node:assert/strict';
 import { tempDir, waitFor } from '../peers/util.js';
 import { MemoryBus } from '../../core/bus-memory.js';
@@ -125,6 +126,7 @@ test('malformed messages are counted and skipped; the good ones around them land
   const bus = await newBus(1);
   const expected: Expected = new Map();
   const good = sampleMessages({ devices: 3, seriesPerDevice: 4, polls: 2, t0: today + 10_800_000 }, expected);
+  const ts0 = today + 10_800_000;
   const outOfRange = encodeBatch({ device: 'dev0', source: 'test', ts: 4e15, samples: [{ metric: 'ifHCInOctets', labels: { device: 'dev0' }, ts: 4e15, value: 1 }] });
   const rejectedBefore = {
     decode: await metricValue('noctua_rejected_messages_total', { topic: SAMPLES, reason: 'decode' }),
@@ -140,6 +142,8 @@ test('malformed messages are counted and skipped; the good ones around them land
     good[2]!,
     { key: 'x', value: good[3]!.value!.subarray(0, 20) },
     { key: 'dev0', value: outOfRange },
+    // An operator command for the processors shares the topic: no rows, no rejection.
+    ...commandMessages({ type: 'ack', fingerprint: '0123456789abcdef', device: 'dev0', by: 'noc', comment: '', at: ts0 }, 1),
     ...good.slice(3),
   ]);
   const ts = today + 10_800_000;
