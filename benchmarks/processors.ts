@@ -196,7 +196,8 @@ async function throughKafka(batches: SampleBatch[], samples: number): Promise<{ 
       for (let i = 0; i < msgs.length; i += 200) await p.send(TOPICS.samples, msgs.slice(i, i + 200));
       await p.close();
       const ends = await bus.endOffsets(TOPICS.samples);
-      const cfg = processorConfig({ groupId: 'bench', windows: [{ name: '1m', size: '1m', lateness: '1m' }, { name: '5m', size: '5m', lateness: '2m' }, { name: '1h', size: '1h', lateness: '5m' }], delay: { default: '10s' } });
+      // The same work as in-process: rate + windows + rules (anomaly scoring is bench:anomaly's).
+      const cfg = processorConfig({ groupId: 'bench', anomaly: { enabled: false }, windows: [{ name: '1m', size: '1m', lateness: '1m' }, { name: '5m', size: '5m', lateness: '2m' }, { name: '1h', size: '1h', lateness: '5m' }], delay: { default: '10s' } });
       const t0 = performance.now();
       const proc = await startProcessor({ bus, config: cfg, rules: hundredRules(), partitions: 2 });
       for (;;) {
