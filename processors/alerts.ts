@@ -205,11 +205,41 @@ export function inMaintenance(w: MaintenanceWindow, t: number): boolean {
   return next !== null && next.getTime() <= t;
 }
 
+/**
+ * (rule, series key) -> fingerprint, two levels deep: the rule name and the series key are stable
+ * string instances with cached hashes, where a `rule\0key` concatenation per evaluation had to be
+ * built, flattened and hashed every time. `cid` (the concatenation) is how alerts name their condition.
+ */
+class ConditionIndex {
+  private readonly byRule = new Map<string, Map<string, string>>();
+  get(rule: string, key: string): string | undefined {
+    return this.byRule.get(rule)?.get(key);
+  }
+  set(rule: string, key: string, fp: string): void {
+    let m = this.byRule.get(rule);
+    if (!m) this.byRule.set(rule, (m = new Map()));
+    m.set(key, fp);
+  }
+  setCid(cid: string, fp: string): void {
+    const i = cid.indexOf('\u0000');
+    this.set(cid.slice(0, i), cid.slice(i + 1), fp);
+  }
+  deleteCid(cid: string): void {
+    const i = cid.indexOf('\u0000');
+    const m = this.byRule.get(cid.slice(0, i));
+    m?.delete(cid.slice(i + 1));
+    if (m?.size === 0) this.byRule.delete(cid.slice(0, i));
+  }
+  clear(): void {
+    this.byRule.clear();
+  }
+}
+
 export class AlertManager {
   private cfg: AlertingConfig;
   private readonly alerts = new Map<string, Alert>();
   /** (rule, series) -> fingerprint: labels are built and hashed once per alerting series, not per evaluation. */
-  private readonly byCondition = new Map<string, string>();
+  private readonly byCondition = new ConditionIndex();
   /** Firing alerts that can inhibit others (match some inhibit rule's source matchers). */
   private readonly inhibitors = new Set<Alert>();
   private readonly flappingAlerts = new Set<Alert>();
@@ -230,7 +260,7 @@ export class AlertManager {
     this.cfg = cfg;
     // Rule labels or inhibit rules may have changed: rebuild what was derived from them.
     this.byCondition.clear();
-    for (const a of this.alerts.values()) this.byCondition.set(a.cid, a.fp);
+    for (const a of this.alerts.values()) this.byCondition.setCid(a.cid, a.fp);
     this.inhibitors.clear();
     for (const a of this.alerts.values()) if (a.state === 'firing' && this.canInhibit(a)) this.inhibitors.add(a);
   }
@@ -261,14 +291,13 @@ export class AlertManager {
   }
 
   private applyOne(c: Condition): void {
-    const cid = c.rule.name + '\u0000' + c.key;
-    let fp = this.byCondition.get(cid);
+    let fp = this.byCondition.get(c.rule.name, c.key);
     let labels: Labels | undefined;
     if (fp === undefined) {
       if (!c.active) return;
       labels = AlertManager.alertLabels(c);
       fp = fingerprint(labels);
-      this.byCondition.set(cid, fp);
+      this.byCondition.set(c.rule.name, c.key, fp);
     }
     let a = this.alerts.get(fp);
     if (!c.active) {
@@ -281,7 +310,7 @@ export class AlertManager {
       labels ??= a ? a.labels : AlertManager.alertLabels(c);
       const fresh: Alert = {
         fp,
-        cid,
+        cid: c.rule.name + '\u0000' + c.key,
         rule: c.rule.name,
         severity: c.rule.severity,
         labels,
@@ -512,7 +541,7 @@ export class AlertManager {
       for (const g of this.groups.values()) if (g.alerts.has(fp)) referenced = true;
       if (!referenced) {
         this.alerts.delete(fp);
-        this.byCondition.delete(a.cid);
+        this.byCondition.deleteCid(a.cid);
       }
     }
   }
@@ -638,7 +667,7 @@ export class AlertManager {
     for (const a of j.alerts) {
       const al: Alert = { ...a, changes: a.changes.slice() };
       m.alerts.set(a.fp, al);
-      m.byCondition.set(a.cid, a.fp);
+      m.byCondition.setCid(a.cid, a.fp);
       if (al.flapping) m.flappingAlerts.add(al);
       if (al.state === 'firing' && m.canInhibit(al)) m.inhibitors.add(al);
     }
