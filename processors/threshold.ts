@@ -117,19 +117,42 @@ function cmp(op: number, a: number, b: number): boolean {
 
 /**
  * The rules watching one series (indices into the rule set, one array shared by every series with
- * the same list) and which of their conditions are active on it, by position in `rules`. `active` is
- * null while none is, so the common case (nothing firing) costs no memory per series.
+ * the same list) and which of their conditions are active on it, by position in `rules`: bits of a
+ * small integer (no memory beyond the entry), or flags in `wide` for the rare series watched by more
+ * than NARROW rules.
  */
 interface SeriesRules {
   readonly rules: readonly number[];
-  active: Uint8Array | null;
+  bits: number;
+  readonly wide: Uint8Array | null;
 }
+
+/** The rules of one metric, and its index in the per-labels-object caches (assigned on first use; -1 before). */
+interface MetricRules {
+  readonly cands: number[];
+  slot: number;
+}
+
+/**
+ * Metrics with a slot in the per-labels-object caches: a labels object carries at most this many
+ * metrics' entries (an array of slots), the metrics beyond are looked up by series key.
+ */
+const MAX_SLOTS = 64;
+
+/** Flags that fit the bits of a small integer (V8 keeps 31-bit signed integers unboxed). */
+const NARROW = 30;
 
 /** Samples per probe of the labels cache's usefulness, and samples looked up by series key alone after a poor probe. */
 const PROBE_SAMPLES = 8192;
 const KEYED_SAMPLES = 1 << 17;
 
-const NO_RULES: SeriesRules = Object.freeze({ rules: Object.freeze([]) as readonly number[], active: null }) as SeriesRules;
+const NO_RULES: SeriesRules = Object.freeze({ rules: Object.freeze([]) as readonly number[], bits: 0, wide: null }) as SeriesRules;
+
+function setFlag(e: SeriesRules, j: number, on: boolean): void {
+  if (e.wide !== null) e.wide[j] = on ? 1 : 0;
+  else if (on) e.bits |= 1 << j;
+  else e.bits &= ~(1 << j);
+}
 
 export class ThresholdOperator {
   private rules: readonly ThresholdRule[] = [];
@@ -137,18 +160,19 @@ export class ThresholdOperator {
   private ops = new Int8Array(0);
   private values = new Float64Array(0);
   private clears = new Float64Array(0);
-  private byMetric = new Map<string, number[]>();
+  private byMetric = new Map<string, MetricRules>();
+  private nextSlot = 0;
   /** Rules matching each series, by series key (matchers are evaluated once per series, not per sample). */
   private matchCache = new Map<string, SeriesRules>();
   private lists = new Map<string, readonly number[]>();
   /**
-   * The same entries by labels object and metric: pollers share one labels object across an
-   * interface's metrics (and in process across polls), so most samples find their entry from the
-   * object they carry without hashing the long series key.
+   * The same entries by labels object, indexed by the metric's slot: pollers share one labels object
+   * across an interface's metrics (and in process across polls), so most samples find their entry
+   * from the object they carry without hashing the long series key.
    */
-  private byLabels = new WeakMap<Labels, Map<string, SeriesRules>>();
+  private byLabels = new WeakMap<Labels, (SeriesRules | undefined)[]>();
   private lastLabels: Labels | null = null;
-  private lastEntries: Map<string, SeriesRules> | null = null;
+  private lastSlots: (SeriesRules | undefined)[] | null = null;
   private probeSamples = 0;
   private probeStale = 0;
   /** Samples left to look up by series key only (labels objects were not being reused). */
@@ -178,19 +202,20 @@ export class ThresholdOperator {
     this.values = new Float64Array(rules.length);
     this.clears = new Float64Array(rules.length);
     this.byMetric = new Map();
+    this.nextSlot = 0;
     rules.forEach((r, i) => {
       this.ops[i] = OP_CODE[r.op];
       this.values[i] = r.value;
       this.clears[i] = r.clear;
-      let a = this.byMetric.get(r.metric);
-      if (!a) this.byMetric.set(r.metric, (a = []));
-      a.push(i);
+      let m = this.byMetric.get(r.metric);
+      if (!m) this.byMetric.set(r.metric, (m = { cands: [], slot: -1 }));
+      m.cands.push(i);
     });
     this.matchCache = new Map();
     this.lists = new Map();
     this.byLabels = new WeakMap();
     this.lastLabels = null;
-    this.lastEntries = null;
+    this.lastSlots = null;
     const names = new Set(rules.map((r) => r.name));
     for (const name of [...this.active.keys()]) {
       if (!names.has(name)) this.active.delete(name);
@@ -206,20 +231,13 @@ export class ThresholdOperator {
       const sig = m.join(',');
       let list = this.lists.get(sig);
       if (!list) this.lists.set(sig, (list = m));
-      let active: Uint8Array | null = null;
+      e = { rules: list, bits: 0, wide: list.length > NARROW ? new Uint8Array(list.length) : null };
       for (let j = 0; j < list.length; j++) {
-        if (this.active.get(this.rules[list[j]!]!.name)?.has(key)) (active ??= new Uint8Array(list.length))[j] = 1;
+        if (this.active.get(this.rules[list[j]!]!.name)?.has(key)) setFlag(e, j, true);
       }
-      e = { rules: list, active };
     }
     this.matchCache.set(key, e);
     return e;
-  }
-
-  private byKey(key: string, s: Sample): SeriesRules {
-    // Most metrics have no rule at all: the metric name answers before the series key.
-    const cands = this.byMetric.get(s.metric);
-    return cands === undefined ? NO_RULES : (this.matchCache.get(key) ?? this.match(key, s, cands));
   }
 
   /**
@@ -231,7 +249,7 @@ export class ThresholdOperator {
     if (this.probeStale * 8 > PROBE_SAMPLES) {
       this.keyedFor = KEYED_SAMPLES;
       this.lastLabels = null;
-      this.lastEntries = null;
+      this.lastSlots = null;
     }
     this.probeSamples = 0;
     this.probeStale = 0;
@@ -239,29 +257,33 @@ export class ThresholdOperator {
 
   /** Evaluates every rule that watches this series against one sample (in event-time order per series). */
   evaluate(key: string, s: Sample): void {
+    // Most metrics have no rule at all: the metric name (short, hash cached) answers first.
+    const m = this.byMetric.get(s.metric);
+    if (m === undefined) return;
     let e: SeriesRules | undefined;
     if (this.keyedFor > 0) {
       this.keyedFor--;
-      e = this.byKey(key, s);
+      e = this.matchCache.get(key) ?? this.match(key, s, m.cands);
     } else {
       const L = s.labels;
-      let entries: Map<string, SeriesRules> | null | undefined = this.lastEntries;
-      if (L !== this.lastLabels || entries === null) {
-        entries = this.byLabels.get(L);
-        if (entries === undefined) this.byLabels.set(L, (entries = new Map<string, SeriesRules>()));
+      let slots: (SeriesRules | undefined)[] | null | undefined = this.lastSlots;
+      if (L !== this.lastLabels || slots === null) {
+        slots = this.byLabels.get(L);
+        if (slots === undefined) this.byLabels.set(L, (slots = [] as (SeriesRules | undefined)[]));
         this.lastLabels = L;
-        this.lastEntries = entries;
+        this.lastSlots = slots;
       }
-      e = entries.get(s.metric);
+      let slot = m.slot;
+      if (slot < 0 && this.nextSlot < MAX_SLOTS) slot = m.slot = this.nextSlot++;
+      e = slot >= 0 && slot < slots.length ? slots[slot] : undefined;
       if (e === undefined) {
-        const cands = this.byMetric.get(s.metric);
-        if (cands === undefined) e = NO_RULES;
-        else {
-          e = this.matchCache.get(key);
-          if (e === undefined) e = this.match(key, s, cands);
-          else this.probeStale++; // a known series under a new labels object
+        e = this.matchCache.get(key);
+        if (e === undefined) e = this.match(key, s, m.cands);
+        else this.probeStale++; // a known series under a new labels object
+        if (slot >= 0) {
+          while (slots.length < slot) slots.push(undefined);
+          slots[slot] = e;
         }
-        entries.set(s.metric, e);
       }
       if (++this.probeSamples === PROBE_SAMPLES) this.endProbe();
     }
@@ -271,8 +293,9 @@ export class ThresholdOperator {
     const v = s.value;
     if (!Number.isFinite(v)) return;
     const ops = this.ops;
-    const act = e.active;
-    if (act === null) {
+    const bits = e.bits;
+    const wide = e.wide;
+    if (bits === 0 && wide === null) {
       // Nothing active on this series (the usual case): only the trigger thresholds matter.
       const values = this.values;
       for (let j = 0; j < n; j++) {
@@ -283,7 +306,7 @@ export class ThresholdOperator {
     }
     for (let j = 0; j < n; j++) {
       const i = idx[j]!;
-      if (act[j] === 1) {
+      if (wide === null ? ((bits >>> j) & 1) === 1 : wide[j] === 1) {
         if (cmp(ops[i]!, v, this.clears[i]!)) this.out.push({ rule: this.rules[i]!, key, seriesLabels: s.labels, ts: s.ts, value: v, active: true });
         else this.change(e, j, key, s, false);
       } else if (cmp(ops[i]!, v, this.values[i]!)) this.change(e, j, key, s, true);
@@ -294,14 +317,11 @@ export class ThresholdOperator {
   private change(e: SeriesRules, j: number, key: string, s: Sample, active: boolean): void {
     const rule = this.rules[e.rules[j]!]!;
     let set = this.active.get(rule.name);
+    setFlag(e, j, active);
     if (active) {
-      (e.active ??= new Uint8Array(e.rules.length))[j] = 1;
       if (!set) this.active.set(rule.name, (set = new Set()));
       set.add(key);
-    } else {
-      e.active![j] = 0;
-      set?.delete(key);
-    }
+    } else set?.delete(key);
     this.out.push({ rule, key, seriesLabels: s.labels, ts: s.ts, value: s.value, active });
   }
 

@@ -155,3 +155,46 @@ test('threshold: fresh labels objects per sample (decoded batches) and shared on
   assert.ok(a.some((x) => x.startsWith('300/') && x.endsWith(':off')), 'a condition restored from the checkpoint clears');
   assert.deepEqual(b, a);
 });
+
+test('threshold: series watched by many rules, and many metrics with rules, agree with a plain evaluation of every rule', () => {
+  // 40 rules on one metric (more than fit the per-series bit flags) and 70 metrics with a rule each
+  // (more than the per-labels-object slots).
+  const lines = [
+    ...Array.from({ length: 40 }, (_, i) => `      - { alert: U${i}, expr: 'util{role=~"core|edge"} > ${i * 2.5}', clear: ${i * 2.5 - 4} }`),
+    ...Array.from({ length: 70 }, (_, i) => `      - { alert: M${i}, expr: 'm${i} ${i % 2 ? '<' : '>'} 50', clear: ${i % 2 ? 55 : 45} }`),
+  ];
+  const rules = compileRules(parse(`groups:\n  - name: g\n    rules:\n${lines.join('\n')}\n`)).rules;
+  const expected: string[] = [];
+  const on = new Set<string>();
+  const plain = (metric: string, labels: Labels, t: number, v: number) => {
+    for (const r of rules) {
+      if (r.metric !== metric || !r.matchers.every((m) => new RegExp(`^(?:${m.value})$`).test(labels[m.name] ?? ''))) continue;
+      const id = `${r.name} ${seriesKey(metric, labels)}`;
+      const was = on.has(id);
+      const now = r.op === '>' ? v > (was ? r.clear : r.value) : v < (was ? r.clear : r.value);
+      if (now) on.add(id);
+      else on.delete(id);
+      if (now || was) expected.push(`${t} ${r.name}:${now ? 'on' : 'off'}`);
+    }
+  };
+  const shared = [{ device: 'a', role: 'core' }, { device: 'b', role: 'edge' }, { device: 'c', role: 'lab' }];
+  for (const fresh of [false, true]) {
+    const op = new ThresholdOperator(rules);
+    const got: string[] = [];
+    expected.length = 0;
+    on.clear();
+    for (let t = 0; t < 120; t++) {
+      for (let d = 0; d < shared.length; d++) {
+        const labels: Labels = fresh ? { ...shared[d]! } : shared[d]!;
+        const v = 50 + 50 * Math.sin((t + d * 11) / 7);
+        for (const metric of ['util', ...Array.from({ length: 70 }, (_, i) => `m${i}`)]) {
+          plain(metric, labels, t, v);
+          for (const c of conditions(op, metric, labels, t, v)) got.push(`${t} ${c}`);
+        }
+      }
+    }
+    assert.ok(expected.filter((x) => x.startsWith('U39') || x.includes(' U39:')).length > 0, 'the 40th rule of the series fires');
+    assert.ok(expected.some((x) => x.includes(' M69:off')), 'the 70th metric clears');
+    assert.deepEqual(got, expected, fresh ? 'fresh labels objects' : 'shared labels objects');
+  }
+});
