@@ -7,7 +7,7 @@ import { M, counter, gauge, histogram } from '../core/metrics.js';
 import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/types.js';
 import { AnomalyOperator, anomalyConfig, type OperatorCheckpoint } from './anomaly/operator.js';
 import { RateState } from './rate.js';
-import { WindowOperator, parseDuration, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON, type Aggregates } from './window.js';
+import { WindowOperator, parseDuration, type SeriesRef, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON, type Aggregates } from './window.js';
 import { ThresholdOperator } from './threshold.js';
 import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification, type Silence } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
@@ -181,12 +181,13 @@ export class Pipeline {
     const samples: Sample[] = r.samples;
     for (const s of batch.samples) if (!RATE_INPUTS.has(s.metric)) samples.push(s);
     const anomalyEvents = this.anomaly ? this.scoreAnomalies(samples) : [];
-    const keys = new Array<string>(samples.length);
+    // One identity lookup per sample, shared by the windows (slot) and the rules (key).
+    const refs = new Array<SeriesRef>(samples.length);
     const sk = this.windows.keys;
-    for (let i = 0; i < samples.length; i++) keys[i] = sk.key(samples[i]!.metric, samples[i]!.labels);
-    this.windows.process(batch.device, batch.source, samples, keys);
+    for (let i = 0; i < samples.length; i++) refs[i] = sk.ref(samples[i]!.metric, samples[i]!.labels);
+    this.windows.process(batch.device, batch.source, samples, refs);
     if (this.threshold.ruleCount > 0) {
-      for (let i = 0; i < samples.length; i++) this.threshold.evaluate(keys[i]!, samples[i]!);
+      for (let i = 0; i < samples.length; i++) this.threshold.evaluate(refs[i]!.key, samples[i]!);
       this.alerts.apply(this.threshold.drain());
     }
     if (this.windows.watermark > -Infinity) this.alerts.tick(this.windows.watermark);

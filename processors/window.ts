@@ -477,9 +477,10 @@ export class WindowOperator {
   /**
    * Processes one input message (one poll of one device) from `channel`. Samples are classified
    * against the watermark as it was BEFORE this message; the message then advances the watermark,
-   * which may close windows.
+   * which may close windows. `refs` (from this.keys, one per sample) saves the identity lookup
+   * when the caller already made it.
    */
-  process(channel: string, source: string, samples: readonly Sample[], _keys?: readonly string[]): void {
+  process(channel: string, source: string, samples: readonly Sample[], refs?: readonly SeriesRef[]): void {
     let maxTs = -Infinity;
     const roots = this.roots;
     for (let i = 0; i < samples.length; i++) {
@@ -489,7 +490,7 @@ export class WindowOperator {
         continue;
       }
       if (s.ts > maxTs) maxTs = s.ts;
-      const ref = this.keys.ref(s.metric, s.labels);
+      const ref = refs ? refs[i]! : this.keys.ref(s.metric, s.labels);
       const slot = ref.slot >= 0 ? ref.slot : this.slotOf(ref, s.metric, s.labels);
       // The sketch bucket is the same for every window: one logarithm per sample.
       const code = codeOf(s.value);
