@@ -255,7 +255,11 @@ export class ThresholdOperator {
     this.probeStale = 0;
   }
 
-  /** Evaluates every rule that watches this series against one sample (in event-time order per series). */
+  /**
+   * Evaluates every rule that watches this series against one sample (in event-time order per series).
+   * `key` is the series key of (s.metric, s.labels) (processors/window SeriesKeys); labels objects are
+   * not mutated once samples carry them (entries are cached by labels object).
+   */
   evaluate(key: string, s: Sample): void {
     // Most metrics have no rule at all: the metric name (short, hash cached) answers first.
     const m = this.byMetric.get(s.metric);
