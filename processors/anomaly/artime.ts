@@ -61,6 +61,14 @@ export interface ArtimeParams {
   readonly haarSign: 1 | -1;
   /** Report within the block, at the point that makes it anomalous (see peek); false = the original. */
   readonly early: boolean;
+  /** Masking horizon after a reported anomaly, in feature windows (1.5 in the original, and when unset). */
+  readonly maskFactor?: number;
+  /**
+   * Masking horizon after a new cluster (candidates stay masked until this long without one), in
+   * feature windows (maskFactor when unset, as in the original). Longer here: a series that keeps
+   * making new clusters is still settling, and its candidates were mostly false positives.
+   */
+  readonly catMaskFactor?: number;
   /** Eviction head start (downsampled steps) of a category that resonated over one only created. */
   readonly keep: number;
 }
@@ -82,6 +90,8 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   haarSign: -1,
   early: false,
   keep: 100,
+  maskFactor: 1.5,
+  catMaskFactor: 3,
 };
 
 /** Julia's round(Int, x): ties to even. */
@@ -155,11 +165,11 @@ export interface ArtState {
 }
 
 /** The downsampling step and horizons a probation length implies (as the original derives them). */
-export function horizons(p: ArtimeParams): { probation: number; sstep: number; trend: number; mask: number } {
+export function horizons(p: ArtimeParams): { probation: number; sstep: number; trend: number; mask: number; catMask: number } {
   const probation = p.probation - (p.probation % 2);
   const sstep = Math.max(1, Math.round(Math.floor(probation / (p.window * p.windowsPerProbation))));
   const trend = Math.floor(probation / sstep);
-  return { probation, sstep, trend, mask: Math.floor(p.window * 1.5) };
+  return { probation, sstep, trend, mask: Math.floor(p.window * (p.maskFactor ?? 1.5)), catMask: Math.floor(p.window * (p.catMaskFactor ?? p.maskFactor ?? 1.5)) };
 }
 
 export interface ArtimeVerdict {
@@ -699,18 +709,18 @@ class Art {
     if (!(r.A < s.lb) && !(r.A === 0)) return 0;
     const maskAfterAnomaly = i - s.lastAnomaly <= this.h.mask;
     let maskAfterCat = s.maskAfterCat;
-    if (i > this.h.trend + this.h.mask && maskAfterCat && s.noNewCat >= this.h.mask) maskAfterCat = false;
+    if (i > this.h.trend + this.h.catMask && maskAfterCat && s.noNewCat >= this.h.catMask) maskAfterCat = false;
     const belowLast = r.A < s.lastAnomalySim * (maskAfterAnomaly ? 0.9 : 0.7);
     return !(maskAfterCat || maskAfterAnomaly) || belowLast ? this.confidence(r.A, r.Ae) : 0;
   }
 
   detect(f: Float64Array, i: number): ArtimeVerdict {
     const s = this.s;
-    const { trend, mask } = this.h;
+    const { trend, mask, catMask } = this.h;
     const updateAfterAnomaly = i - s.lastAnomaly === mask;
     const updateForTrend = i - s.lastRhoUpdate >= Math.floor(trend / 2);
     const maskAfterAnomaly = i - s.lastAnomaly <= mask;
-    if (i > trend + mask && s.maskAfterCat && s.noNewCat >= mask) s.maskAfterCat = false;
+    if (i > trend + catMask && s.maskAfterCat && s.noNewCat >= catMask) s.maskAfterCat = false;
     const r = this.train(f, i >= this.p.window);
     const newCluster = i < this.p.window || r.novel;
     s.noNewCat = newCluster ? 0 : s.noNewCat + 1;
