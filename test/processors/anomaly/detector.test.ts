@@ -185,6 +185,8 @@ test('defaults are the measured configuration', () => {
   assert.equal(DEFAULT_PARAMS.artime.probation, 750);
   assert.equal(DEFAULT_PARAMS.artime.range, 'probation', 'no look-ahead range');
   assert.ok(DEFAULT_PARAMS.artime.maxCategories > 0, 'bounded memory');
+  assert.equal(DEFAULT_PARAMS.artime.overflow, 'grow', 'the range grows rather than clamps');
+  assert.ok(DEFAULT_PARAMS.excursionMin > 0, 'the new-extreme opinion is on');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
