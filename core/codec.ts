@@ -83,6 +83,14 @@ class Reader {
     this.pos += 8;
     return v;
   }
+  /** Skips a string, checking it fits; returns where it starts (at its length). */
+  skipStr(): number {
+    const at = this.pos;
+    const len = this.varint();
+    if (this.pos + len > this.buf.length) throw new CodecError(`string of ${len} bytes overruns message`, this.pos);
+    this.pos += len;
+    return at;
+  }
   str(): string {
     const len = this.varint();
     if (this.pos + len > this.buf.length) throw new CodecError(`string of ${len} bytes overruns message`, this.pos);
@@ -170,7 +178,41 @@ export function encodeBatch(batch: SampleBatch): Buffer {
 }
 
 const MAX_STRINGS = 1_000_000;
+
+/**
+ * Decoded strings (metric names, label names and values, devices) are interned: every message
+ * would otherwise bring new instances of the same few thousand strings, and each Map lookup
+ * downstream (rates, windows, rules) would hash and compare them byte by byte. Canonical instances
+ * keep their hash and compare by pointer. Bounded: cleared when it holds INTERN_MAX strings.
+ */
+const INTERN_MAX = 200_000;
+let internTable = new Map<string, string>();
+function interned(s: string): string {
+  const c = internTable.get(s);
+  if (c !== undefined) return c;
+  if (internTable.size >= INTERN_MAX) internTable = new Map();
+  internTable.set(s, s);
+  return s;
+}
 const MAX_SAMPLES = 10_000_000;
+
+/**
+ * What a device's messages repeat: the string table and the label sets are the same bytes in every
+ * poll (only the timestamp and the samples change). The decoded strings and labels objects are kept
+ * per device and reused while those bytes stay the same: decoding gets cheaper, and every
+ * downstream cache keyed by a labels object (series identity, rules, the sink's series index) hits
+ * across messages. Labels objects are therefore shared between batches: they are never mutated.
+ */
+interface DecodedHead {
+  /** Copies of the bytes [2, batchTs) and [after batchTs, samples) they were decoded from. */
+  readonly head: Buffer;
+  readonly sets: Buffer;
+  readonly device: string;
+  readonly source: string;
+  readonly labelSets: Labels[];
+}
+const HEAD_CACHE_MAX = 20_000;
+let heads = new Map<string, DecodedHead>();
 
 /** Decodes a batch; throws CodecError (never anything else) on malformed input. */
 export function decodeBatch(buf: Buffer): SampleBatch {
@@ -180,32 +222,67 @@ export function decodeBatch(buf: Buffer): SampleBatch {
   const r = new Reader(buf);
   r.pos = 2;
   const nStrings = r.count('string', Math.min(MAX_STRINGS, r.remaining));
-  const table = new Array<string>(nStrings);
-  for (let i = 0; i < nStrings; i++) table[i] = r.str();
-  const at = (i: number): string => {
-    const s = table[i];
-    if (s === undefined) throw new CodecError(`string index ${i} out of range (${nStrings})`, r.pos);
+  const starts = new Array<number>(nStrings);
+  for (let i = 0; i < nStrings; i++) starts[i] = r.skipStr();
+  const strAt = (i: number, at: number): string => {
+    if (!(i < nStrings)) throw new CodecError(`string index ${i} out of range (${nStrings})`, at);
+    const p = starts[i]!;
+    r.pos = p;
+    const s = r.str();
     return s;
   };
-  const device = at(r.varint());
-  const source = at(r.varint());
+  const deviceIdx = r.varint();
+  const sourceIdx = r.varint();
+  const headEnd = r.pos;
   const ts = r.f64();
   if (!Number.isFinite(ts)) throw new CodecError('batch ts is not finite', r.pos);
+  const setsStart = r.pos;
   const nSets = r.count('label set', r.remaining);
-  const sets = new Array<Labels>(nSets);
   for (let i = 0; i < nSets; i++) {
     const nPairs = r.count('label', r.remaining);
-    const labels: Record<string, string> = {};
-    for (let j = 0; j < nPairs; j++) {
-      const k = at(r.varint());
-      labels[k] = at(r.varint());
-    }
-    sets[i] = labels;
+    for (let j = 0; j < 2 * nPairs; j++) r.varint();
   }
+  const setsEnd = r.pos;
+  const device = interned(strAt(deviceIdx, headEnd));
+  let h = heads.get(device);
+  if (h === undefined || buf.compare(h.head, 0, h.head.length, 2, headEnd) !== 0 || buf.compare(h.sets, 0, h.sets.length, setsStart, setsEnd) !== 0) {
+    const table = new Array<string>(nStrings);
+    for (let i = 0; i < nStrings; i++) table[i] = interned(strAt(i, headEnd));
+    const at = (i: number, pos: number): string => {
+      const s = table[i];
+      if (s === undefined) throw new CodecError(`string index ${i} out of range (${nStrings})`, pos);
+      return s;
+    };
+    r.pos = setsStart;
+    r.count('label set', r.remaining);
+    const labelSets = new Array<Labels>(nSets);
+    for (let i = 0; i < nSets; i++) {
+      const nPairs = r.count('label', r.remaining);
+      const labels: Record<string, string> = {};
+      for (let j = 0; j < nPairs; j++) {
+        const k = at(r.varint(), r.pos);
+        labels[k] = at(r.varint(), r.pos);
+      }
+      labelSets[i] = labels;
+    }
+    h = { head: Buffer.from(buf.subarray(2, headEnd)), sets: Buffer.from(buf.subarray(setsStart, setsEnd)), device, source: at(sourceIdx, headEnd), labelSets };
+    if (heads.size >= HEAD_CACHE_MAX) heads = new Map();
+    heads.set(device, h);
+  }
+  r.pos = setsEnd;
+  const sets = h.labelSets;
+  // Metric names are strings of the table: decode each once per message, interned.
+  const metrics = new Array<string | undefined>(nStrings);
   const n = r.count('sample', Math.min(MAX_SAMPLES, Math.floor(r.remaining / 11)));
   const samples = new Array<Sample>(n);
   for (let i = 0; i < n; i++) {
-    const metric = at(r.varint());
+    const mi = r.varint();
+    let metric = metrics[mi];
+    if (metric === undefined) {
+      const back = r.pos;
+      metric = metrics[mi] = interned(strAt(mi, back));
+      r.pos = back;
+    }
     const si = r.varint();
     const labels = sets[si];
     if (labels === undefined) throw new CodecError(`label set index ${si} out of range (${nSets})`, r.pos);
@@ -213,7 +290,7 @@ export function decodeBatch(buf: Buffer): SampleBatch {
     samples[i] = { metric, labels, ts: t, value: r.f64() };
   }
   if (r.remaining !== 0) throw new CodecError(`${r.remaining} trailing bytes`, r.pos);
-  return { device, source, ts, samples };
+  return { device, source: h.source, ts, samples };
 }
 
 /** Events are low-volume and keep their original fields: JSON, validated on decode. */

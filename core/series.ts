@@ -21,7 +21,10 @@ export function labelsText(labels: Labels): string {
   return s + '}';
 }
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
 function escapeLabel(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 

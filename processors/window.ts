@@ -297,8 +297,15 @@ interface LabelSetEntry {
   dropped: boolean;
 }
 
+const BY_OBJECT_MAX = 4096;
+
 export class SeriesKeys {
-  private byObject = new WeakMap<Labels, LabelSetEntry>();
+  /**
+   * Labels object -> entry. A plain Map (identity hash) cleared when it grows past BY_OBJECT_MAX:
+   * decoded batches bring new labels objects every message, and WeakMap inserts (ephemeron tables)
+   * cost more than the whole rest of the lookup.
+   */
+  private byObject = new Map<Labels, LabelSetEntry>();
   private byText = new Map<string, LabelSetEntry>();
   private objects = 0;
   private gen = 0;
@@ -319,6 +326,7 @@ export class SeriesKeys {
         e = { text, refs: new Map(), gen: this.gen, dropped: false };
         this.byText.set(text, e);
       }
+      if (this.byObject.size >= BY_OBJECT_MAX) this.byObject.clear();
       this.byObject.set(labels, e);
       if (++this.objects % 65_536 === 0) this.sweep();
     }

@@ -60,3 +60,20 @@ test('events round-trip and malformed events are rejected with the field named',
   assert.throws(() => decodeEvent(Buffer.from(JSON.stringify({ ...e, severity: 'bad' }))), /severity/);
   assert.throws(() => decodeEvent(Buffer.from(JSON.stringify({ ...e, ts: 'x' }))), /ts/);
 });
+
+test('a device repeating its string table and label sets gets the same labels objects; any change in them is decoded anew', () => {
+  const l1 = { device: 'r9', ifIndex: '1', ifName: 'ge-0/0/1' };
+  const mk = (ts: number, labels: Record<string, string>, v: number) => encodeBatch({ device: 'r9', source: 'snmp', ts, samples: [{ metric: 'ifHCInOctets', labels, ts, value: v }, { metric: 'ifOperStatus', labels, ts: ts + 1, value: 1 }] });
+  const a = decodeBatch(mk(1_000, l1, 10));
+  const b = decodeBatch(mk(2_000, { ...l1 }, 20));
+  assert.equal(a.samples[0]!.labels, b.samples[0]!.labels, 'shared across messages');
+  assert.deepEqual(b.samples.map((s) => [s.metric, s.ts, s.value]), [['ifHCInOctets', 2_000, 20], ['ifOperStatus', 2_001, 1]]);
+  // The interface was renamed: same lengths, other bytes. The cache must not answer with the old name.
+  const c = decodeBatch(mk(3_000, { ...l1, ifName: 'ge-0/0/2' }, 30));
+  assert.equal(c.samples[0]!.labels.ifName, 'ge-0/0/2');
+  assert.notEqual(c.samples[0]!.labels, a.samples[0]!.labels);
+  // Another device with the same labels bytes but its own name.
+  const d = decodeBatch(encodeBatch({ device: 'r10', source: 'snmp', ts: 4_000, samples: [{ metric: 'ifHCInOctets', labels: l1, ts: 4_000, value: 1 }] }));
+  assert.equal(d.device, 'r10');
+  assert.deepEqual(d.samples[0]!.labels, l1);
+});
