@@ -279,3 +279,43 @@ test('state written by the previous release (v1, windows computed alone) restore
   const five = r.drainResults().find((x) => x.window === '5m')!;
   assert.deepEqual([five.agg.count, five.agg.sum, five.agg.max, five.agg.last], [5, 38, 20, 20]);
 });
+
+test('many series, wide value ranges: cascaded sketches equal lone ones, and a window past 2048 buckets collapses like DDSketch', async () => {
+  const { DDSketch } = await import('../../processors/sketch.js');
+  const specs = [
+    { name: '1m', sizeMs: 60_000, hopMs: 60_000, allowedLatenessMs: 0 },
+    { name: '1h', sizeMs: 3_600_000, hopMs: 3_600_000, allowedLatenessMs: 0 },
+  ];
+  const base = { defaultDelayMs: 0, idleTimeoutMs: 7_200_000 };
+  const cascade = new WindowOperator({ ...base, windows: specs });
+  const alone = new WindowOperator({ ...base, windows: [specs[1]!] });
+  const ref = new DDSketch();
+  let x = 99;
+  for (let i = 0; i < 3600; i++) {
+    const msg: Sample[] = [];
+    for (let d = 0; d < 40; d++) {
+      x = (x * 48271) % 2147483647;
+      if (d === 0) {
+        // 3600 distinct buckets of each sign: beyond DDSketch's 2048 per store.
+        const v = Math.pow(1.03, (i * 7) % 3600);
+        ref.add(v);
+        ref.add(-v);
+        msg.push(s(i * 1000, v, 'm0'), s(i * 1000, -v, 'm0'));
+        continue;
+      }
+      const v = ((x % 100_001) - 30_000) * Math.pow(10, (x % 9) - 4);
+      msg.push(s(i * 1000, v, `m${d}`));
+    }
+    cascade.process('r1', 'snmp', msg);
+    alone.process('r1', 'snmp', msg);
+  }
+  cascade.process('r1', 'snmp', [s(3_600_000, 0)]);
+  alone.process('r1', 'snmp', [s(3_600_000, 0)]);
+  const got = cascade.drainResults().filter((r) => r.window === '1h');
+  const want = new Map(alone.drainResults().map((r) => [r.metric, r]));
+  assert.equal(got.length, 40);
+  for (const r of got) assert.deepEqual(r.sketch, want.get(r.metric)!.sketch, r.metric);
+  const m0 = got.find((r) => r.metric === 'm0')!;
+  assert.ok((m0.sketch.pi?.length ?? 0) === 2048 && (m0.sketch.ni?.length ?? 0) === 2048, 'both signs collapsed to 2048 buckets');
+  assert.deepEqual(m0.sketch, ref.toJSON());
+});
