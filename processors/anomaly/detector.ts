@@ -46,8 +46,13 @@ export interface DetectorParams {
    * extreme is often the first point of an incident, a block earlier than ARTime reports it.
    */
   readonly excursionMin: number;
-  /** Score of a large excursion: excursionLevel × (1 + tanh(excursion / excursionMin − 1)) / 2. */
+  /** Score of a large excursion: excursionLevel × (1 + tanh(excursion / need − 1)) / 2. */
   readonly excursionLevel: number;
+  /**
+   * A range learnt from few points is left easily: the excursion needed is excursionMin ×
+   * max(1, excursionSettle × warm-up / points seen), relaxing to excursionMin at that many warm-ups.
+   */
+  readonly excursionSettle: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
   readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
@@ -76,6 +81,7 @@ export const DEFAULT_PARAMS: DetectorParams = {
   peakDecay: 0,
   excursionMin: 0.03,
   excursionLevel: 0.5,
+  excursionSettle: 3,
 };
 
 export interface Verdict {
@@ -234,7 +240,8 @@ export class SeriesDetector {
     const learning = this.art!.s.i - 2 < this.art!.h.probation;
     let score = a.score;
     const ex = Math.abs(excursion);
-    if (!learning && p.excursionMin > 0 && ex > p.excursionMin) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / p.excursionMin - 1)) * 1e6) / 1e6);
+    const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
+    if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
     let explanation: string;
     if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
