@@ -9,6 +9,8 @@ import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './a
  * what came before (no look-ahead). The default ('artime' mode) scores with the ARTime layer
  * (artime.ts: adaptive-resonance memory of windowed shapes; a new cluster, unmasked, is the
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
+ * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
+ * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
  * The older statistical modes (baseline residual and range novelty, optionally a learned model's
  * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
  */
