@@ -141,6 +141,11 @@ test('checkpoint: compact encodings restore exactly; a corrupt memory blob is a 
   assert.equal(typeof cp.b.offset, 'string', 'baseline offsets packed');
   assert.equal(typeof cp.ar.art.z, 'string', 'ART memory packed');
   assert.deepEqual(run(SeriesDetector.fromJSON(cp), pts.slice(2200)), run(a, pts.slice(2200)));
+  // in the warm-up too (empty memory, buffered probation values)
+  const w = new SeriesDetector();
+  run(w, pts.slice(0, 300));
+  const wcp = JSON.parse(JSON.stringify(w));
+  assert.deepEqual(run(SeriesDetector.fromJSON(wcp), pts.slice(300, 1500)), run(w, pts.slice(300, 1500)));
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, ar: { ...cp.ar, art: { ...cp.ar.art, z: cp.ar.art.z.slice(0, 20) } } }), /anomaly detector state: corrupt/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, offset: 'AAAA' } }), /anomaly detector state: corrupt \(baseline offsets/);
 });
