@@ -150,7 +150,25 @@ export class KafkaBus implements Bus {
     if (max >= n) throw new BusError(`no partition ${max}: the topic has ${n}`, { topic, partition: max });
   }
 
+  /**
+   * Creates missing topics and grows partitions. A broker that just created a topic can answer
+   * the leader wait with UNKNOWN_TOPIC_OR_PARTITION for a moment (metadata not yet propagated):
+   * retriable errors are retried (the next attempt finds the topic) for up to ~15 s.
+   */
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.ensureTopicsOnce(specs);
+      } catch (err) {
+        const cause = (err as { cause?: { retriable?: boolean; type?: string } }).cause ?? (err as { retriable?: boolean; type?: string });
+        const retriable = cause?.retriable === true || cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition|LEADER_NOT_AVAILABLE/.test((err as Error).message);
+        if (!retriable || attempt >= 15) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
+  }
+
+  private async ensureTopicsOnce(specs: readonly TopicSpec[]): Promise<void> {
     for (const s of specs) checkTopicSpec(s);
     const admin = await this.admin();
     const existing = new Set(await admin.listTopics());

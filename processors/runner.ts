@@ -73,6 +73,7 @@ export const ProcessorConfigSchema = Type.Object({
       enabled: Type.Boolean({ default: true }),
       metrics: Type.Array(Type.String(), { default: ['if_in_bps', 'if_out_bps', 'if_in_errors_ps', 'hrProcessorLoad'] }),
       eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9 }),
+      extremeLevel: Type.Number({ minimum: 0, default: 1 }),
       severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((x) => Type.Literal(x)), { default: 'warning' }),
       learned: Type.Boolean({ default: false }),
       maxSeries: Type.Integer({ minimum: 1, default: 200_000 }),
@@ -140,7 +141,7 @@ export interface AnomalyStage {
 export function anomalyStage(cfg: ProcessorConfig): AnomalyStage | null {
   const a = cfg.anomaly;
   if (!a.enabled || a.metrics.length === 0) return null;
-  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, severity: a.severity, learned: a.learned, maxSeries: a.maxSeries }));
+  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, severity: a.severity, learned: a.learned, maxSeries: a.maxSeries }));
   return { metrics: new Set(a.metrics), op };
 }
 

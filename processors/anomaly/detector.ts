@@ -97,6 +97,11 @@ export interface Verdict {
   readonly raw: number;
   /** What deviated from which baseline. */
   readonly explanation: string;
+  /**
+   * How far the point left the range of everything the series has shown, as a fraction of that
+   * range (+ above, - below, 0 inside or while learning): a new all-time extreme, whatever the score.
+   */
+  readonly excursion: number;
 }
 
 export interface DetectorState {
@@ -160,7 +165,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}` };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0 };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -228,7 +233,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -254,7 +259,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion };
   }
 
   private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {

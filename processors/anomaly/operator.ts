@@ -18,6 +18,13 @@ export const AnomalyConfig = Type.Object({
   enabled: Type.Boolean({ default: true }),
   /** Scores at or above this become events. */
   eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'anomaly score (0..1) at which an event is raised' }),
+  /**
+   * A point beyond everything its series has shown by at least this fraction of the series' whole
+   * range (a link pinned at line rate after months at half of it) raises an event whatever its
+   * score: the score ranks surprises for thresholds swept over a corpus, an operator also wants the
+   * plainly unprecedented. 0 = off.
+   */
+  extremeLevel: Type.Number({ minimum: 0, default: 1, description: 'new all-time extreme, as a fraction of the series range, that raises an event (0 = off)' }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   learned: Type.Boolean({ default: true, description: 'use the learned (tfjs) layer' }),
   /** Where family models are saved; none = not persisted. */
@@ -195,7 +202,8 @@ export class AnomalyOperator {
       const id = seriesId(p.key);
       const modelVersion = learned === undefined ? 0 : p.model?.version ?? 0;
       scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
-      if (v.score >= this.config.eventLevel) {
+      const extreme = this.config.extremeLevel > 0 && Math.abs(v.excursion) >= this.config.extremeLevel;
+      if (v.score >= this.config.eventLevel || extreme) {
         events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
         eventsRaised.inc({ metric: p.s.metric });
       }

@@ -106,3 +106,17 @@ test('learned layer: one model per metric family, trained in the background, ver
     dir.remove();
   }
 });
+
+test('a new all-time extreme beyond the whole range raises an event at its first point whatever the score; extremeLevel 0 turns that off', () => {
+  // x2.5 of a series that stayed within ±30% of its mean: beyond the range by far more than the range.
+  const batches = traffic(2, 1500, 1400).map((b) => b.map((s) => (s.labels.device === 'r0' && s.ts >= T0 + 1400 * STEP ? { ...s, value: (s.value / 6) * 2.5 } : s)));
+  const on = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1 }));
+  const events = batches.flatMap((b) => on.process(b).events);
+  assert.ok(events.length >= 1, 'an event');
+  assert.equal(events[0]!.ts, T0 + 1400 * STEP, 'at the first point beyond the range');
+  assert.match(events[0]!.message, /new high \d+% of the range/);
+  assert.ok(events.every((e) => e.device === 'r0'));
+  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, extremeLevel: 0 }));
+  const none = batches.flatMap((b) => off.process(b).events).filter((e) => (e.fields as { score: number }).score < 1);
+  assert.deepEqual(none, []);
+});
