@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as TF from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { counter, histogram, M } from '../../core/metrics.js';
@@ -19,10 +19,21 @@ const trainSeconds = histogram('noctua_anomaly_model_train_seconds', 'Training t
 const modelVersions = counter('noctua_anomaly_model_versions_total', 'Anomaly model versions trained', ['family']);
 
 let backendReady: Promise<string> | undefined;
+/**
+ * tfjs, loaded by initBackend() only: importing it costs ~1.5 s and ~50 MB at start, and the
+ * learned layer is off unless configured, so processes that do not use it never load it.
+ */
+let tfLib: typeof TF | undefined;
+const tfNs = (): typeof TF => {
+  if (!tfLib) throw new Error('anomaly: the learned layer needs initBackend() before use');
+  return tfLib;
+};
 
 /** tfjs-node when installed (native), else the wasm backend, else tfjs's own cpu backend. */
 export function initBackend(): Promise<string> {
   backendReady ??= (async () => {
+    tfLib = await import('@tensorflow/tfjs');
+    const tf = tfLib;
     try {
       await import('@tensorflow/tfjs-node' as string);
       await tf.setBackend('tensorflow');
@@ -85,7 +96,7 @@ interface Snapshot {
 
 export class FamilyModel {
   readonly opts: FamilyModelOptions;
-  private model: tf.LayersModel | undefined;
+  private model: TF.LayersModel | undefined;
   private training: Promise<void> | undefined;
   private readonly xs: Float32Array;
   private readonly ys: Float32Array;
@@ -125,7 +136,8 @@ export class FamilyModel {
     return this.sinceTrain >= this.opts.retrainEvery && this.training === undefined;
   }
 
-  private build(): tf.LayersModel {
+  private build(): TF.LayersModel {
+    const tf = tfNs();
     const init = (k: number) => tf.initializers.glorotUniform({ seed: this.opts.seed + k });
     const m = tf.sequential();
     m.add(tf.layers.dense({ inputShape: [WINDOW], units: this.opts.hidden, activation: 'tanh', kernelInitializer: init(1) }));
@@ -139,6 +151,7 @@ export class FamilyModel {
    * new network replaces the old one only when it is complete.
    */
   train(): Promise<void> {
+    const tf = tfNs();
     if (this.training) return this.training;
     if (this.filled < 64) return Promise.resolve();
     this.sinceTrain = 0;
@@ -174,9 +187,10 @@ export class FamilyModel {
 
   /** Predicts the next normalised value for each window (rows of WINDOW values); NaN when no model yet. */
   predict(windows: Float32Array, count: number): Float32Array {
+    const tf = tfNs();
     if (!this.model || count === 0) return new Float32Array(count).fill(NaN);
     return tf.tidy(() => {
-      const out = this.model!.predict(tf.tensor2d(windows.subarray(0, count * WINDOW), [count, WINDOW])) as tf.Tensor;
+      const out = this.model!.predict(tf.tensor2d(windows.subarray(0, count * WINDOW), [count, WINDOW])) as TF.Tensor;
       return out.dataSync() as Float32Array;
     }).slice();
   }
@@ -195,6 +209,7 @@ export class FamilyModel {
   }
 
   loadSnapshot(s: Snapshot): void {
+    const tf = tfNs();
     if (s.format !== MODEL_FORMAT || s.hidden !== this.opts.hidden) throw new Error(`anomaly model ${this.opts.family}: snapshot format ${s.format}/hidden ${s.hidden} does not fit format ${MODEL_FORMAT}/hidden ${this.opts.hidden}`);
     const m = this.build();
     m.setWeights(s.weights.map((w) => tf.tensor(w.data, w.shape)));
