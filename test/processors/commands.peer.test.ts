@@ -1,7 +1,5 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KafkaBus } from '../../core/bus-kafka.js';
 import { partitionFor, type OutMessage } from '../../core/bus.js';
 import { encodeBatch } from '../../core/codec.js';
@@ -11,8 +9,8 @@ import { restoreSnapshots, snapshotKey } from '../../processors/checkpoint.js';
 import { CommandSender } from '../../processors/commands.js';
 import type { PipelineState } from '../../processors/runner.js';
 import { startKafka, type KafkaPeer } from '../peers/kafka.js';
-import { startProcess, waitFor, type Proc } from '../peers/util.js';
-import { readTopic, waitCaughtUp } from './harness.js';
+import type { Proc } from '../peers/util.js';
+import { readTopic, waitCaughtUp, processorChild, processorReady } from './harness.js';
 
 /**
  * Operator commands on the real broker: two processor processes in one group over two partitions,
@@ -21,7 +19,6 @@ import { readTopic, waitCaughtUp } from './harness.js';
  * changelog) and keep the acknowledged alerts from repeating, while an unacknowledged one repeats.
  */
 
-const here = dirname(fileURLToPath(import.meta.url));
 const PARTS = 2;
 const GROUP = 'cmd';
 const PREFIX = 'cmd.';
@@ -40,18 +37,10 @@ after(async () => {
 });
 
 function child(): Proc {
-  return startProcess(process.execPath, [join(here, 'processor-child.js')], {
-    env: { ...process.env, NOCTUA_TEST_BROKERS: kafka.brokers.join(','), NOCTUA_TEST_PREFIX: PREFIX, NOCTUA_TEST_GROUP: GROUP, NOCTUA_TEST_PARTITIONS: String(PARTS), NOCTUA_LOG_LEVEL: 'warn' },
-  });
+  return processorChild(kafka.brokers, PREFIX, GROUP, PARTS);
 }
 
-async function ready(p: Proc): Promise<Proc> {
-  await waitFor('processor child ready', () => {
-    if (p.child.exitCode !== null) throw new Error(`child exited ${p.child.exitCode}: ${p.output().slice(-3000)}`);
-    return p.output().includes('ready');
-  }, 60_000, 50);
-  return p;
-}
+const ready = processorReady;
 
 /** X and Y on different partitions (one alert each), Z the unacknowledged control. */
 function devices(): [string, string, string] {

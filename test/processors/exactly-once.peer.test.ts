@@ -1,15 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KafkaBus } from '../../core/bus-kafka.js';
 import { TOPICS } from '../../core/types.js';
 import { openClickHouse, type ClickHouse } from '../../storage/clickhouse.js';
 import { migrate } from '../../storage/migrations.js';
 import { startRollupSink } from '../../processors/rollup-sink.js';
 import { startKafka, type KafkaPeer } from '../peers/kafka.js';
-import { startProcess, tempDir, waitFor, sleep, type Proc } from '../peers/util.js';
-import { demoMessages, readTopic, canonical, waitCaughtUp } from './harness.js';
+import { tempDir, waitFor, sleep, type Proc } from '../peers/util.js';
+import { demoMessages, readTopic, canonical, waitCaughtUp, processorChild, processorReady } from './harness.js';
 
 /**
  * Exactly once on the real broker: 10 minutes of the demo network through two processor processes,
@@ -18,7 +16,6 @@ import { demoMessages, readTopic, canonical, waitCaughtUp } from './harness.js';
  * instance.
  */
 
-const here = dirname(fileURLToPath(import.meta.url));
 const PARTS = 3;
 let kafka: KafkaPeer;
 let bus: KafkaBus;
@@ -38,18 +35,10 @@ after(async () => {
 });
 
 function child(prefix: string, group: string): Proc {
-  return startProcess(process.execPath, [join(here, 'processor-child.js')], {
-    env: { ...process.env, NOCTUA_TEST_BROKERS: kafka.brokers.join(','), NOCTUA_TEST_PREFIX: prefix, NOCTUA_TEST_GROUP: group, NOCTUA_TEST_PARTITIONS: String(PARTS), NOCTUA_LOG_LEVEL: 'warn' },
-  });
+  return processorChild(kafka.brokers, prefix, group, PARTS);
 }
 
-async function ready(p: Proc): Promise<Proc> {
-  await waitFor('processor child ready', () => {
-    if (p.child.exitCode !== null) throw new Error(`child exited ${p.child.exitCode}: ${p.output().slice(-3000)}`);
-    return p.output().includes('ready');
-  }, 60_000, 50);
-  return p;
-}
+const ready = processorReady;
 
 async function committedTotal(group: string): Promise<bigint> {
   const c = await bus.committed(group, TOPICS.samples);

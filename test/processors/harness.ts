@@ -5,7 +5,9 @@ import { DemoNetwork } from '../../ingest/demo/network.js';
 import { replayDemo } from '../../ingest/demo/source.js';
 import { compileRules, type RuleSet } from '../../processors/rules.js';
 import { parse } from 'yaml';
-import { waitFor } from '../peers/util.js';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startProcess, waitFor, type Proc } from '../peers/util.js';
 
 /** Shared by the runner tests on the in-process bus and on Kafka. */
 
@@ -99,4 +101,22 @@ export async function waitCaughtUp(bus: Bus, groupId: string, timeoutMs = 60_000
 /** Rows in a canonical form: the content only (offsets and partitions of output topics may differ between runs). */
 export function canonical(msgs: InMessage[]): string[] {
   return msgs.map((m) => `${m.key}|${m.value?.toString() ?? ''}`).sort();
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** A `noctua process`-like child (processor-child.ts) on a real broker; see processorReady(). */
+export function processorChild(brokers: readonly string[], prefix: string, group: string, partitions: number): Proc {
+  return startProcess(process.execPath, [join(here, 'processor-child.js')], {
+    env: { ...process.env, NOCTUA_TEST_BROKERS: brokers.join(','), NOCTUA_TEST_PREFIX: prefix, NOCTUA_TEST_GROUP: group, NOCTUA_TEST_PARTITIONS: String(partitions), NOCTUA_LOG_LEVEL: 'warn' },
+  });
+}
+
+/** Waits until the child says it joined and is processing; its output tells why when it died first. */
+export async function processorReady(p: Proc): Promise<Proc> {
+  await waitFor('processor child ready', () => {
+    if (p.child.exitCode !== null) throw new Error(`child exited ${p.child.exitCode}: ${p.output().slice(-3000)}`);
+    return p.output().includes('ready');
+  }, 60_000, 50);
+  return p;
 }
