@@ -194,6 +194,7 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
       `  Metrics   curl ${auth} ${rt.url}/metrics`,
       `  Series    curl ${auth} '${rt.url}/api/v1/series?metric=ifHCInOctets&device=core-rtr-1&from=-15m'`,
       `  SQL       curl ${auth} --data-urlencode 'q=SELECT metric, count() FROM noctua.samples GROUP BY metric' -G ${rt.url}/api/v1/sql`,
+      `  Alerts    curl ${auth} '${rt.url}/api/v1/alerts?state=firing'   (ack: POST /api/v1/alerts/<fingerprint>/ack {"by":"you","comment":"..."})`,
       `  Token     ${rt.token}   (set api.token or NOCTUA_TOKEN; otherwise kept in ${resolve(rt.cfg.dataDir, 'api-token')})`,
     );
   }
