@@ -212,7 +212,7 @@ interface DecodedHead {
   readonly labelSets: Labels[];
 }
 const HEAD_CACHE_MAX = 20_000;
-let heads = new Map<string, DecodedHead>();
+const heads = new Map<string, DecodedHead>();
 
 /** Decodes a batch; throws CodecError (never anything else) on malformed input. */
 export function decodeBatch(buf: Buffer): SampleBatch {
@@ -266,7 +266,10 @@ export function decodeBatch(buf: Buffer): SampleBatch {
       labelSets[i] = labels;
     }
     h = { head: Buffer.from(buf.subarray(2, headEnd)), sets: Buffer.from(buf.subarray(setsStart, setsEnd)), device, source: at(sourceIdx, headEnd), labelSets };
-    if (heads.size >= HEAD_CACHE_MAX) heads = new Map();
+    // Beyond HEAD_CACHE_MAX devices the longest-cached one goes (a changed head is re-inserted, so
+    // insertion order roughly follows recency): no cliff where every device misses at once.
+    heads.delete(device);
+    if (heads.size >= HEAD_CACHE_MAX) heads.delete(heads.keys().next().value!);
     heads.set(device, h);
   }
   r.pos = setsEnd;
