@@ -17,8 +17,10 @@ export const APT = [
   ['docker-compose', '/usr/bin/docker-compose'],
   // Java and Maven for the Kafka broker (deploy/kafka/fetch.sh checks them too).
   ['maven', '/usr/bin/mvn'],
+  // Headless browser for the dashboard test (and the PDF reports when they land).
+  ['chromium', '/usr/bin/chromium'],
 ];
-// Reports (chromium, poppler-utils) and the SSH source (openssh-server) add theirs when they land.
+// Reports (poppler-utils) and the SSH source (openssh-server) add theirs when they land.
 
 function log(msg) {
   process.stderr.write(`[provision] ${msg}\n`);

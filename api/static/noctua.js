@@ -115,8 +115,34 @@ function connect() {
   };
 }
 
+/** Pending and firing alerts with who acknowledged them; firing ones not acknowledged get a button. */
+async function refreshActive() {
+  const { alerts } = await api('/api/v1/alerts?limit=50');
+  $('active').tBodies[0].innerHTML = alerts.map((a) => {
+    const ack = a.ack
+      ? `<span title="${esc(a.ack.comment || '')}">by ${esc(a.ack.by)}</span>`
+      : a.state === 'firing' ? `<button data-fp="${esc(a.fingerprint)}" title="stop repeats until it resolves">ack</button>` : '';
+    const where = a.labels.ifName ? `${a.labels.device} ${a.labels.ifName}` : a.labels.device || '';
+    return `<tr class="state-${esc(a.state)}"><td>${hhmm(a.startsAt)}</td><td>${esc(a.state)}${a.flapping ? ' (flapping)' : ''}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td title="${esc(a.annotations.summary || '')}">${esc(a.rule)}</td><td>${esc(where)}</td><td>${ack}</td></tr>`;
+  }).join('');
+}
+
+/** Acknowledge: who and why, recorded with the alert; repeats stop until it resolves. */
+async function acknowledge(fp) {
+  const by = window.prompt('Acknowledge as (your name):', localStorage.getItem('noctua.user') || '');
+  if (!by) return;
+  localStorage.setItem('noctua.user', by);
+  const comment = window.prompt('Comment (ticket, what you are doing):', '') || '';
+  const r = await fetch('/api/v1/alerts/' + encodeURIComponent(fp) + '/ack', {
+    method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by, comment }),
+  });
+  $('status').textContent = r.ok ? 'acknowledgement sent' : 'ack refused: ' + r.status + ' ' + (await r.text());
+  setTimeout(refreshTables, 1500);
+}
+
 async function refreshTables() {
   try {
+    await refreshActive();
     const alerts = await sql("SELECT ts, state, severity, rule, device FROM noctua.alert_history ORDER BY ts DESC LIMIT 25");
     $('alerts').tBodies[0].innerHTML = alerts.map((a) => `<tr class="state-${esc(a.state)}"><td>${hhmm(a.ts)}</td><td>${esc(a.state)}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td>${esc(a.rule)}</td><td>${esc(a.device)}</td></tr>`).join('');
     const events = await sql("SELECT ts, severity, kind, device, message FROM noctua.events ORDER BY ts DESC LIMIT 25");
@@ -136,6 +162,10 @@ async function main() {
     const go = () => loadDevice($('device').value, Number($('range').value)).catch((err) => ($('status').textContent = err.message));
     $('device').onchange = go;
     $('range').onchange = go;
+    $('active').onclick = (e) => {
+      const fp = e.target.closest('button')?.dataset.fp;
+      if (fp) acknowledge(fp).catch((err) => ($('status').textContent = err.message));
+    };
     connect();
     await go();
     await refreshTables();
