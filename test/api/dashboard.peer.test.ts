@@ -18,7 +18,7 @@ const CHROMIUM = '/usr/bin/chromium';
 async function renderedDom(url: string, profile: string, budgetMs = 8000): Promise<string> {
   const { stdout } = await promisify(execFile)(CHROMIUM, [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, `--virtual-time-budget=${budgetMs}`, '--dump-dom', url,
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, `--virtual-time-budget=${budgetMs}`, '--dump-dom', url,
   ], { encoding: 'utf8', timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
   return stdout;
 }
