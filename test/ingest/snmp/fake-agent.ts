@@ -1,4 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { tlv, uintBytes, encodeOid, decodeOid } from '../../peers/ber.js';
 
 /**
  * Tiny hand-rolled SNMPv2c agents for the failure modes a real agent will not produce on demand:
@@ -53,10 +54,10 @@ interface Request {
 
 /** The MIB the fake serves, in OID order: sysUpTime and a 5-interface ifTable (descr, oper status, in-octets). */
 const MIB: Array<[string, Buffer]> = (() => {
-  const rows: Array<[string, Buffer]> = [['1.3.6.1.2.1.1.3.0', tlv(0x43, uint(4242))]];
+  const rows: Array<[string, Buffer]> = [['1.3.6.1.2.1.1.3.0', tlv(0x43, uintBytes(4242))]];
   for (const idx of [1, 2, 3, 4, 5]) rows.push([`1.3.6.1.2.1.2.2.1.2.${idx}`, tlv(0x04, Buffer.from(`port${idx}`))]);
-  for (const idx of [1, 2, 3, 4, 5]) rows.push([`1.3.6.1.2.1.2.2.1.8.${idx}`, tlv(0x02, uint(1))]);
-  for (const idx of [1, 2, 3, 4, 5]) rows.push([`1.3.6.1.2.1.2.2.1.10.${idx}`, tlv(0x41, uint(idx * 1000))]);
+  for (const idx of [1, 2, 3, 4, 5]) rows.push([`1.3.6.1.2.1.2.2.1.8.${idx}`, tlv(0x02, uintBytes(1))]);
+  for (const idx of [1, 2, 3, 4, 5]) rows.push([`1.3.6.1.2.1.2.2.1.10.${idx}`, tlv(0x41, uintBytes(idx * 1000))]);
   return rows;
 })();
 
@@ -92,8 +93,8 @@ function respond(req: Request, tooBigAbove: number): Buffer {
       });
     }
   }
-  const pdu = tlv(0xa2, Buffer.concat([tlv(0x02, req.reqId), tlv(0x02, uint(errStatus)), tlv(0x02, uint(0)), tlv(0x30, Buffer.concat(vbs))]));
-  return tlv(0x30, Buffer.concat([tlv(0x02, uint(1)), tlv(0x04, req.community), pdu]));
+  const pdu = tlv(0xa2, Buffer.concat([tlv(0x02, req.reqId), tlv(0x02, uintBytes(errStatus)), tlv(0x02, uintBytes(0)), tlv(0x30, Buffer.concat(vbs))]));
+  return tlv(0x30, Buffer.concat([tlv(0x02, uintBytes(1)), tlv(0x04, req.community), pdu]));
 }
 
 function parseRequest(buf: Buffer): Request {
@@ -110,7 +111,7 @@ function parseRequest(buf: Buffer): Request {
   while (p < list.end) {
     const vb = read(buf, p);
     const oid = read(buf, vb.start);
-    oids.push(decodeOid(buf.subarray(oid.start, oid.end)));
+    oids.push(decodeOid(buf, oid.start, oid.end));
     p = vb.end;
   }
   return {
@@ -143,51 +144,7 @@ function intOf(b: Buffer): number {
   return v;
 }
 
-function decodeOid(b: Buffer): string {
-  const out = [Math.floor(b[0]! / 40), b[0]! % 40];
-  let v = 0;
-  for (let i = 1; i < b.length; i++) {
-    v = v * 128 + (b[i]! & 0x7f);
-    if (!(b[i]! & 0x80)) {
-      out.push(v);
-      v = 0;
-    }
-  }
-  return out.join('.');
-}
-
-function encodeOid(oid: string): Buffer {
-  const p = oid.split('.').map(Number);
-  const bytes = [p[0]! * 40 + p[1]!];
-  for (const n of p.slice(2)) {
-    const chunk = [n & 0x7f];
-    let x = Math.floor(n / 128);
-    while (x > 0) {
-      chunk.unshift((x & 0x7f) | 0x80);
-      x = Math.floor(x / 128);
-    }
-    bytes.push(...chunk);
-  }
-  return Buffer.from(bytes);
-}
-
 function varbind(oid: string, value: Buffer): Buffer {
-  return tlv(0x30, Buffer.concat([tlv(0x06, encodeOid(oid)), value]));
+  return tlv(0x30, Buffer.concat([encodeOid(oid), value]));
 }
 
-function uint(n: number): Buffer {
-  const bytes: number[] = [];
-  do {
-    bytes.unshift(n & 0xff);
-    n = Math.floor(n / 256);
-  } while (n > 0);
-  if (bytes[0]! & 0x80) bytes.unshift(0);
-  return Buffer.from(bytes);
-}
-
-function tlv(tag: number, body: Buffer): Buffer {
-  const len = body.length;
-  if (len < 128) return Buffer.concat([Buffer.from([tag, len]), body]);
-  if (len < 256) return Buffer.concat([Buffer.from([tag, 0x81, len]), body]);
-  return Buffer.concat([Buffer.from([tag, 0x82, len >> 8, len & 0xff]), body]);
-}
