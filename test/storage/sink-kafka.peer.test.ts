@@ -8,19 +8,32 @@ import { migrate } from '../../storage/migrations.js';
 import { Sink, type FlushRange } from '../../storage/sink.js';
 import { sampleMessages, produce, waitCommitted, storedPerSeries, compare, SAMPLES, EVENTS, type Expected } from './fixtures.js';
 
+/** A broker, an embedded ClickHouse migrated, and the sink's topics with `partitions` each. */
+async function peers(name: string, partitions: number) {
+  const kafka = await startKafka();
+  const dir = tempDir(name);
+  const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 14 }, dir.path);
+  const bus = new KafkaBus({ brokers: kafka.brokers, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  await migrate(ch, { rawTtlDays: 14 });
+  await bus.ensureTopics([
+    { topic: SAMPLES, partitions },
+    { topic: EVENTS, partitions },
+  ]);
+  return { kafka, dir, ch, bus };
+}
+
+async function stopPeers(p: Awaited<ReturnType<typeof peers>>): Promise<void> {
+  await p.bus.close();
+  await p.ch.close();
+  p.dir.remove();
+  await p.kafka.stop();
+}
+
 // Smoke test of the sink on a real broker (the integrator's suite adds SIGKILLed sink processes):
 // a sink dies between insert and commit, a second one in the same group takes over, exactly once.
 test('Kafka: a sink killed between insert and commit is replaced without loss or duplicates', { timeout: 240_000 }, async () => {
-  const kafka = await startKafka();
-  const dir = tempDir('sink-kafka');
-  const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 14 }, dir.path);
-  const bus = new KafkaBus({ brokers: kafka.brokers, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  const { kafka, dir, ch, bus } = await peers('sink-kafka', 3);
   try {
-    await migrate(ch, { rawTtlDays: 14 });
-    await bus.ensureTopics([
-      { topic: SAMPLES, partitions: 3 },
-      { topic: EVENTS, partitions: 3 },
-    ]);
     const expected: Expected = new Map();
     const t0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 + 3_600_000;
     await produce(bus, SAMPLES, sampleMessages({ devices: 30, seriesPerDevice: 100, polls: 20, t0, metricsPerSet: 20 }, expected), 200);
@@ -47,24 +60,13 @@ test('Kafka: a sink killed between insert and commit is replaced without loss or
     await b.stop();
     assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
   } finally {
-    await bus.close();
-    await ch.close();
-    dir.remove();
-    await kafka.stop();
+    await stopPeers({ kafka, dir, ch, bus });
   }
 });
 
 test('Kafka: a second sink joining and the first leaving move partitions mid-stream without loss or duplicates', { timeout: 240_000 }, async () => {
-  const kafka = await startKafka();
-  const dir = tempDir('sink-kafka2');
-  const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 14 }, dir.path);
-  const bus = new KafkaBus({ brokers: kafka.brokers, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  const { kafka, dir, ch, bus } = await peers('sink-kafka2', 4);
   try {
-    await migrate(ch, { rawTtlDays: 14 });
-    await bus.ensureTopics([
-      { topic: SAMPLES, partitions: 4 },
-      { topic: EVENTS, partitions: 4 },
-    ]);
     const expected: Expected = new Map();
     const t0 = Math.floor(Date.now() / 86_400_000) * 86_400_000 + 7_200_000;
     let poll = 0;
@@ -88,9 +90,6 @@ test('Kafka: a second sink joining and the first leaving move partitions mid-str
     await b.stop();
     assert.deepEqual(compare(expected, await storedPerSeries(ch)), []);
   } finally {
-    await bus.close();
-    await ch.close();
-    dir.remove();
-    await kafka.stop();
+    await stopPeers({ kafka, dir, ch, bus });
   }
 });
