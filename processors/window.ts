@@ -448,10 +448,6 @@ export class SeriesKeys {
   private lastLabels: Labels | null = null;
   private lastEntry: LabelSetEntry | null = null;
 
-  key(metric: string, labels: Labels): string {
-    return this.ref(metric, labels).key;
-  }
-
   ref(metric: string, labels: Labels): SeriesRef {
     let e = labels === this.lastLabels ? this.lastEntry! : this.byObject.get(labels);
     if (e === undefined || e.dropped) {
