@@ -55,6 +55,14 @@ export interface DetectorParams {
    * max(1, excursionSettle × warm-up / points seen), relaxing to excursionMin at that many warm-ups.
    */
   readonly excursionSettle: number;
+  /**
+   * ARTime mode: one incident, one report. Candidates (either opinion) less than this many of
+   * ARTime's post-anomaly masks (mask × downsampling step, in points) apart are one incident; within
+   * it, a candidate no higher than the incident's peak so far scores 0 (0 = off). ARTime masks only
+   * its own reports: a new extreme and, a block later, ARTime's report of the same change counted
+   * twice. Only repeats are dropped, so at any event level the incident's first crossing stays.
+   */
+  readonly incidentMasks: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
   readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
@@ -84,6 +92,7 @@ export const DEFAULT_PARAMS: DetectorParams = {
   excursionMin: 0.03,
   excursionLevel: 0.5,
   excursionSettle: 3,
+  incidentMasks: 1,
 };
 
 export interface Verdict {
@@ -121,6 +130,10 @@ export interface DetectorState {
   ts?: TailState;
   /** ARTime layer (artime mode). */
   ar?: ArtimeState;
+  /** ARTime mode: point index (ARTime's count) of the last candidate, for the incident mask. */
+  hit?: number | null;
+  /** ... and the incident's peak score so far. */
+  hp?: number;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -136,6 +149,8 @@ export class SeriesDetector {
   private readonly tailP: Tail | undefined;
   private readonly tailS: Tail | undefined;
   private readonly art: Artime | undefined;
+  private lastHit: number;
+  private hitPeak: number;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
@@ -148,6 +163,8 @@ export class SeriesDetector {
     this.tailP = params.mode === 'evt' ? new Tail(params.tail, state?.tp) : undefined;
     this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
+    this.lastHit = state?.hit ?? -Infinity;
+    this.hitPeak = state?.hp ?? 0;
   }
 
   get seen(): number {
@@ -249,10 +266,24 @@ export class SeriesDetector {
     const ex = Math.abs(excursion);
     const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
+    let sameIncident = 0;
+    if (score > 0 && p.incidentMasks > 0) {
+      // chained: a burst of candidates stays one incident until a quiet mask passes
+      const i = this.art!.s.i;
+      const h = this.art!.h;
+      if (i - this.lastHit <= p.incidentMasks * h.mask * h.sstep) {
+        if (score <= this.hitPeak) {
+          sameIncident = i - this.lastHit;
+          score = 0;
+        } else this.hitPeak = score;
+      } else this.hitPeak = score;
+      this.lastHit = i;
+    }
     let explanation: string;
     if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
       explanation = this.explain(value, e, z, excursion, score, Infinity);
+      if (sameIncident > 0) explanation += `; same incident as the candidates up to ${sameIncident} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
     this.base.update(value, e);
@@ -273,7 +304,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON() } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {

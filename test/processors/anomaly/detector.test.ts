@@ -78,6 +78,38 @@ test('a new extreme beyond everything seen scores at its own point (before ARTim
   assert.match(a.explanation, /new high 15% of the range/);
 });
 
+test('one incident, one report: a lower candidate soon after is dropped, a higher one and a later incident are not', () => {
+  const pts = series(4000, 7);
+  const top = Math.max(...pts.slice(0, 2500).map(([, v]) => v));
+  const range = top - Math.min(...pts.slice(0, 2500).map(([, v]) => v));
+  const { mask, sstep } = horizons(DEFAULT_PARAMS.artime);
+  const later = 2503 + mask * sstep + 200;
+  pts[2500] = [pts[2500]![0], top + 0.3 * range];
+  pts[2502] = [pts[2502]![0], top + 0.36 * range]; // a new high again, but a weaker excursion
+  pts[later] = [pts[later]![0], top + 0.8 * range];
+  const on = new SeriesDetector();
+  const off = new SeriesDetector({ ...DEFAULT_PARAMS, incidentMasks: 0 });
+  const a = pts.map(([t, v]) => on.step(t, v));
+  const b = pts.map(([t, v]) => off.step(t, v));
+  assert.ok(a[2500]!.score > 0.3, `first candidate ${a[2500]!.score}`);
+  assert.ok(b[2502]!.score > 0 && b[2502]!.score < a[2500]!.score, `repeat without the incident mask ${b[2502]!.score}`);
+  assert.equal(a[2502]!.score, 0, 'the repeat is the same incident');
+  assert.match(a[2502]!.explanation, /same incident/);
+  assert.ok(a[later]!.score > 0.3, `a later incident is reported: ${a[later]!.score}`);
+  // only repeats are dropped: wherever the incident mask zeroes a score, an earlier point of the incident scored at least as high
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.score === b[i]!.score) continue;
+    assert.equal(a[i]!.score, 0);
+    assert.ok(Math.max(...b.slice(Math.max(0, i - 2 * mask * sstep), i).map((v) => v.score)) >= b[i]!.score, `point ${i}`);
+  }
+  // the incident survives a checkpoint
+  const c = new SeriesDetector();
+  for (let i = 0; i <= 2500; i++) c.step(pts[i]![0], pts[i]![1]);
+  const r = SeriesDetector.fromJSON(JSON.parse(JSON.stringify(c.toJSON())));
+  r.step(pts[2501]![0], pts[2501]![1]);
+  assert.equal(r.step(pts[2502]![0], pts[2502]![1]).score, 0);
+});
+
 test('the verdict carries the expected value, a band around it, and an explanation naming the baseline', () => {
   const pts = series(3000, 7, 2500);
   const d = new SeriesDetector();
@@ -192,6 +224,7 @@ test('defaults are the measured configuration', () => {
   assert.ok(DEFAULT_PARAMS.artime.maxCategories > 0, 'bounded memory');
   assert.equal(DEFAULT_PARAMS.artime.overflow, 'grow', 'the range grows rather than clamps');
   assert.ok(DEFAULT_PARAMS.excursionMin > 0, 'the new-extreme opinion is on');
+  assert.equal(DEFAULT_PARAMS.incidentMasks, 1, 'repeats within an incident are dropped');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
