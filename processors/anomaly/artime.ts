@@ -127,6 +127,8 @@ export interface ArtimeState {
   pb: number[];
   /** The current block was already reported by the early look. */
   rep: boolean;
+  /** Point index (i) at which the range last grew; absent if it never has. */
+  gi?: number;
   /** ART memory (see Art); present in JSON only. */
   art?: ArtState;
 }
@@ -414,8 +416,14 @@ export class Artime {
     while (s.bins[s.med] === 0 && s.med > 0) s.med--;
     for (let k = 0; k < s.fw.length; k++) s.fw[k] = s.fw[k]! * a + b;
     this.art.rescaleRaw(p.window, a, b);
+    s.gi = s.i;
     s.lo = lo;
     s.hi = hi;
+  }
+
+  /** Points since the range last grew (Infinity if it never has). */
+  get sinceGrowth(): number {
+    return this.s.gi === undefined ? Infinity : this.s.i - this.s.gi;
   }
 
   /** Categories in memory, and the current lower vigilance (for explanations). */

@@ -11,6 +11,9 @@ import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './a
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
+ * Two rules shape what is reported: candidates of either opinion close together are one incident
+ * (only a new high within it is reported again), and for a while after the range grew (the memory
+ * rescaled to a scale it has not learnt at) a new pattern that is not itself a new extreme counts less.
  * The older statistical modes (baseline residual and range novelty, optionally a learned model's
  * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
  */
@@ -63,6 +66,15 @@ export interface DetectorParams {
    * twice. Only repeats are dropped, so at any event level the incident's first crossing stays.
    */
   readonly incidentMasks: number;
+  /**
+   * ARTime mode: after the range grew (the memory rescaled to a scale it has not learnt at), a new
+   * pattern that is not itself beyond the range scores × grownFactor for grownHold warm-ups, then
+   * recovers linearly over grownRecover warm-ups (grownFactor 1 = off). Measured on NAB: such
+   * candidates were three times as often false as the others.
+   */
+  readonly grownFactor: number;
+  readonly grownHold: number;
+  readonly grownRecover: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
   readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
@@ -93,6 +105,9 @@ export const DEFAULT_PARAMS: DetectorParams = {
   excursionLevel: 0.5,
   excursionSettle: 3,
   incidentMasks: 1,
+  grownFactor: 0.5,
+  grownHold: 1,
+  grownRecover: 2,
 };
 
 export interface Verdict {
@@ -266,6 +281,16 @@ export class SeriesDetector {
     const ex = Math.abs(excursion);
     const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
+    let settling = false;
+    // the feature windows that hold the growing value are about that value itself: not damped
+    if (score > 0 && excursion === 0 && p.grownFactor < 1 && this.art!.sinceGrowth > this.art!.p.window * this.art!.h.sstep) {
+      const t = this.art!.sinceGrowth / this.art!.h.probation;
+      const f = t <= p.grownHold ? p.grownFactor : Math.min(1, p.grownFactor + ((1 - p.grownFactor) * (t - p.grownHold)) / Math.max(1e-9, p.grownRecover));
+      if (f < 1) {
+        score = Math.round(score * f * 1e6) / 1e6;
+        settling = true;
+      }
+    }
     let sameIncident = 0;
     if (score > 0 && p.incidentMasks > 0) {
       // chained: a burst of candidates stays one incident until a quiet mask passes
@@ -283,6 +308,7 @@ export class SeriesDetector {
     if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
       explanation = this.explain(value, e, z, excursion, score, Infinity);
+      if (settling) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
       if (sameIncident > 0) explanation += `; same incident as the candidates up to ${sameIncident} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }

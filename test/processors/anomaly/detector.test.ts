@@ -110,6 +110,28 @@ test('one incident, one report: a lower candidate soon after is dropped, a highe
   assert.equal(r.step(pts[2502]![0], pts[2502]![1]).score, 0);
 });
 
+test('after the range grew, a new pattern within it counts less for a while; the growing spike itself does not', () => {
+  const pts = series(4000, 7);
+  for (let i = 2500; i < 2504; i++) pts[i] = [pts[i]![0], 400]; // the range grows (3x)
+  for (let i = 2800; i < 2900; i++) pts[i] = [pts[i]![0], 100]; // later, a flat stretch inside the range
+  const on = new SeriesDetector();
+  const off = new SeriesDetector({ ...DEFAULT_PARAMS, grownFactor: 1 });
+  const a = pts.map(([t, v]) => on.step(t, v));
+  const b = pts.map(([t, v]) => off.step(t, v));
+  const spike = a.slice(2504, 2520).findIndex((v) => v.score > 0.9);
+  assert.ok(spike >= 0, 'ARTime reports the spike block in full');
+  let damped = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.score === b[i]!.score) continue;
+    assert.ok(i > 2504, `point ${i}: nothing changes before the growth`);
+    assert.equal(a[i]!.excursion, 0, `point ${i}: a new extreme is never damped`);
+    assert.ok(Math.abs(a[i]!.score - b[i]!.score * DEFAULT_PARAMS.grownFactor) < 1e-6, `point ${i}: ${a[i]!.score} vs ${b[i]!.score}`);
+    assert.match(a[i]!.explanation, /range grew \d+ points ago/);
+    damped++;
+  }
+  assert.ok(damped > 0, 'the flat stretch after the growth was damped');
+});
+
 test('the verdict carries the expected value, a band around it, and an explanation naming the baseline', () => {
   const pts = series(3000, 7, 2500);
   const d = new SeriesDetector();
@@ -225,6 +247,7 @@ test('defaults are the measured configuration', () => {
   assert.equal(DEFAULT_PARAMS.artime.overflow, 'grow', 'the range grows rather than clamps');
   assert.ok(DEFAULT_PARAMS.excursionMin > 0, 'the new-extreme opinion is on');
   assert.equal(DEFAULT_PARAMS.incidentMasks, 1, 'repeats within an incident are dropped');
+  assert.ok(DEFAULT_PARAMS.grownFactor < 1, 'new patterns count less while the memory settles after the range grew');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
