@@ -3,7 +3,10 @@
  * (timestamp,value,anomaly_score,label per file), scores them with benchmarks/nab/scorer.ts and prints
  * the three profile scores, per-category scores, and the shipped detectors' figures beside ours.
  *
- *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N]
+ *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N] [--robust N]
+ *
+ * --robust N also scores N - 1 random settings of the ARTime layer around the defaults (seeded) and
+ * prints the mean and spread with the defaults': how much of the figure is a well-chosen point.
  *
  * Defaults: <project root>/../shared/datasets/nab. The last line is one JSON object {"bench":"nab",...}.
  */
@@ -13,6 +16,8 @@ import { parseArgs } from 'node:util';
 import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile, formatTimestamp, type DataFile, type WindowMap } from './corpus.js';
 import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput } from './scorer.js';
 import { detectSeries, DETECTOR_NAME } from './detect.js';
+import { DEFAULT_PARAMS, type DetectorParams } from '../../processors/anomaly/detector.js';
+import type { ArtimeParams } from '../../processors/anomaly/artime.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +31,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: 'nab' },
     /** Also score two halves of the files (alternate files within each category): tuning on one half, reporting the other. */
     split: { type: 'boolean', default: false },
+    /** Also score this many settings of the ARTime layer (the defaults and random ones around them). */
+    robust: { type: 'string', default: '0' },
   },
 });
 
@@ -148,7 +155,46 @@ async function main(): Promise<void> {
     for (const [name, v] of rows) log(`${name.padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
     out.split = Object.fromEntries(rows.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
   }
+  const settings = Number(args.robust);
+  if (settings > 1) out.robust = await robustness(keys, windows, settings, mine.map((x) => x.score));
   process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+/** Settings around the defaults, drawn by a seeded generator so runs compare. */
+function randomSettings(n: number): Array<Partial<ArtimeParams>> {
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const out: Array<Partial<ArtimeParams>> = [];
+  for (let v = 1; v < n; v++) {
+    out.push({ margin: 0.6 + 0.4 * rnd(), chomp: 0.06 + 0.03 * rnd(), initialRho: 0.78 + 0.08 * rnd(), growMargin: 0.1 + 0.2 * rnd(), maxCategories: [40, 48, 56][Math.floor(rnd() * 3)]! });
+  }
+  return out;
+}
+
+async function robustness(keys: string[], windows: WindowMap, n: number, defaults: number[]): Promise<Record<string, unknown>> {
+  const data = keys.map((k) => readDataFile(dataDir, k));
+  const all: number[][] = [defaults];
+  const variants = randomSettings(n);
+  process.stderr.write(`robustness: ${variants.length} more settings `);
+  for (const v of variants) {
+    const params: DetectorParams = { ...DEFAULT_PARAMS, artime: { ...DEFAULT_PARAMS.artime, ...v } };
+    const files: FileInput[] = [];
+    for (const f of data) files.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { params, learned: false, warmup: args.warmup === 'nab' ? 'nab' : Number(args.warmup) })).scores });
+    all.push(PROFILE_NAMES.map((p) => scoreCorpus(files, windows, p).normalised));
+    process.stderr.write('.');
+  }
+  process.stderr.write('\n');
+  const stat = (j: number) => {
+    const xs = all.map((r) => r[j]!);
+    const m = xs.reduce((a, x) => a + x, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+    return { mean: m, se: sd / Math.sqrt(xs.length), min: Math.min(...xs), max: Math.max(...xs) };
+  };
+  const stats = PROFILE_NAMES.map((_, j) => stat(j));
+  log(`\nrobustness: ${n} settings of the ARTime layer (defaults + ${n - 1} random: margin 0.6-1.0, snap 0.06-0.09, initial vigilance 0.78-0.86, growth margin 0.1-0.3, 40/48/56 categories)`);
+  log(`${'mean ± s.e.'.padEnd(22)}${stats.map((x) => `${x.mean.toFixed(2)}±${x.se.toFixed(2)}`.padStart(12)).join('')}`);
+  log(`${'min .. max'.padEnd(22)}${stats.map((x) => `${x.min.toFixed(1)}..${x.max.toFixed(1)}`.padStart(12)).join('')}`);
+  return { settings: n, ...Object.fromEntries(PROFILE_NAMES.map((p, j) => [p, Object.fromEntries(Object.entries(stats[j]!).map(([k, v]) => [k, Number(v.toFixed(2))]))])) };
 }
 
 main().catch((err) => {
