@@ -66,7 +66,8 @@ export const ProcessorConfigSchema = Type.Object({
    * Streaming anomaly detection on derived series (processors/anomaly). Scores go into the windows
    * as `anomaly_score{of="<metric>",...}` (so rollups keep them per series and window) and, at or
    * above `eventLevel`, become `anomaly` events. The learned layer is off here by default: its
-   * background training depends on wall-clock timing, which exactly-once replays must not.
+   * background training depends on wall-clock timing, which exactly-once replays must not; and it
+   * counts only in the 'likelihood' mode.
    */
   anomaly: Type.Object(
     {
@@ -75,6 +76,7 @@ export const ProcessorConfigSchema = Type.Object({
       eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9 }),
       extremeLevel: Type.Number({ minimum: 0, default: 1 }),
       severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((x) => Type.Literal(x)), { default: 'warning' }),
+      mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime' }),
       learned: Type.Boolean({ default: false }),
       maxSeries: Type.Integer({ minimum: 1, default: 200_000 }),
     },
@@ -141,7 +143,7 @@ export interface AnomalyStage {
 export function anomalyStage(cfg: ProcessorConfig): AnomalyStage | null {
   const a = cfg.anomaly;
   if (!a.enabled || a.metrics.length === 0) return null;
-  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, severity: a.severity, learned: a.learned, maxSeries: a.maxSeries }));
+  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, severity: a.severity, mode: a.mode, learned: a.learned, maxSeries: a.maxSeries }));
   return { metrics: new Set(a.metrics), op };
 }
 

@@ -110,6 +110,15 @@ export const DEFAULT_PARAMS: DetectorParams = {
   grownRecover: 2,
 };
 
+/**
+ * Whether a detector with these parameters takes the learned model's surprise into its score: the
+ * statistical modes that blend it ('likelihood', 'raw', with learnedWeight > 0). The ARTime mode
+ * does not: no combination with the learned model measured better on NAB (processors/README.md).
+ */
+export function usesLearned(p: DetectorParams): boolean {
+  return (p.mode === 'likelihood' || p.mode === 'raw') && p.learnedWeight > 0;
+}
+
 export interface Verdict {
   /** Anomaly score in [0, 1]. */
   readonly score: number;

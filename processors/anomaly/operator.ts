@@ -4,7 +4,7 @@ import { seriesKey, seriesId } from '../../core/series.js';
 import { counter, gauge, M } from '../../core/metrics.js';
 import { validate } from '../../core/config.js';
 import type { Labels, NetEvent, Severity } from '../../core/types.js';
-import { SeriesDetector, DEFAULT_PARAMS, type DetectorParams, type DetectorState } from './detector.js';
+import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState } from './detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
 
 /**
@@ -26,7 +26,13 @@ export const AnomalyConfig = Type.Object({
    */
   extremeLevel: Type.Number({ minimum: 0, default: 1, description: 'new all-time extreme, as a fraction of the series range, that raises an event (0 = off)' }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
-  learned: Type.Boolean({ default: true, description: 'use the learned (tfjs) layer' }),
+  /**
+   * 'artime' (adaptive-resonance shapes and new extremes; NAB 72.7 standard) or 'likelihood' (the
+   * seasonal baseline's residuals blended with the learned model, through the anomaly likelihood;
+   * NAB 26): the learned layer only counts in the latter.
+   */
+  mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime', description: "detector: 'artime' (default, best measured) or 'likelihood' (statistics + learned model)" }),
+  learned: Type.Boolean({ default: true, description: "use the learned (tfjs) layer where the mode takes it ('likelihood')" }),
   /** Where family models are saved; none = not persisted. */
   modelDir: Type.Optional(Type.String()),
   seed: Type.Integer({ default: 42 }),
@@ -90,11 +96,20 @@ export class AnomalyOperator {
   private readonly pending = new Set<Promise<void>>();
   private backend: string | undefined;
 
-  constructor(readonly config: AnomalyConfig = anomalyConfig({}), readonly params: DetectorParams = DEFAULT_PARAMS) {}
+  readonly params: DetectorParams;
+
+  constructor(readonly config: AnomalyConfig = anomalyConfig({}), params: DetectorParams = DEFAULT_PARAMS) {
+    this.params = { ...params, mode: config.mode };
+  }
+
+  /** Whether the learned layer runs: configured on and taken by the detector's mode (else tfjs is never loaded). */
+  get learnedOn(): boolean {
+    return this.config.learned && usesLearned(this.params);
+  }
 
   /** Loads the tfjs backend; models are loaded per family on first use. */
   async init(): Promise<void> {
-    if (this.config.learned) this.backend = await initBackend();
+    if (this.learnedOn) this.backend = await initBackend();
   }
 
   get backendName(): string | undefined {
@@ -102,7 +117,7 @@ export class AnomalyOperator {
   }
 
   private family(metric: string): FamilyModel | undefined {
-    if (!this.config.learned || !this.backend) return undefined;
+    if (!this.learnedOn || !this.backend) return undefined;
     let m = this.models.get(metric);
     if (!m) {
       m = new FamilyModel({ family: metric, seed: this.config.seed });

@@ -81,30 +81,49 @@ test('learned layer: one model per metric family, trained in the background, ver
   assert.ok(['wasm', 'tensorflow'].includes(await initBackend()));
   const dir = tempDir('anomaly-models');
   try {
-    const op = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7 }));
+    const op = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7, mode: 'likelihood' }));
+    const without = new AnomalyOperator(anomalyConfig({ learned: false, mode: 'likelihood' }));
     await op.init();
     const batches = traffic(3, 900, -1, 5);
-    for (const b of batches) op.process(b);
+    for (const b of batches) {
+      op.process(b);
+      without.process(b);
+    }
     await op.settle();
     assert.ok(op.modelVersion('if_in_bps') >= 1, 'a trained version');
     assert.deepEqual(readdirSync(dir.path), ['if_in_bps.model.json']);
-    const later = op.process(traffic(3, 901, -1, 5)[900]!.map((s) => ({ ...s, ts: s.ts + STEP })));
+    const next = traffic(3, 901, -1, 5)[900]!.map((s) => ({ ...s, ts: s.ts + STEP }));
+    const later = op.process(next);
     assert.ok(later.scores.every((s) => s.modelVersion >= 1), 'scored with the learned model');
+    const plain = without.process(next);
+    assert.ok(later.scores.some((s, i) => s.score !== plain.scores[i]!.score), 'the learned model moves the scores');
     // restart: a new operator (same dir) starts from the saved version, not from zero
     const reloaded = new FamilyModel({ family: 'if_in_bps', seed: 7 });
     assert.equal(loadModel(dir.path, reloaded), true);
     assert.equal(reloaded.version, op.modelVersion('if_in_bps'));
-    const op2 = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7 }));
+    const op2 = new AnomalyOperator(anomalyConfig({ modelDir: dir.path, seed: 7, mode: 'likelihood' }));
     await op2.init();
     op2.restore(op.checkpoint());
     const out = op2.process(traffic(3, 902, -1, 5)[901]!.map((s) => ({ ...s, ts: s.ts + 2 * STEP })));
     assert.ok(out.scores.every((s) => s.modelVersion === reloaded.version));
     op.dispose();
     op2.dispose();
+    without.dispose();
     reloaded.dispose();
   } finally {
     dir.remove();
   }
+});
+
+test('the default ARTime mode does not take the learned model: learned: true loads no model and claims no version', async () => {
+  const op = new AnomalyOperator(anomalyConfig({ learned: true }));
+  assert.equal(op.params.mode, 'artime');
+  assert.equal(op.learnedOn, false);
+  await op.init();
+  assert.equal(op.backendName, undefined, 'tfjs not loaded');
+  const out = traffic(2, 50, -1, 2).flatMap((b) => op.process(b).scores);
+  assert.ok(out.every((s) => s.modelVersion === 0));
+  op.dispose();
 });
 
 test('a new all-time extreme beyond the whole range raises an event at its first point whatever the score; extremeLevel 0 turns that off', () => {
