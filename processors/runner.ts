@@ -190,7 +190,7 @@ export class Pipeline {
     for (let i = 0; i < samples.length; i++) refs[i] = sk.ref(samples[i]!.metric, samples[i]!.labels);
     this.windows.process(batch.device, batch.source, samples, refs);
     if (this.threshold.ruleCount > 0) {
-      for (let i = 0; i < samples.length; i++) this.threshold.evaluate(refs[i]!.key, samples[i]!);
+      for (let i = 0; i < samples.length; i++) this.threshold.evaluate(refs[i]!, samples[i]!);
       this.alerts.apply(this.threshold.drain());
     }
     if (this.windows.watermark > -Infinity) this.alerts.tick(this.windows.watermark);

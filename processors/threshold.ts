@@ -127,24 +127,32 @@ interface SeriesRules {
   readonly wide: Uint8Array | null;
 }
 
-/** The rules of one metric, and its index in the per-labels-object caches (assigned on first use; -1 before). */
+/** The rules of one metric. */
 interface MetricRules {
   readonly cands: number[];
-  slot: number;
 }
-
-/**
- * Metrics with a slot in the per-labels-object caches: a labels object carries at most this many
- * metrics' entries (an array of slots), the metrics beyond are looked up by series key.
- */
-const MAX_SLOTS = 64;
 
 /** Flags that fit the bits of a small integer (V8 keeps 31-bit signed integers unboxed). */
 const NARROW = 30;
 
-/** Samples per probe of the labels cache's usefulness, and samples looked up by series key alone after a poor probe. */
-const PROBE_SAMPLES = 8192;
-const KEYED_SAMPLES = 1 << 17;
+/**
+ * A series as the operator sees it: its key, and a place where the operator keeps the series' rule
+ * entry between samples (the pipeline's SeriesRef, one per series), so a sample finds its rules
+ * without hashing its key.
+ */
+export interface RuleRef {
+  readonly key: string;
+  rules: unknown;
+  rulesGen: number;
+}
+
+/** A fresh RuleRef for a series key (callers without a SeriesRef). */
+export function ruleRef(key: string): RuleRef {
+  return { key, rules: undefined, rulesGen: -1 };
+}
+
+/** Rule-set generations, unique across operators: a ref filled by one operator (or rule set) is never read by another. */
+let generations = 0;
 
 const NO_RULES: SeriesRules = Object.freeze({ rules: Object.freeze([]) as readonly number[], bits: 0, wide: null }) as SeriesRules;
 
@@ -161,22 +169,10 @@ export class ThresholdOperator {
   private values = new Float64Array(0);
   private clears = new Float64Array(0);
   private byMetric = new Map<string, MetricRules>();
-  private nextSlot = 0;
+  private gen = 0;
   /** Rules matching each series, by series key (matchers are evaluated once per series, not per sample). */
   private matchCache = new Map<string, SeriesRules>();
   private lists = new Map<string, readonly number[]>();
-  /**
-   * The same entries by labels object, indexed by the metric's slot: pollers share one labels object
-   * across an interface's metrics (and in process across polls), so most samples find their entry
-   * from the object they carry without hashing the long series key.
-   */
-  private byLabels = new WeakMap<Labels, (SeriesRules | undefined)[]>();
-  private lastLabels: Labels | null = null;
-  private lastSlots: (SeriesRules | undefined)[] | null = null;
-  private probeSamples = 0;
-  private probeStale = 0;
-  /** Samples left to look up by series key only (labels objects were not being reused). */
-  private keyedFor = 0;
   /**
    * Active conditions: rule name -> series keys. The source of truth for checkpoints and rule reloads;
    * the per-series flags in matchCache mirror it and are rebuilt from it when the rules change.
@@ -202,20 +198,17 @@ export class ThresholdOperator {
     this.values = new Float64Array(rules.length);
     this.clears = new Float64Array(rules.length);
     this.byMetric = new Map();
-    this.nextSlot = 0;
+    this.gen = ++generations;
     rules.forEach((r, i) => {
       this.ops[i] = OP_CODE[r.op];
       this.values[i] = r.value;
       this.clears[i] = r.clear;
       let m = this.byMetric.get(r.metric);
-      if (!m) this.byMetric.set(r.metric, (m = { cands: [], slot: -1 }));
+      if (!m) this.byMetric.set(r.metric, (m = { cands: [] }));
       m.cands.push(i);
     });
     this.matchCache = new Map();
     this.lists = new Map();
-    this.byLabels = new WeakMap();
-    this.lastLabels = null;
-    this.lastSlots = null;
     const names = new Set(rules.map((r) => r.name));
     for (const name of [...this.active.keys()]) {
       if (!names.has(name)) this.active.delete(name);
@@ -241,55 +234,20 @@ export class ThresholdOperator {
   }
 
   /**
-   * Decoded batches carry new labels objects every time: then the labels cache only costs (an entry
-   * per labels object and metric, for one use). When many samples of a probe found their series
-   * known but their labels object new, use the series keys alone for a while, then probe again.
-   */
-  private endProbe(): void {
-    if (this.probeStale * 8 > PROBE_SAMPLES) {
-      this.keyedFor = KEYED_SAMPLES;
-      this.lastLabels = null;
-      this.lastSlots = null;
-    }
-    this.probeSamples = 0;
-    this.probeStale = 0;
-  }
-
-  /**
    * Evaluates every rule that watches this series against one sample (in event-time order per series).
-   * `key` is the series key of (s.metric, s.labels) (processors/window SeriesKeys); labels objects are
-   * not mutated once samples carry them (entries are cached by labels object).
+   * `ref.key` is the series key of (s.metric, s.labels) (processors/window SeriesKeys).
    */
-  evaluate(key: string, s: Sample): void {
+  evaluate(ref: RuleRef, s: Sample): void {
     // Most metrics have no rule at all: the metric name (short, hash cached) answers first.
     const m = this.byMetric.get(s.metric);
     if (m === undefined) return;
-    let e: SeriesRules | undefined;
-    if (this.keyedFor > 0) {
-      this.keyedFor--;
+    const key = ref.key;
+    let e: SeriesRules;
+    if (ref.rulesGen === this.gen) e = ref.rules as SeriesRules;
+    else {
       e = this.matchCache.get(key) ?? this.match(key, s, m.cands);
-    } else {
-      const L = s.labels;
-      let slots: (SeriesRules | undefined)[] | null | undefined = this.lastSlots;
-      if (L !== this.lastLabels || slots === null) {
-        slots = this.byLabels.get(L);
-        if (slots === undefined) this.byLabels.set(L, (slots = [] as (SeriesRules | undefined)[]));
-        this.lastLabels = L;
-        this.lastSlots = slots;
-      }
-      let slot = m.slot;
-      if (slot < 0 && this.nextSlot < MAX_SLOTS) slot = m.slot = this.nextSlot++;
-      e = slot >= 0 && slot < slots.length ? slots[slot] : undefined;
-      if (e === undefined) {
-        e = this.matchCache.get(key);
-        if (e === undefined) e = this.match(key, s, m.cands);
-        else this.probeStale++; // a known series under a new labels object
-        if (slot >= 0) {
-          while (slots.length < slot) slots.push(undefined);
-          slots[slot] = e;
-        }
-      }
-      if (++this.probeSamples === PROBE_SAMPLES) this.endProbe();
+      ref.rules = e;
+      ref.rulesGen = this.gen;
     }
     const idx = e.rules;
     const n = idx.length;

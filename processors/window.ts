@@ -423,6 +423,9 @@ export interface WindowStateJSON {
 export interface SeriesRef {
   readonly key: string;
   slot: number;
+  /** Owned by the threshold operator: its rule entry for this series, valid while rulesGen is its generation. */
+  rules: unknown;
+  rulesGen: number;
 }
 
 interface LabelSetEntry {
@@ -466,7 +469,7 @@ export class SeriesKeys {
     this.lastEntry = e;
     let r = e.refs.get(metric);
     if (r === undefined) {
-      r = { key: flat(metric + e.text), slot: -1 };
+      r = { key: flat(metric + e.text), slot: -1, rules: undefined, rulesGen: -1 };
       e.refs.set(metric, r);
     }
     return r;
@@ -899,7 +902,7 @@ export class WindowOperator {
 }
 
 const EMPTY: Labels = Object.freeze({});
-const NO_REF: SeriesRef = Object.freeze({ key: '', slot: -1 }) as SeriesRef;
+const NO_REF: SeriesRef = Object.freeze({ key: '', slot: -1, rules: undefined, rulesGen: -1 }) as SeriesRef;
 
 function grow(pane: Pane, slot: number): Float64Array {
   let n = pane.f.length || NF;

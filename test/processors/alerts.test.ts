@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Labels } from '../../core/types.js';
-import { ThresholdOperator } from '../../processors/threshold.js';
+import { ThresholdOperator, ruleRef } from '../../processors/threshold.js';
 import { AlertManager, fingerprint, webhookPayload, inMaintenance, type AlertChange, type Notification } from '../../processors/alerts.js';
 import { compileRules } from '../../processors/rules.js';
 import { parse } from 'yaml';
@@ -22,7 +22,7 @@ class Harness {
   }
   feed(metric: string, labels: Labels, ts: number, value: number): void {
     const key = `${metric}${JSON.stringify(labels)}`;
-    this.th.evaluate(key, { metric, labels, ts, value });
+    this.th.evaluate(ruleRef(key), { metric, labels, ts, value });
     this.am.apply(this.th.drain());
     this.tick(ts);
   }
@@ -59,13 +59,13 @@ test('threshold hysteresis: fires above 90, stays active above the clear level 8
   const h = new Harness(UTIL + ROUTE);
   const seen: string[] = [];
   for (const [t, v] of [[0, 85], [1, 95], [2, 85], [3, 81], [4, 80], [5, 89], [6, 91]] as const) {
-    h.th.evaluate('k', { metric: 'if_in_util_pct', labels: IF1, ts: T0 + t * 1000, value: v });
+    h.th.evaluate(ruleRef('k'), { metric: 'if_in_util_pct', labels: IF1, ts: T0 + t * 1000, value: v });
     for (const c of h.th.drain()) seen.push(`${t}:${c.active ? 'on' : 'off'}`);
   }
   assert.deepEqual(seen, ['1:on', '2:on', '3:on', '4:off', '6:on']);
   // Selectors: the role matcher excludes an access port, another metric is not watched.
-  h.th.evaluate('k2', { metric: 'if_in_util_pct', labels: { ...IF1, role: 'access' }, ts: T0, value: 99 });
-  h.th.evaluate('k3', { metric: 'if_out_util_pct', labels: IF1, ts: T0, value: 99 });
+  h.th.evaluate(ruleRef('k2'), { metric: 'if_in_util_pct', labels: { ...IF1, role: 'access' }, ts: T0, value: 99 });
+  h.th.evaluate(ruleRef('k3'), { metric: 'if_out_util_pct', labels: IF1, ts: T0, value: 99 });
   assert.deepEqual(h.th.drain(), []);
 });
 

@@ -7,7 +7,7 @@ import { compileRules, loadRulesFile, parseExpr, watchRules, type RuleSet } from
 import { ConfigError } from '../../core/config.js';
 import type { Labels } from '../../core/types.js';
 import { seriesKey } from '../../core/series.js';
-import { ThresholdOperator } from '../../processors/threshold.js';
+import { ThresholdOperator, ruleRef } from '../../processors/threshold.js';
 import { registry } from '../../core/metrics.js';
 import { tempDir, waitFor, sleep } from '../peers/util.js';
 
@@ -112,29 +112,42 @@ async function errorCount(): Promise<number> {
 
 const UTIL_RULES = (threshold: number) => compileRules(parse(`groups:\n  - name: g\n    rules:\n      - { alert: Hot, expr: 'if_in_util_pct{role="core"} > ${threshold}', clear: ${threshold - 10} }\n      - { alert: Errs, expr: 'if_in_errors_ps > 1' }\n`)).rules;
 
-function conditions(op: ThresholdOperator, metric: string, labels: Labels, ts: number, value: number): string[] {
-  op.evaluate(seriesKey(metric, labels), { metric, labels, ts, value });
+function conditions(op: ThresholdOperator, metric: string, labels: Labels, ts: number, value: number, ref = ruleRef(seriesKey(metric, labels))): string[] {
+  op.evaluate(ref, { metric, labels, ts, value });
   return op.drain().map((c) => `${c.rule.name}:${c.active ? 'on' : 'off'}`);
 }
 
-test('threshold: a rule reload applies to series already seen through the same labels objects; kept rules keep their active conditions', () => {
+test('threshold: a rule reload applies to series whose ref already holds their rules; kept rules keep their active conditions', () => {
   const L: Labels = { device: 'r1', ifIndex: '1', role: 'core' };
+  const R = ruleRef(seriesKey('if_in_util_pct', L));
   const op = new ThresholdOperator(UTIL_RULES(90));
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 1, 85), []);
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 2, 95), ['Hot:on']);
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 1, 85, R), []);
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 2, 95, R), ['Hot:on']);
   op.setRules(UTIL_RULES(70));
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 3, 65), ['Hot:on'], 'still active: 65 is above the new clear level 60');
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 4, 55), ['Hot:off']);
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 5, 75), ['Hot:on'], 'the new threshold 70 applies to the cached series');
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 3, 65, R), ['Hot:on'], 'still active: 65 is above the new clear level 60');
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 4, 55, R), ['Hot:off']);
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 5, 75, R), ['Hot:on'], 'the new threshold 70 applies to the cached series');
   op.setRules(UTIL_RULES(70).filter((r) => r.name !== 'Hot'));
-  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 6, 99), [], 'a removed rule no longer evaluates');
+  assert.deepEqual(conditions(op, 'if_in_util_pct', L, 6, 99, R), [], 'a removed rule no longer evaluates');
+  // another operator (a restore, another partition) with the rules in another order never reads R's entry
+  const other = new ThresholdOperator([...UTIL_RULES(90)].reverse());
+  const R2 = ruleRef(seriesKey('if_in_util_pct', L));
+  assert.deepEqual(conditions(new ThresholdOperator(UTIL_RULES(90)), 'if_in_util_pct', L, 7, 50, R2), []);
+  assert.deepEqual(conditions(other, 'if_in_util_pct', L, 8, 95, R2), ['Hot:on']);
   assert.deepEqual(op.toJSON().active, {});
 });
 
-test('threshold: fresh labels objects per sample (decoded batches) and shared ones (in process) give the same conditions, also after a checkpoint', () => {
-  // Enough samples for the operator to notice that labels objects are not reused and switch lookups.
+test('threshold: fresh refs per sample and refs kept per series give the same conditions, also after a checkpoint (a new operator never reads the old one\'s entries)', () => {
   const run = (fresh: boolean): string[] => {
     let op = new ThresholdOperator(UTIL_RULES(90));
+    const refs = new Map<string, ReturnType<typeof ruleRef>>();
+    const refOf = (metric: string, labels: Labels) => {
+      const k = seriesKey(metric, labels);
+      if (fresh) return ruleRef(k);
+      let r = refs.get(k);
+      if (!r) refs.set(k, (r = ruleRef(k)));
+      return r;
+    };
     const shared = Array.from({ length: 50 }, (_, i) => ({ device: `r${i % 5}`, ifIndex: String(i), role: i % 2 ? 'core' : 'edge' }));
     const out: string[] = [];
     for (let t = 0; t < 600; t++) {
@@ -142,9 +155,9 @@ test('threshold: fresh labels objects per sample (decoded batches) and shared on
       for (let i = 0; i < 50; i++) {
         const labels: Labels = fresh ? { ...shared[i]! } : shared[i]!;
         const v = 50 + 45 * Math.sin((t + i * 7) / 9);
-        for (const c of conditions(op, 'if_in_util_pct', labels, t, v)) out.push(`${t}/${i}/${c}`);
-        for (const c of conditions(op, 'if_in_errors_ps', labels, t, (t * i) % 3)) out.push(`${t}/${i}/${c}`);
-        conditions(op, 'if_in_discards_ps', labels, t, 1);
+        for (const c of conditions(op, 'if_in_util_pct', labels, t, v, refOf('if_in_util_pct', labels))) out.push(`${t}/${i}/${c}`);
+        for (const c of conditions(op, 'if_in_errors_ps', labels, t, (t * i) % 3, refOf('if_in_errors_ps', labels))) out.push(`${t}/${i}/${c}`);
+        conditions(op, 'if_in_discards_ps', labels, t, 1, refOf('if_in_discards_ps', labels));
       }
     }
     return out;
