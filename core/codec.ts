@@ -200,7 +200,7 @@ const MAX_SAMPLES = 10_000_000;
  * What a device's messages repeat: the string table and the label sets are the same bytes in every
  * poll (only the timestamp and the samples change). The decoded strings and labels objects are kept
  * per device and reused while those bytes stay the same: decoding gets cheaper, and every
- * downstream cache keyed by a labels object (series identity, rules, the sink's series index) hits
+ * downstream cache keyed by a labels object (series identity, the sink's series index) hits
  * across messages. Labels objects are therefore shared between batches: they are never mutated.
  */
 interface DecodedHead {
