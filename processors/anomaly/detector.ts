@@ -290,35 +290,15 @@ export class SeriesDetector {
     const ex = Math.abs(excursion);
     const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
-    let settling = false;
-    // the feature windows that hold the growing value are about that value itself: not damped
-    if (score > 0 && excursion === 0 && p.grownFactor < 1 && this.art!.sinceGrowth > this.art!.p.window * this.art!.h.sstep) {
-      const t = this.art!.sinceGrowth / this.art!.h.probation;
-      const f = t <= p.grownHold ? p.grownFactor : Math.min(1, p.grownFactor + ((1 - p.grownFactor) * (t - p.grownHold)) / Math.max(1e-9, p.grownRecover));
-      if (f < 1) {
-        score = Math.round(score * f * 1e6) / 1e6;
-        settling = true;
-      }
-    }
-    let sameIncident = 0;
-    if (score > 0 && p.incidentMasks > 0) {
-      // chained: a burst of candidates stays one incident until a quiet mask passes
-      const i = this.art!.s.i;
-      const h = this.art!.h;
-      if (i - this.lastHit <= p.incidentMasks * h.mask * h.sstep) {
-        if (score <= this.hitPeak) {
-          sameIncident = i - this.lastHit;
-          score = 0;
-        } else this.hitPeak = score;
-      } else this.hitPeak = score;
-      this.lastHit = i;
-    }
+    const settled = this.whileSettling(score, excursion);
+    const incident = this.sameIncident(settled.score);
+    score = incident.score;
     let explanation: string;
     if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
       explanation = this.explain(value, e, z, excursion, score, Infinity);
-      if (settling) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
-      if (sameIncident > 0) explanation += `; same incident as the candidates up to ${sameIncident} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
+      if (settled.damped) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
+      if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
     this.base.update(value, e);
@@ -326,6 +306,33 @@ export class SeriesDetector {
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
     return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion };
+  }
+
+  /** A candidate inside the range, while the memory settles after the range grew, counts less (grownFactor). */
+  private whileSettling(score: number, excursion: number): { score: number; damped: boolean } {
+    const p = this.params;
+    const art = this.art!;
+    // the feature windows that hold the growing value are about that value itself: not damped
+    if (!(score > 0) || excursion !== 0 || p.grownFactor >= 1 || art.sinceGrowth <= art.p.window * art.h.sstep) return { score, damped: false };
+    const t = art.sinceGrowth / art.h.probation;
+    const f = t <= p.grownHold ? p.grownFactor : Math.min(1, p.grownFactor + ((1 - p.grownFactor) * (t - p.grownHold)) / Math.max(1e-9, p.grownRecover));
+    return f < 1 ? { score: Math.round(score * f * 1e6) / 1e6, damped: true } : { score, damped: false };
+  }
+
+  /** One incident, one report (incidentMasks): a candidate no higher than its incident's peak scores 0; `after` = points since the incident's last candidate. */
+  private sameIncident(score: number): { score: number; after: number } {
+    const p = this.params;
+    if (!(score > 0) || p.incidentMasks <= 0) return { score, after: 0 };
+    // chained: a burst of candidates stays one incident until a quiet mask passes
+    const i = this.art!.s.i;
+    const h = this.art!.h;
+    const after = i - this.lastHit;
+    this.lastHit = i;
+    if (after > p.incidentMasks * h.mask * h.sstep || score > this.hitPeak) {
+      this.hitPeak = score;
+      return { score, after: 0 };
+    }
+    return { score: 0, after };
   }
 
   private explain(value: number, e: Expectation, z: number, excursion: number, score: number, n: number): string {
