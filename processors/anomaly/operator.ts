@@ -76,13 +76,14 @@ export interface OperatorOutput {
 
 interface Tracked {
   det: SeriesDetector;
-  win: WindowState;
+  /** The learned model's input window (only while the learned layer runs). */
+  win: WindowState | null;
   lastTs: number;
 }
 
 export interface OperatorCheckpoint {
   v: 1;
-  series: Record<string, { d: DetectorState; w: WindowState; t: number }>;
+  series: Record<string, { d: DetectorState; w?: WindowState; t: number }>;
 }
 
 const rejected = counter('noctua_anomaly_rejected_total', 'Samples the anomaly operator did not score, by reason', ['reason']);
@@ -146,7 +147,7 @@ export class AnomalyOperator {
       this.series.set(key, t);
       return t;
     }
-    t = { det: new SeriesDetector(this.params), win: newWindowState(), lastTs: -Infinity };
+    t = { det: new SeriesDetector(this.params), win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
     this.series.set(key, t);
     if (this.series.size > this.config.maxSeries) {
       const oldest = this.series.keys().next().value as string;
@@ -188,15 +189,20 @@ export class AnomalyOperator {
       const model = this.family(s.metric);
       let slot = -1;
       let win: number[] | undefined;
-      const x = normalise(t.win, s.value);
-      if (model && t.win.buf.length === WINDOW) {
-        let f = perFamily.get(model);
-        if (!f) perFamily.set(model, (f = { wins: [], n: 0 }));
-        slot = f.n++;
-        win = t.win.buf.slice();
-        f.wins.push(...win);
+      let x = 0;
+      if (model) {
+        // the learned model's input, kept only while the learned layer runs
+        const w = (t.win ??= newWindowState());
+        x = normalise(w, s.value);
+        if (w.buf.length === WINDOW) {
+          let f = perFamily.get(model);
+          if (!f) perFamily.set(model, (f = { wins: [], n: 0 }));
+          slot = f.n++;
+          win = w.buf.slice();
+          f.wins.push(...win);
+        }
+        pushWindow(w, s.value);
       }
-      pushWindow(t.win, s.value);
       preps.push({ s, key, t, x, slot, ...(win ? { win } : {}), ...(model ? { model } : {}) });
     }
     const preds = new Map<FamilyModel, Float32Array>();
@@ -269,7 +275,7 @@ export class AnomalyOperator {
 
   checkpoint(): OperatorCheckpoint {
     const series: OperatorCheckpoint['series'] = {};
-    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), w: { ...t.win, buf: t.win.buf.slice() }, t: t.lastTs };
+    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs };
     return { v: 1, series };
   }
 
@@ -278,7 +284,7 @@ export class AnomalyOperator {
     this.series.clear();
     for (const [k, s] of Object.entries(cp.series)) {
       try {
-        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), win: { ...s.w, buf: s.w.buf.slice() }, lastTs: s.t ?? -Infinity });
+        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity });
       } catch (err) {
         // One corrupt series starts afresh; the others keep their state.
         M.errors.inc({ component: 'anomaly', kind: 'checkpoint_series' });
