@@ -41,6 +41,7 @@ const dataDir = args.data ?? join(nab, 'data');
 const labelsFile = args.labels ?? join(dataDir, '..', 'labels', 'combined_windows.json');
 const resultsDir = args.results ?? join(dataDir, '..', 'results');
 const outDir = args.out ?? join(process.cwd(), 'benchmarks', 'results', 'nab');
+const warmup: 'nab' | number = args.warmup === 'nab' ? 'nab' : Number(args.warmup);
 const log = (s: string) => {
   if (!args.quiet) process.stdout.write(s + '\n');
 };
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
   let maxState = 0;
   for (const key of keys) {
     const f = readDataFile(dataDir, key);
-    const r = await detectSeries(f, { learned: !args['no-learned'], warmup: args.warmup === 'nab' ? 'nab' : Number(args.warmup) });
+    const r = await detectSeries(f, { learned: !args['no-learned'], warmup });
     trainMs += r.trainMs;
     maxState = Math.max(maxState, r.stateBytes);
     points += f.values.length;
@@ -179,7 +180,7 @@ async function robustness(keys: string[], windows: WindowMap, n: number, default
   for (const v of variants) {
     const params: DetectorParams = { ...DEFAULT_PARAMS, artime: { ...DEFAULT_PARAMS.artime, ...v } };
     const files: FileInput[] = [];
-    for (const f of data) files.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { params, learned: false, warmup: args.warmup === 'nab' ? 'nab' : Number(args.warmup) })).scores });
+    for (const f of data) files.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { params, learned: false, warmup })).scores });
     all.push(PROFILE_NAMES.map((p) => scoreCorpus(files, windows, p).normalised));
     process.stderr.write('.');
   }
