@@ -5,6 +5,8 @@ import type { Bus, BusConsumer } from '../core/bus.js';
 import type { Logger } from '../core/log.js';
 import { counter, gauge } from '../core/metrics.js';
 import { TOPICS } from '../core/types.js';
+import { decodeRollup } from '../processors/rollup-codec.js';
+import type { RollupRecord } from '../processors/runner.js';
 
 /**
  * The live hub: NOC screens subscribe over WebSocket to metrics (per device, per window) and to
@@ -42,18 +44,6 @@ interface Client {
   alerts: boolean;
 }
 
-interface Rollup {
-  window: string;
-  metric: string;
-  labels: Record<string, string>;
-  end: number;
-  avg: number;
-  min: number;
-  max: number;
-  last: number;
-  kind: string;
-}
-
 export class LiveHub {
   private readonly clients = new Set<Client>();
   private consumer: BusConsumer | null = null;
@@ -69,15 +59,12 @@ export class LiveHub {
         if (this.clients.size === 0) return;
         for (const m of b.messages) {
           if (!m.value) continue;
-          let v: unknown;
           try {
-            v = JSON.parse(m.value.toString('utf8'));
+            if (b.topic === TOPICS.alerts) this.pushAlert(JSON.parse(m.value.toString('utf8')));
+            else this.pushRollup(decodeRollup(m.value));
           } catch {
             wsRejected.inc({ reason: 'bad_record' });
-            continue;
           }
-          if (b.topic === TOPICS.alerts) this.pushAlert(v);
-          else this.pushRollup(v as Rollup);
         }
       },
     });
@@ -98,8 +85,7 @@ export class LiveHub {
     wsSent.inc({ type });
   }
 
-  private pushRollup(r: Rollup): void {
-    if (typeof r?.metric !== 'string' || typeof r.labels !== 'object' || r.labels === null) return;
+  private pushRollup(r: RollupRecord): void {
     for (const c of this.clients) {
       for (const s of c.subs.values()) {
         if (s.metric !== r.metric || s.window !== r.window) continue;

@@ -25,7 +25,8 @@ export class CodecError extends Error {
   }
 }
 
-class Writer {
+/** Growable little-endian writer of varints, float64s and strings (shared by the project's binary records). */
+export class Writer {
   buf: Buffer;
   pos = 0;
   constructor(size: number) {
@@ -62,7 +63,8 @@ class Writer {
   }
 }
 
-class Reader {
+/** Bounds-checked reader matching Writer: every overrun is a CodecError with its byte offset. */
+export class Reader {
   pos = 0;
   constructor(private readonly buf: Buffer) {}
   varint(): number {
@@ -108,8 +110,8 @@ class Reader {
   }
 }
 
-const zigzag = (n: number): number => (n >= 0 ? n * 2 : -n * 2 - 1);
-const unzigzag = (n: number): number => (n % 2 === 0 ? n / 2 : -(n + 1) / 2);
+export const zigzag = (n: number): number => (n >= 0 ? n * 2 : -n * 2 - 1);
+export const unzigzag = (n: number): number => (n % 2 === 0 ? n / 2 : -(n + 1) / 2);
 
 export function encodeBatch(batch: SampleBatch): Buffer {
   const strings = new Map<string, number>();

@@ -7,6 +7,8 @@ import type { ClickHouse } from '../storage/clickhouse.js';
 import { seriesRow, type SeriesInfo } from '../storage/rows.js';
 import type { AlertChange } from './alerts.js';
 import type { RollupRecord } from './runner.js';
+import { decodeRollup } from './rollup-codec.js';
+import { CodecError } from '../core/codec.js';
 
 /**
  * Rollups and alert history from the bus into ClickHouse (tables of storage/migrations.ts
@@ -113,11 +115,10 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
       for (const m of batch.messages) {
         if (m.value === null) continue;
         try {
-          const v = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
           if (batch.topic === rollupsTopic) {
-            const table = ROLLUP_TABLES[String(v.window)];
+            const r = decodeRollup(m.value);
+            const table = ROLLUP_TABLES[r.window];
             if (table) {
-              const r = v as unknown as RollupRecord;
               add(table, rollupRow(r, legacy));
               // Derived series (rates, utilisation) exist only here: put them in the inventory so
               // reads by label (ifName, ...) find them. Once per series per process is enough.
@@ -127,10 +128,10 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
               }
             }
           } else {
-            add('alert_history', alertRow(v as unknown as AlertChange, legacy));
+            add('alert_history', alertRow(JSON.parse(m.value.toString('utf8')) as AlertChange, legacy));
           }
         } catch (err) {
-          M.rejected.inc({ topic: batch.topic, reason: 'json' });
+          M.rejected.inc({ topic: batch.topic, reason: err instanceof CodecError ? 'codec' : 'json' });
           opts.log?.warn({ topic: batch.topic, partition: batch.partition, offset: m.offset, err: (err as Error).message }, 'malformed record skipped');
         }
       }

@@ -12,6 +12,8 @@ import { ThresholdOperator } from './threshold.js';
 import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification, type Silence } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
 import { watchRules, type RuleSet, type RuleWatcher } from './rules.js';
+import { encodeRollup } from './rollup-codec.js';
+import type { SketchJSON } from './sketch.js';
 import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
 import { applyCommand, countMalformed, decodeCommand, encodeCommand, isCommandMessage, CommandSender, type Command, type CommandBody } from './commands.js';
 
@@ -232,7 +234,7 @@ export function emptyOutput(): StepOutput {
   return { results: [], late: [], changes: [], notifications: [], events: [] };
 }
 
-/** A rollup record as carried on the rollups topic (JSON). */
+/** A rollup record as carried on the rollups topic (binary: processors/rollup-codec.ts). */
 export interface RollupRecord extends Aggregates {
   readonly window: string;
   readonly kind: 'final' | 'correction';
@@ -242,7 +244,7 @@ export interface RollupRecord extends Aggregates {
   readonly labels: Readonly<Record<string, string>>;
   readonly start: number;
   readonly end: number;
-  readonly sketch: unknown;
+  readonly sketch: SketchJSON;
 }
 
 export function rollupRecord(r: WindowResult): RollupRecord {
@@ -258,7 +260,7 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
     a.push(msg);
   };
   // Record timestamps are event times, never the wall clock: identical reruns give identical records.
-  for (const r of o.results) put(cfg.rollupsTopic, { key: r.labels.device ?? r.key, value: Buffer.from(JSON.stringify(rollupRecord(r))), timestamp: r.end });
+  for (const r of o.results) put(cfg.rollupsTopic, { key: r.labels.device ?? r.key, value: encodeRollup(rollupRecord(r)), timestamp: r.end });
   for (const c of o.changes) put(cfg.alertsTopic, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
   for (const n of o.notifications) put(cfg.notificationsTopic, { key: n.groupKey, value: Buffer.from(JSON.stringify(webhookPayload(n, externalUrl))), timestamp: n.ts });
   for (const l of o.late) put(cfg.lateTopic, { key: l.sample.labels.device ?? l.key, value: Buffer.from(JSON.stringify(l)), timestamp: l.sample.ts });

@@ -12,6 +12,8 @@ import { migrate } from '../../storage/migrations.js';
 import { buildApi, parseTime } from '../../api/server.js';
 import { storageQueries } from '../../api/queries.js';
 import { LiveHub } from '../../api/live.js';
+import { encodeRollup } from '../../processors/rollup-codec.js';
+import type { RollupRecord } from '../../processors/runner.js';
 import { tempDir, waitFor } from '../peers/util.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -127,11 +129,18 @@ test('WebSocket: needs the token, pushes matching rollups, survives an oversized
   await waitFor('the subscription ack', () => got.some((m) => m.type === 'ack'), 5000, 20);
   assert.ok(got.some((m) => m.type === 'error'), 'garbage gets an error message, not a crash');
   const producer = await bus.producer();
-  const rollup = (device: string, end: number) => ({ window: '10s', kind: 'final', metric: 'if_in_bps', labels: { device, ifIndex: '1' }, start: end - 10_000, end, avg: 5, min: 1, max: 9, last: 7 });
+  const rollup = (device: string, end: number): RollupRecord => {
+    const labels = { device, ifIndex: '1' };
+    return {
+      window: '10s', kind: 'final', revision: 0, key: seriesKey('if_in_bps', labels), metric: 'if_in_bps', labels, start: end - 10_000, end,
+      count: 2, sum: 10, min: 1, max: 9, avg: 5, first: 1, firstTs: end - 9_000, last: 7, lastTs: end - 1, rate: null, p50: 5, p95: 9, p99: 9, sketch: { a: 0.01, pi: [0, 220], pc: [1, 1] },
+    };
+  };
   await producer.send(TOPICS.rollups, [
-    { key: 'rtr-2', value: Buffer.from(JSON.stringify(rollup('rtr-2', T0))) },
-    { key: 'rtr-1', value: Buffer.from(JSON.stringify(rollup('rtr-1', T0 + 10_000))) },
+    { key: 'rtr-2', value: encodeRollup(rollup('rtr-2', T0)) },
     { key: 'rtr-1', value: Buffer.from('{broken') },
+    { key: 'rtr-1', value: encodeRollup(rollup('rtr-1', T0 + 10_000)).subarray(0, 20) },
+    { key: 'rtr-1', value: encodeRollup(rollup('rtr-1', T0 + 10_000)) },
   ]);
   const point = await waitFor('a pushed point', () => got.find((m) => m.type === 'point'), 5000, 20);
   assert.equal(point.ts, T0 + 10_000);

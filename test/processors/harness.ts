@@ -100,7 +100,9 @@ export async function waitCaughtUp(bus: Bus, groupId: string, timeoutMs = 60_000
 
 /** Rows in a canonical form: the content only (offsets and partitions of output topics may differ between runs). */
 export function canonical(msgs: InMessage[]): string[] {
-  return msgs.map((m) => `${m.key}|${m.value?.toString() ?? ''}`).sort();
+  // JSON records as text (readable diffs), binary ones (rollups) byte-exact
+  const text = (v: Buffer | null) => (v === null ? '' : v[0] === 0x7b ? v.toString('utf8') : v.toString('base64'));
+  return msgs.map((m) => `${m.key}|${text(m.value)}`).sort();
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -5,6 +5,7 @@ import { TOPICS } from '../../core/types.js';
 import { decodeBatch, encodeBatch } from '../../core/codec.js';
 import { partitionFor } from '../../core/bus.js';
 import { startProcessor, processorConfig, windowOptions, Pipeline, emptyOutput, anomalyStage, type RollupRecord } from '../../processors/runner.js';
+import { decodeRollup } from '../../processors/rollup-codec.js';
 import { demoMessages, DEMO_RULES, readTopic, produceAll, waitCaughtUp, canonical } from './harness.js';
 import { registry } from '../../core/metrics.js';
 
@@ -41,7 +42,7 @@ test('runner on the in-process bus: rollups and alert transitions equal a direct
     assert.equal(rollups.length, out.results.length);
     assert.equal(alerts.length, out.changes.length);
     const byKey = (r: RollupRecord) => `${r.window}|${r.key}|${r.start}|${r.revision}`;
-    const got = new Map(rollups.map((m) => { const r = JSON.parse(m.value!.toString()) as RollupRecord; return [byKey(r), r]; }));
+    const got = new Map(rollups.map((m) => { const r = decodeRollup(m.value!); return [byKey(r), r]; }));
     for (const r of out.results) {
       const g = got.get(`${r.window}|${r.key}|${r.start}|${r.revision}`);
       assert.ok(g, `rollup ${r.window} ${r.key} ${r.start} produced`);
@@ -109,7 +110,7 @@ test('a malformed input message is counted and skipped; the batches around it ar
     await p.stop();
     assert.equal(await rejected(), before + 1);
     const rollups = await readTopic(bus, TOPICS.rollups);
-    const tenSec = rollups.map((m) => JSON.parse(m.value!.toString()) as RollupRecord).filter((r) => r.window === '10s' && r.metric === 'hrProcessorLoad');
+    const tenSec = rollups.map((m) => decodeRollup(m.value!)).filter((r) => r.window === '10s' && r.metric === 'hrProcessorLoad');
     assert.ok(tenSec.length >= 10, `rollups from before and after the bad message (${tenSec.length})`);
     void encodeBatch;
   } finally {
