@@ -5,7 +5,7 @@ import type { Bus, BusConsumer } from '../core/bus.js';
 import type { Logger } from '../core/log.js';
 import { counter, gauge } from '../core/metrics.js';
 import { TOPICS } from '../core/types.js';
-import { decodeRollup } from '../processors/rollup-codec.js';
+import { decodeRollups } from '../processors/rollup-codec.js';
 import type { RollupRecord } from '../processors/runner.js';
 
 /**
@@ -61,7 +61,7 @@ export class LiveHub {
           if (!m.value) continue;
           try {
             if (b.topic === TOPICS.alerts) this.pushAlert(JSON.parse(m.value.toString('utf8')));
-            else this.pushRollup(decodeRollup(m.value));
+            else for (const r of decodeRollups(m.value)) this.pushRollup(r);
           } catch {
             wsRejected.inc({ reason: 'bad_record' });
           }

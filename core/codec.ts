@@ -25,6 +25,10 @@ export class CodecError extends Error {
   }
 }
 
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Growable little-endian writer of varints, float64s and strings (shared by the project's binary records). */
 export class Writer {
   buf: Buffer;
@@ -48,10 +52,34 @@ export class Writer {
   }
   f64(v: number): void {
     this.ensure(8);
-    this.buf.writeDoubleLE(v, this.pos);
+    if (LITTLE_ENDIAN) {
+      // byte copies from a shared view: cheaper than writeDoubleLE's checks on the hot path
+      F64[0] = v;
+      const b = this.buf;
+      const p = this.pos;
+      for (let k = 0; k < 8; k++) b[p + k] = F64_BYTES[k]!;
+    } else this.buf.writeDoubleLE(v, this.pos);
     this.pos += 8;
   }
   str(s: string): void {
+    const n = s.length;
+    if (n < 0x80) {
+      // ASCII fast path (names, label keys, most values): one length byte, then the chars
+      this.ensure(n + 1);
+      const b = this.buf;
+      let p = this.pos + 1;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) return this.strUtf8(s);
+        b[p++] = c;
+      }
+      b[this.pos] = n;
+      this.pos = p;
+      return;
+    }
+    this.strUtf8(s);
+  }
+  private strUtf8(s: string): void {
     const len = Buffer.byteLength(s, 'utf8');
     this.varint(len);
     this.ensure(len);

@@ -1,5 +1,5 @@
 import { CodecError, Reader, Writer, zigzag, unzigzag } from '../core/codec.js';
-import { seriesKey } from '../core/series.js';
+import { labelsText, seriesKey } from '../core/series.js';
 import type { SketchJSON } from './sketch.js';
 import type { RollupRecord } from './runner.js';
 
@@ -9,8 +9,12 @@ import type { RollupRecord } from './runner.js';
  * time and size (~520 B, most of it repeated field names) were the biggest cost of the Kafka path
  * after the produce round trips themselves.
  *
+ * One message carries the records of one key (device) from one transaction: per-record overhead in
+ * the Kafka client (record encoding, checksums) cost more than the bytes themselves.
+ *
  * Layout (v1), integers unsigned LEB128 varints, floats float64 LE:
  *   'R' 0x01                              magic + version
+ *   n                                     records that follow, each:
  *   flags                                 1 rate present, 2 positive store, 4 negative store,
  *                                         8 zero count, 16 correction, 32 bucket counts as float64,
  *                                         64 key written, 128 integer times, 256 integer count
@@ -29,8 +33,8 @@ import type { RollupRecord } from './runner.js';
  *   per store: n, zigzag(first index), (index delta)*, counts (varint, or float64 with flag 32)
  *   [zero count]                          float64
  *
- * decodeRollup also reads the JSON records written before this format (first byte '{'), so a topic
- * that holds both decodes whole during an upgrade.
+ * decodeRollups also reads the JSON records written before this format (first byte '{', one record
+ * per message), so a topic that holds both decodes whole during an upgrade.
  */
 export const ROLLUP_MAGIC = 0x52;
 export const ROLLUP_VERSION = 1;
@@ -48,24 +52,48 @@ const F_INT_COUNT = 256;
 const F_ALL = 511;
 const MAX_BUCKETS = 1 << 20;
 const MAX_LABELS = 4096;
+/** flags, window, metric, label count, revision, 4 times, count: 10 bytes; 9 float64s. */
+const MIN_RECORD_BYTES = 10 + 9 * 8;
 
-const integral = (a: readonly number[] | undefined): boolean => !a || a.every((c) => Number.isSafeInteger(c) && c >= 0);
+function integral(a: readonly number[] | undefined): boolean {
+  if (a) for (let i = 0; i < a.length; i++) if (!Number.isSafeInteger(a[i]) || a[i]! < 0) return false;
+  return true;
+}
 
-export function encodeRollup(r: RollupRecord): Buffer {
+/** A series' labels object is shared by all its windows' results: its canonical text once per object. */
+const labelTexts = new WeakMap<object, string>();
+function labelsTextOf(labels: Readonly<Record<string, string>>): string {
+  let t = labelTexts.get(labels);
+  if (t === undefined) labelTexts.set(labels, (t = labelsText(labels)));
+  return t;
+}
+
+/** The records of one message (one key's, in order). */
+export function encodeRollups(records: readonly RollupRecord[]): Buffer {
+  if (records.length === 0) throw new CodecError('a rollup message holds at least one record');
+  const w = new Writer(200 * records.length + 8);
+  w.ensure(2);
+  w.buf[w.pos++] = ROLLUP_MAGIC;
+  w.buf[w.pos++] = ROLLUP_VERSION;
+  w.varint(records.length);
+  for (const r of records) writeRecord(w, r);
+  return w.bytes();
+}
+
+function writeRecord(w: Writer, r: RollupRecord): void {
   const sk = r.sketch as SketchJSON;
   const pos = sk.pi && sk.pi.length > 0;
   const neg = sk.ni && sk.ni.length > 0;
   const floatCounts = !integral(sk.pc) || !integral(sk.nc);
-  const keyed = r.key !== seriesKey(r.metric, r.labels);
-  const intTimes = [r.start, r.end - r.start, r.firstTs - r.start, r.lastTs - r.start].every((t) => Number.isSafeInteger(t) && t >= 0);
+  const keyed = r.key.length < r.metric.length || !r.key.startsWith(r.metric) || r.key.slice(r.metric.length) !== labelsTextOf(r.labels);
+  const dEnd = r.end - r.start;
+  const dFirst = r.firstTs - r.start;
+  const dLast = r.lastTs - r.start;
+  const intTimes = Number.isSafeInteger(r.start) && r.start >= 0 && Number.isSafeInteger(dEnd) && dEnd >= 0 && Number.isSafeInteger(dFirst) && dFirst >= 0 && Number.isSafeInteger(dLast) && dLast >= 0;
   const intCount = Number.isSafeInteger(r.count) && r.count >= 0;
   const flags =
     (r.rate !== null ? F_RATE : 0) | (pos ? F_POS : 0) | (neg ? F_NEG : 0) | (sk.z !== undefined ? F_ZERO : 0) | (r.kind === 'correction' ? F_CORRECTION : 0) |
     (floatCounts ? F_FLOAT_COUNTS : 0) | (keyed ? F_KEY : 0) | (intTimes ? F_INT_TIMES : 0) | (intCount ? F_INT_COUNT : 0);
-  const w = new Writer(256);
-  w.ensure(2);
-  w.buf[w.pos++] = ROLLUP_MAGIC;
-  w.buf[w.pos++] = ROLLUP_VERSION;
   w.varint(flags);
   w.str(r.window);
   w.str(r.metric);
@@ -79,13 +107,23 @@ export function encodeRollup(r: RollupRecord): Buffer {
   w.varint(r.revision);
   if (intTimes) {
     w.varint(r.start);
-    w.varint(r.end - r.start);
-    w.varint(r.firstTs - r.start);
-    w.varint(r.lastTs - r.start);
-  } else for (const t of [r.start, r.end, r.firstTs, r.lastTs]) w.f64(t);
+    w.varint(dEnd);
+    w.varint(dFirst);
+    w.varint(dLast);
+  } else {
+    w.f64(r.start);
+    w.f64(r.end);
+    w.f64(r.firstTs);
+    w.f64(r.lastTs);
+  }
   if (intCount) w.varint(r.count);
   else w.f64(r.count);
-  for (const x of [r.sum, r.min, r.max, r.avg, r.first, r.last]) w.f64(x);
+  w.f64(r.sum);
+  w.f64(r.min);
+  w.f64(r.max);
+  w.f64(r.avg);
+  w.f64(r.first);
+  w.f64(r.last);
   if (r.rate !== null) w.f64(r.rate);
   w.f64(r.p50);
   w.f64(r.p95);
@@ -94,7 +132,6 @@ export function encodeRollup(r: RollupRecord): Buffer {
   if (pos) store(w, sk.pi!, sk.pc!, floatCounts);
   if (neg) store(w, sk.ni!, sk.nc!, floatCounts);
   if (sk.z !== undefined) w.f64(sk.z);
-  return w.bytes();
 }
 
 function store(w: Writer, idx: readonly number[], cnt: readonly number[], floatCounts: boolean): void {
@@ -124,16 +161,26 @@ function readStore(r: Reader, floatCounts: boolean): { idx: number[]; cnt: numbe
   return { idx, cnt };
 }
 
-/** A rollup record from the rollups topic, binary (v1) or JSON (before v1); CodecError when neither. */
-export function decodeRollup(buf: Buffer): RollupRecord {
-  if (!Buffer.isBuffer(buf) || buf.length < 3) throw new CodecError('message too short for a rollup record');
-  if (buf[0] === JSON_START) return fromJson(buf);
+/** The records of one message of the rollups topic, binary (v1) or JSON (before v1); CodecError when neither. */
+export function decodeRollups(buf: Buffer): RollupRecord[] {
+  if (!Buffer.isBuffer(buf) || buf.length < 3) throw new CodecError('message too short for rollup records');
+  if (buf[0] === JSON_START) return [fromJson(buf)];
   if (buf[0] !== ROLLUP_MAGIC) throw new CodecError(`bad magic 0x${buf[0]!.toString(16)}`, 0);
   if (buf[1] !== ROLLUP_VERSION) throw new CodecError(`unsupported rollup version ${buf[1]}`, 1);
   const r = new Reader(buf);
   r.pos = 2;
+  const n = r.count('rollup record', Math.floor(r.remaining / MIN_RECORD_BYTES));
+  if (n === 0) throw new CodecError('no rollup records', 2);
+  const out = new Array<RollupRecord>(n);
+  for (let i = 0; i < n; i++) out[i] = readRecord(r);
+  if (r.remaining !== 0) throw new CodecError(`${r.remaining} trailing bytes`, r.pos);
+  return out;
+}
+
+function readRecord(r: Reader): RollupRecord {
+  const at = r.pos;
   const flags = r.varint();
-  if (flags > F_ALL) throw new CodecError(`unknown flags 0x${flags.toString(16)}`, 2);
+  if (flags > F_ALL) throw new CodecError(`unknown flags 0x${flags.toString(16)}`, at);
   const window = r.str();
   const metric = r.str();
   const nl = r.count('label', Math.min(MAX_LABELS, r.remaining));
@@ -180,8 +227,7 @@ export function decodeRollup(buf: Buffer): RollupRecord {
     sketch.nc = s.cnt;
   }
   if (flags & F_ZERO) sketch.z = r.f64();
-  if (r.remaining !== 0) throw new CodecError(`${r.remaining} trailing bytes`, r.pos);
-  if (!Number.isFinite(start) || !Number.isFinite(end)) throw new CodecError('window bounds are not finite');
+  if (!Number.isFinite(start) || !Number.isFinite(end)) throw new CodecError('window bounds are not finite', at);
   return { window, kind: flags & F_CORRECTION ? 'correction' : 'final', revision, key, metric, labels, start, end, count, sum, min, max, avg, first, firstTs, last, lastTs, rate, p50, p95, p99, sketch };
 }
 

@@ -7,7 +7,7 @@ import type { ClickHouse } from '../storage/clickhouse.js';
 import { seriesRow, type SeriesInfo } from '../storage/rows.js';
 import type { AlertChange } from './alerts.js';
 import type { RollupRecord } from './runner.js';
-import { decodeRollup } from './rollup-codec.js';
+import { decodeRollups } from './rollup-codec.js';
 import { CodecError } from '../core/codec.js';
 
 /**
@@ -116,9 +116,9 @@ export async function startRollupSink(opts: RollupSinkOptions): Promise<RollupSi
         if (m.value === null) continue;
         try {
           if (batch.topic === rollupsTopic) {
-            const r = decodeRollup(m.value);
-            const table = ROLLUP_TABLES[r.window];
-            if (table) {
+            for (const r of decodeRollups(m.value)) {
+              const table = ROLLUP_TABLES[r.window];
+              if (!table) continue;
               add(table, rollupRow(r, legacy));
               // Derived series (rates, utilisation) exist only here: put them in the inventory so
               // reads by label (ifName, ...) find them. Once per series per process is enough.

@@ -12,7 +12,7 @@ import { ThresholdOperator } from './threshold.js';
 import { AlertManager, webhookPayload, type AlertChange, type AlertStateJSON, type Notification, type Silence } from './alerts.js';
 import { DEFAULT_ALERTING } from './alerts.js';
 import { watchRules, type RuleSet, type RuleWatcher } from './rules.js';
-import { encodeRollup } from './rollup-codec.js';
+import { encodeRollups } from './rollup-codec.js';
 import type { SketchJSON } from './sketch.js';
 import { encodeSnapshot, restoreSnapshots, snapshotKey, CHANGELOG_PARTITIONS } from './checkpoint.js';
 import { applyCommand, countMalformed, decodeCommand, encodeCommand, isCommandMessage, CommandSender, type Command, type CommandBody } from './commands.js';
@@ -248,7 +248,13 @@ export interface RollupRecord extends Aggregates {
 }
 
 export function rollupRecord(r: WindowResult): RollupRecord {
-  return { window: r.window, kind: r.kind, revision: r.revision, key: r.key, metric: r.metric, labels: r.labels, start: r.start, end: r.end, ...r.agg, sketch: r.sketch };
+  const a = r.agg;
+  // field by field, not a spread: one fixed object shape, built for every window and series
+  return {
+    window: r.window, kind: r.kind, revision: r.revision, key: r.key, metric: r.metric, labels: r.labels, start: r.start, end: r.end,
+    count: a.count, sum: a.sum, min: a.min, max: a.max, avg: a.avg, first: a.first, firstTs: a.firstTs, last: a.last, lastTs: a.lastTs, rate: a.rate, p50: a.p50, p95: a.p95, p99: a.p99,
+    sketch: r.sketch,
+  };
 }
 
 /** Encodes a step's outputs as messages per topic. Keys keep a device's records in one partition. */
@@ -260,12 +266,39 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
     a.push(msg);
   };
   // Record timestamps are event times, never the wall clock: identical reruns give identical records.
-  for (const r of o.results) put(cfg.rollupsTopic, { key: r.labels.device ?? r.key, value: encodeRollup(rollupRecord(r)), timestamp: r.end });
+  for (const msg of rollupMessages(o.results)) put(cfg.rollupsTopic, msg);
   for (const c of o.changes) put(cfg.alertsTopic, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
   for (const n of o.notifications) put(cfg.notificationsTopic, { key: n.groupKey, value: Buffer.from(JSON.stringify(webhookPayload(n, externalUrl))), timestamp: n.ts });
   for (const l of o.late) put(cfg.lateTopic, { key: l.sample.labels.device ?? l.key, value: Buffer.from(JSON.stringify(l)), timestamp: l.sample.ts });
   for (const e of o.events) put(cfg.eventsTopic, { key: e.device, value: encodeEvent(e), timestamp: e.ts });
   return m;
+}
+
+/** Records per rollup message at most: a message stays far below Kafka's 1 MB (~200 B a record). */
+const ROLLUPS_PER_MESSAGE = 1024;
+
+/**
+ * A step's rollups as messages: the records of one key (the device, else the series) together, in
+ * order, so a transaction sends a few messages per device rather than one per window and series.
+ */
+function rollupMessages(results: readonly WindowResult[]): OutMessage[] {
+  const byKey = new Map<string, WindowResult[]>();
+  for (const r of results) {
+    const k = r.labels.device ?? r.key;
+    let a = byKey.get(k);
+    if (!a) byKey.set(k, (a = []));
+    a.push(r);
+  }
+  const out: OutMessage[] = [];
+  for (const [key, rs] of byKey) {
+    for (let i = 0; i < rs.length; i += ROLLUPS_PER_MESSAGE) {
+      const part = rs.slice(i, i + ROLLUPS_PER_MESSAGE);
+      let ts = -Infinity;
+      for (const r of part) if (r.end > ts) ts = r.end;
+      out.push({ key, value: encodeRollups(part.map(rollupRecord)), timestamp: ts });
+    }
+  }
+  return out;
 }
 
 /**

@@ -12,7 +12,7 @@ import { migrate } from '../../storage/migrations.js';
 import { buildApi, parseTime } from '../../api/server.js';
 import { storageQueries } from '../../api/queries.js';
 import { LiveHub } from '../../api/live.js';
-import { encodeRollup } from '../../processors/rollup-codec.js';
+import { encodeRollups } from '../../processors/rollup-codec.js';
 import type { RollupRecord } from '../../processors/runner.js';
 import { tempDir, waitFor } from '../peers/util.js';
 
@@ -137,10 +137,10 @@ test('WebSocket: needs the token, pushes matching rollups, survives an oversized
     };
   };
   await producer.send(TOPICS.rollups, [
-    { key: 'rtr-2', value: encodeRollup(rollup('rtr-2', T0)) },
+    { key: 'rtr-2', value: encodeRollups([rollup('rtr-2', T0)]) },
     { key: 'rtr-1', value: Buffer.from('{broken') },
-    { key: 'rtr-1', value: encodeRollup(rollup('rtr-1', T0 + 10_000)).subarray(0, 20) },
-    { key: 'rtr-1', value: encodeRollup(rollup('rtr-1', T0 + 10_000)) },
+    { key: 'rtr-1', value: encodeRollups([rollup('rtr-1', T0 + 10_000)]).subarray(0, 20) },
+    { key: 'rtr-1', value: encodeRollups([rollup('rtr-1', T0 + 10_000)]) },
   ]);
   const point = await waitFor('a pushed point', () => got.find((m) => m.type === 'point'), 5000, 20);
   assert.equal(point.ts, T0 + 10_000);

@@ -11,7 +11,7 @@ import { commandMessages, decodeCommand, encodeCommand, isCommandMessage, Comman
 import { compileRules } from '../../processors/rules.js';
 import { processorConfig, startProcessor, type Processor } from '../../processors/runner.js';
 import { canonical, readTopic, waitCaughtUp } from './harness.js';
-import { decodeRollup } from '../../processors/rollup-codec.js';
+import { decodeRollups } from '../../processors/rollup-codec.js';
 
 /**
  * Operator commands on the processor's input topic (in-process bus): routing to the partition
@@ -244,7 +244,7 @@ test('a malformed command is counted and skipped; the samples and commands aroun
       assert.equal(await metric('noctua_rejected_messages_total', { topic: TOPICS.samples, reason: 'command' }), before.command + 3);
       assert.equal(await metric('noctua_rejected_messages_total', { topic: TOPICS.samples, reason: 'codec' }), before.codec, 'not counted as undecodable sample batches');
       assert.equal(p.activeAlerts().find((x) => x.fingerprint === fp)?.ack?.comment, 'after the bad ones', 'the good command after them applied');
-      const tenSec = (await readTopic(bus, TOPICS.rollups)).map((m) => decodeRollup(m.value!)).filter((r) => r.window === '10s');
+      const tenSec = (await readTopic(bus, TOPICS.rollups)).flatMap((m) => decodeRollups(m.value!)).filter((r) => r.window === '10s');
       assert.ok(tenSec.some((r) => r.start >= T0 + MIN + 30_000), 'samples after the bad commands were processed');
     } finally {
       await p.stop();

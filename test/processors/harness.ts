@@ -4,6 +4,7 @@ import { TOPICS } from '../../core/types.js';
 import { DemoNetwork } from '../../ingest/demo/network.js';
 import { replayDemo } from '../../ingest/demo/source.js';
 import { compileRules, type RuleSet } from '../../processors/rules.js';
+import { decodeRollups } from '../../processors/rollup-codec.js';
 import { parse } from 'yaml';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,9 +101,15 @@ export async function waitCaughtUp(bus: Bus, groupId: string, timeoutMs = 60_000
 
 /** Rows in a canonical form: the content only (offsets and partitions of output topics may differ between runs). */
 export function canonical(msgs: InMessage[]): string[] {
-  // JSON records as text (readable diffs), binary ones (rollups) byte-exact
-  const text = (v: Buffer | null) => (v === null ? '' : v[0] === 0x7b ? v.toString('utf8') : v.toString('base64'));
-  return msgs.map((m) => `${m.key}|${text(m.value)}`).sort();
+  return msgs.map((m) => `${m.key}|${m.value?.toString() ?? ''}`).sort();
+}
+
+/**
+ * The rollups topic's records, one row each, canonical: a message holds one key's records from one
+ * transaction, and transactions (consumed batches) need not fall the same way in two runs.
+ */
+export function rollupRows(msgs: InMessage[]): string[] {
+  return msgs.flatMap((m) => decodeRollups(m.value!).map((r) => `${m.key}|${JSON.stringify(r)}`)).sort();
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

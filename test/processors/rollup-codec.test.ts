@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeBatch, CodecError } from '../../core/codec.js';
 import { Pipeline, emptyOutput, processorConfig, windowOptions, rollupRecord, type RollupRecord } from '../../processors/runner.js';
-import { decodeRollup, encodeRollup } from '../../processors/rollup-codec.js';
+import { decodeRollups, encodeRollups } from '../../processors/rollup-codec.js';
 import { demoMessages, DEMO_RULES } from './harness.js';
 
 function demoRollups(): RollupRecord[] {
@@ -23,35 +23,41 @@ test('rollup records round-trip exactly: every record of a demo run, and the edg
   const recs = demoRollups();
   assert.ok(recs.length > 1000, `demo rollups (${recs.length})`);
   assert.ok(recs.some((r) => r.rate === null) && recs.some((r) => r.rate !== null), 'with and without a rate');
+  // one record a message, and messages of 1..50 records (one device's from one transaction)
   let bin = 0;
   let json = 0;
   for (const r of recs) {
-    const b = encodeRollup(r);
-    assert.deepEqual(decodeRollup(b), r);
-    bin += b.length;
+    assert.deepEqual(decodeRollups(encodeRollups([r])), [r]);
     json += Buffer.byteLength(JSON.stringify(r));
   }
-  assert.deepEqual(decodeRollup(encodeRollup(edge)), edge);
+  for (let i = 0, n = 1; i < recs.length; i += n, n = (n % 50) + 1) {
+    const part = recs.slice(i, i + n);
+    const b = encodeRollups(part);
+    assert.deepEqual(decodeRollups(b), part);
+    bin += b.length;
+  }
+  assert.deepEqual(decodeRollups(encodeRollups([edge])), [edge]);
   // a key that is not the canonical one travels as written; times before 1970 as floats
   const odd = { ...edge, key: 'temp:legacy-name', start: -5000, end: 55_000, firstTs: -4000, lastTs: 50_000, count: 7 };
-  assert.deepEqual(decodeRollup(encodeRollup(odd)), odd);
+  assert.deepEqual(decodeRollups(encodeRollups([odd, edge, odd])), [odd, edge, odd]);
+  assert.throws(() => encodeRollups([]), CodecError);
   // the point of the format: well under half of JSON's bytes on the topic
   assert.ok(bin < json / 2, `binary ${bin} B vs JSON ${json} B`);
 });
 
 test('JSON rollup records written before the binary format still decode (a topic holding both reads whole)', () => {
   const r = demoRollups()[0]!;
-  assert.deepEqual(decodeRollup(Buffer.from(JSON.stringify(r))), r);
-  assert.throws(() => decodeRollup(Buffer.from('{"window":"1m"}')), CodecError);
+  assert.deepEqual(decodeRollups(Buffer.from(JSON.stringify(r))), [r]);
+  assert.throws(() => decodeRollups(Buffer.from('{"window":"1m"}')), CodecError);
 });
 
 test('a damaged rollup record is a CodecError, never another exception or a wrong record', () => {
-  const b = encodeRollup(edge);
-  for (let n = 0; n < b.length; n++) assert.throws(() => decodeRollup(b.subarray(0, n)), CodecError, `truncated to ${n} bytes`);
-  assert.throws(() => decodeRollup(Buffer.concat([b, Buffer.from([0])])), /trailing/);
-  assert.throws(() => decodeRollup(Buffer.from([0x4e, 1, 0, 0])), /bad magic/);
-  assert.throws(() => decodeRollup(Buffer.from([0x52, 9, 0, 0])), /version/);
-  assert.throws(() => decodeRollup(Buffer.from('{not json')), CodecError);
+  const b = encodeRollups([edge, demoRollups()[5]!, edge]);
+  for (let n = 0; n < b.length; n++) assert.throws(() => decodeRollups(b.subarray(0, n)), CodecError, `truncated to ${n} bytes`);
+  assert.throws(() => decodeRollups(Buffer.concat([b, Buffer.from([0])])), /trailing/);
+  assert.throws(() => decodeRollups(Buffer.from([0x4e, 1, 0, 0])), /bad magic/);
+  assert.throws(() => decodeRollups(Buffer.from([0x52, 9, 0, 0])), /version/);
+  assert.throws(() => decodeRollups(Buffer.from('{not json')), CodecError);
   // random bytes behind a valid header: rejected cleanly, whatever they hold
   let seed = 7;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
@@ -60,7 +66,7 @@ test('a damaged rollup record is a CodecError, never another exception or a wron
     junk[0] = 0x52;
     junk[1] = 1;
     try {
-      decodeRollup(junk);
+      decodeRollups(junk);
     } catch (err) {
       assert.ok(err instanceof CodecError, `junk ${junk.toString('hex')}: ${(err as Error).message}`);
     }
