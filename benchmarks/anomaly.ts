@@ -2,11 +2,14 @@
  * Cost of the anomaly detector: points/s on one core (the detector alone; the operator in its default
  * ARTime mode, and in the 'likelihood' mode with the learned layer, batched as the runner would),
  * bytes of checkpointed state per series, and the training time of one family model. Target: >= 100,000 points/s per core, <= 4 KB per series.
+ * Also what a NOC pays in false events: events per 1,000 series per day on healthy synthetic series
+ * (benchmarks/anomaly-quiet.ts), beside the published ARTime's on the same series.
  * The last line is one JSON object {"bench":"anomaly",...}.
  */
 import { SeriesDetector } from '../processors/anomaly/detector.js';
 import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
 import { FamilyModel, WINDOW, initBackend, rng } from '../processors/anomaly/learned.js';
+import { quietOnHealthySeries } from './anomaly-quiet.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const r = rng(1);
@@ -74,4 +77,9 @@ console.log(`operator, default mode (ARTime), ${SERIES} series x ${ROUNDS} round
 console.log(`operator, 'likelihood' mode with the learned layer (${backend}): ${Math.round(learnedPps).toLocaleString()} points/s`);
 console.log(`state per series: ${stateBytes} B detector JSON after ${N} points; operator checkpoint ${Math.round(perSeriesBytes)} B per series in warm-up (${ROUNDS} points), ${Math.round(steadyBytes)} B after 1500 points (target <= 4096)`);
 console.log(`training one family model (4096 windows x ${WINDOW}, 4 epochs): ${trainMs.toFixed(0)} ms`);
-console.log(JSON.stringify({ bench: 'anomaly', backend, detector_points_per_s: Math.round(detectorPps), operator_points_per_s: Math.round(operatorPps), operator_learned_points_per_s: Math.round(learnedPps), state_bytes_per_series: stateBytes, checkpoint_bytes_per_series: Math.round(perSeriesBytes), checkpoint_bytes_per_series_steady: Math.round(steadyBytes), training_ms_per_model: Math.round(trainMs), target_points_per_s: 100_000, target_state_bytes: 4096 }));
+const quiet = quietOnHealthySeries();
+const per1000 = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number((v * 1000).toFixed(1))]));
+const quietOurs = per1000(quiet.ours);
+const quietRef = per1000(quiet.reference);
+console.log(`false events per 1,000 healthy series per day (${quiet.seriesPerKind} series x ${quiet.days} days per kind, 5 min steps; published ARTime with the whole range given, same series): ${Object.keys(quietOurs).map((k) => `${k} ${quietOurs[k]} (ARTime ${quietRef[k]})`).join(', ')}`);
+console.log(JSON.stringify({ bench: 'anomaly', quiet_events_per_1000_series_day: quietOurs, quiet_reference_artime: quietRef, backend, detector_points_per_s: Math.round(detectorPps), operator_points_per_s: Math.round(operatorPps), operator_learned_points_per_s: Math.round(learnedPps), state_bytes_per_series: stateBytes, checkpoint_bytes_per_series: Math.round(perSeriesBytes), checkpoint_bytes_per_series_steady: Math.round(steadyBytes), training_ms_per_model: Math.round(trainMs), target_points_per_s: 100_000, target_state_bytes: 4096 }));

@@ -1,0 +1,103 @@
+/**
+ * How often the anomaly detector raises an event on series that hold no anomaly: what a NOC pays in
+ * false events per series per day. Synthetic healthy series at 5-minute steps, several kinds a
+ * network has: white noise, diurnal traffic (a weekday/weekend cycle with multiplicative noise),
+ * diurnal low counts (Poisson: errors, log lines), bursty counts (heavy-tailed but stationary).
+ *
+ * Ours: the operator as the runner runs it (default config: events at score >= eventLevel, or a new
+ * all-time extreme beyond the series' whole range). Reference, same series, same run: the ARTime
+ * layer as published (range from the whole series, which NAB hands it; no new-extreme opinion, no
+ * incident or settling rules), counted at the same event level.
+ */
+import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
+import { SeriesDetector, DEFAULT_PARAMS } from '../processors/anomaly/detector.js';
+import { rng } from '../processors/anomaly/learned.js';
+
+const STEP = 300_000;
+const DAYS = 60;
+const POINTS = (DAYS * 86_400_000) / STEP;
+const PER_KIND = 16;
+const T0 = Date.UTC(2024, 0, 1);
+
+type Gen = (i: number, r: () => number) => number;
+
+function gauss(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+}
+
+function poisson(lambda: number, r: () => number): number {
+  if (lambda > 50) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * gauss(r)));
+  const l = Math.exp(-lambda);
+  let k = 0;
+  let p = 1;
+  do {
+    k++;
+    p *= r();
+  } while (p > l);
+  return k - 1;
+}
+
+/** Hour of day and weekend flag of point i. */
+function clock(i: number): { h: number; weekend: boolean } {
+  const d = new Date(T0 + i * STEP);
+  return { h: d.getUTCHours() + d.getUTCMinutes() / 60, weekend: d.getUTCDay() === 0 || d.getUTCDay() === 6 };
+}
+
+const diurnal = (i: number): number => {
+  const { h, weekend } = clock(i);
+  return (weekend ? 0.6 : 1) * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
+};
+
+export const KINDS: Readonly<Record<string, Gen>> = {
+  noise: (_i, r) => 50 + 10 * gauss(r),
+  traffic: (i, r) => 4e8 * diurnal(i) * (1 + 0.08 * gauss(r)),
+  'low counts': (i, r) => poisson(2 * diurnal(i), r),
+  bursty: (i, r) => poisson(20 * diurnal(i) / Math.max(0.05, r()) ** 0.5, r),
+};
+
+export interface QuietFigures {
+  /** Events per series per day, by kind: ours, and the reference detector's. */
+  readonly ours: Record<string, number>;
+  readonly reference: Record<string, number>;
+  readonly days: number;
+  readonly seriesPerKind: number;
+}
+
+export function quietOnHealthySeries(): QuietFigures {
+  const cfg = anomalyConfig({ seed: 1, learned: false });
+  const ours: Record<string, number> = {};
+  const reference: Record<string, number> = {};
+  let seed = 1;
+  for (const [kind, gen] of Object.entries(KINDS)) {
+    const series: Float64Array[] = [];
+    for (let s = 0; s < PER_KIND; s++) {
+      const r = rng(seed++);
+      const xs = new Float64Array(POINTS);
+      for (let i = 0; i < POINTS; i++) xs[i] = gen(i, r);
+      series.push(xs);
+    }
+    // ours: the operator, one poll round of all the kind's series per step, as the runner feeds it
+    const op = new AnomalyOperator(cfg);
+    let events = 0;
+    for (let i = 0; i < POINTS; i++) {
+      const b: DerivedSample[] = series.map((xs, s) => ({ metric: 'quiet', labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
+      events += op.process(b).events.length;
+    }
+    op.dispose();
+    ours[kind] = events / PER_KIND / DAYS;
+    // reference: published ARTime, the range of the whole series given
+    let refEvents = 0;
+    for (const xs of series) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const x of xs) {
+        lo = Math.min(lo, x);
+        hi = Math.max(hi, x);
+      }
+      const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, artime: { ...DEFAULT_PARAMS.artime, probation: DEFAULT_PARAMS.artime.probation, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+      for (let i = 0; i < POINTS; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= cfg.eventLevel) refEvents++;
+    }
+    reference[kind] = refEvents / PER_KIND / DAYS;
+  }
+  return { ours, reference, days: DAYS, seriesPerKind: PER_KIND };
+}
