@@ -52,8 +52,8 @@ const F_INT_COUNT = 256;
 const F_ALL = 511;
 const MAX_BUCKETS = 1 << 20;
 const MAX_LABELS = 4096;
-/** flags, window, metric, label count, revision, 4 times, count: 10 bytes; 9 float64s. */
-const MIN_RECORD_BYTES = 10 + 9 * 8;
+/** The smallest record: flags, window, metric, label count, revision, 4 times, count (10 bytes) and 10 float64s. */
+const MIN_RECORD_BYTES = 10 + 10 * 8;
 
 function integral(a: readonly number[] | undefined): boolean {
   if (a) for (let i = 0; i < a.length; i++) if (!Number.isSafeInteger(a[i]) || a[i]! < 0) return false;
@@ -81,7 +81,7 @@ export function encodeRollups(records: readonly RollupRecord[]): Buffer {
 }
 
 function writeRecord(w: Writer, r: RollupRecord): void {
-  const sk = r.sketch as SketchJSON;
+  const sk = r.sketch;
   const pos = sk.pi && sk.pi.length > 0;
   const neg = sk.ni && sk.ni.length > 0;
   const floatCounts = !integral(sk.pc) || !integral(sk.nc);
