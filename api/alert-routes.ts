@@ -12,6 +12,7 @@ import { parseTime } from './server.js';
  * Alert operations for the NOC:
  *   GET    /api/v1/alerts?state=&severity=&device=&limit=&source=   current state per fingerprint
  *   POST   /api/v1/alerts/:fingerprint/ack {by, comment}           acknowledge (stops repeats until resolved)
+ *   (every write takes ?wait=<duration>, at most 30 s: answer once the command is seen applied)
  *   POST   /api/v1/alerts/:fingerprint/unack {by}                  withdraw the acknowledgement
  *   GET    /api/v1/silences                                        run-time silences (the local processors', else the silence book's)
  *   POST   /api/v1/silences {matchers, startsAt?, endsAt | duration, createdBy, comment, id?}
@@ -20,6 +21,10 @@ import { parseTime } from './server.js';
  * Writes are operator commands on the processors' input topic (processors/commands.ts), so they reach
  * whichever `noctua process` instance holds the alert, in order with the samples and exactly once.
  * They are accepted (202/201) once the bus has them; the processor applies them as it reaches them.
+ * With ?wait=5s a write answers once it sees its command applied - in the processors of this process,
+ * or for acks in alert_history - (200/201, status "applied", with the alert or silence as it now is),
+ * and still 202/201 "accepted" when it cannot tell or the time runs out: read-your-writes for a
+ * ticketing system that acknowledges then reads back.
  * Reads come from the processor(s) in this process when there are any (their state is the truth), else
  * from ClickHouse's alert_history (the latest row per fingerprint).
  */
@@ -137,7 +142,11 @@ const SilenceBody = Type.Object({
   comment: Type.Optional(Type.String({ maxLength: 2000 })),
 }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
-const ByQs = Type.Object({ by: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), token: Type.Optional(Type.String()) }, { additionalProperties: false });
+const WAIT = { wait: Type.Optional(Type.String({ maxLength: 20 })) };
+const ByQs = Type.Object({ by: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), token: Type.Optional(Type.String()), ...WAIT }, { additionalProperties: false });
+const WaitQs = Type.Object({ token: Type.Optional(Type.String()), ...WAIT }, { additionalProperties: false });
+/** The longest a write waits to see its command applied (?wait=). */
+const MAX_WAIT_MS = 30_000;
 
 type Req = FastifyRequest & { validationError?: Error };
 
@@ -167,6 +176,27 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       const res = await deps.commands.send(body);
       accepted.inc({ type: body.type });
       return res;
+    };
+
+    /** ?wait=<duration>: how long the write may wait to see its command applied (0 = answer once it is on the bus). */
+    const waitOf = (req: Req): number => {
+      const w = (req.query as { wait?: string } | undefined)?.wait;
+      if (w === undefined || w === '') return 0;
+      const ms = parseDuration(w, 'wait');
+      if (ms > MAX_WAIT_MS) throw new Error(`wait ${w} is longer than ${MAX_WAIT_MS / 1000} s`);
+      return ms;
+    };
+    /**
+     * Polls `applied` until it holds or `ms` pass. Null when nothing in this process can tell (no
+     * local processor and, for alerts, no alert_history): the command is on the bus either way.
+     */
+    const waitApplied = async <T>(ms: number, applied: () => Promise<T | null | 'unknown'>): Promise<T | null | 'unknown'> => {
+      const until = Date.now() + ms;
+      for (;;) {
+        const r = await applied();
+        if (r === 'unknown' || r !== null || Date.now() >= until) return r;
+        await new Promise((res) => setTimeout(res, 50));
+      }
     };
 
     const list = (v: string | undefined, allowed: readonly string[], what: string): Set<string> | null => {
@@ -217,6 +247,12 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (bad) return bad;
       const { fingerprint } = req.params as { fingerprint: string };
       const b = (req.body ?? {}) as { by?: string; comment?: string };
+      let wait: number;
+      try {
+        wait = waitOf(req);
+      } catch (err) {
+        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
+      }
       if (!b.by) return refuse(reply, req, 400, 'missing_by', `${type === 'ack' ? 'acknowledging' : 'withdrawing an acknowledgement'} needs who does it: give "by" in the body (the API token carries no name)`);
       const a = await findActive(fingerprint);
       // Neither a local processor nor ClickHouse to check against: the command still reaches every partition.
@@ -229,10 +265,28 @@ export function alertRoutes(deps: AlertRoutesDeps) {
         : { type, fingerprint, ...(device ? { device } : {}), by: b.by, at };
       const sent = await send(req, reply, body);
       if (!sent) return reply;
+      if (wait > 0) {
+        // applied = the alert (processor state, else its latest alert_history row) shows this very command
+        const seen = await waitApplied(wait, async () => {
+          const v = await findActive(fingerprint);
+          if (v === 'unknown') return 'unknown';
+          // (alert_history on an old server keeps whole seconds)
+          const done = type === 'ack' ? v?.ack?.by === b.by && Math.abs((v?.ack?.at ?? -Infinity) - at) < 1000 : v !== null && v.ack === null;
+          return done ? v : null;
+        });
+        if (seen !== null && seen !== 'unknown') return reply.code(200).send({ status: 'applied', command: body, partitions: sent.partitions, alert: seen });
+      }
       return reply.code(202).send({ status: 'accepted', command: body, partitions: sent.partitions });
     };
-    app.post('/api/v1/alerts/:fingerprint/ack', { schema: { params: FpParams, body: AckBody }, attachValidation: true }, ackRoute('ack'));
-    app.post('/api/v1/alerts/:fingerprint/unack', { schema: { params: FpParams, body: AckBody }, attachValidation: true }, ackRoute('unack'));
+    app.post('/api/v1/alerts/:fingerprint/ack', { schema: { params: FpParams, body: AckBody, querystring: WaitQs }, attachValidation: true }, ackRoute('ack'));
+    app.post('/api/v1/alerts/:fingerprint/unack', { schema: { params: FpParams, body: AckBody, querystring: WaitQs }, attachValidation: true }, ackRoute('unack'));
+
+    /** A silence as the processors in this process hold it (null: not (yet); 'unknown': no processor here). */
+    const localSilence = async (id: string): Promise<Silence | null | 'unknown'> => {
+      const local = deps.local();
+      if (!local) return 'unknown';
+      return local.silences().find((x) => x.id === id) ?? null;
+    };
 
     /** Silences as this process knows them: its processors' state, else the book of issued silences. */
     const knownSilences = (): { source: string; list: Silence[] } | null => {
@@ -249,9 +303,15 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       return { source: known.source, silences: known.list.map((s) => ({ ...s, status: now < s.startsAt ? 'pending' : now < s.endsAt ? 'active' : 'expired' })) };
     });
 
-    app.post('/api/v1/silences', { schema: { body: SilenceBody }, attachValidation: true }, async (req: Req, reply) => {
+    app.post('/api/v1/silences', { schema: { body: SilenceBody, querystring: WaitQs }, attachValidation: true }, async (req: Req, reply) => {
       const bad = invalid(req, reply);
       if (bad) return bad;
+      let wait: number;
+      try {
+        wait = waitOf(req);
+      } catch (err) {
+        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
+      }
       const b = req.body as { id?: string; matchers: Silence['matchers']; startsAt?: string | number; endsAt?: string | number; duration?: string | number; createdBy: string; comment?: string };
       const now = Date.now();
       let startsAt: number;
@@ -271,6 +331,13 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (!sent) return reply;
       await deps.silences?.record({ noctua: 'command', v: 1, ...body } as SilenceCommand);
       const { type: _t, ...silence } = body;
+      if (wait > 0) {
+        const seen = await waitApplied(wait, async () => {
+          const x = await localSilence(body.id);
+          return x === 'unknown' || x === null ? x : x.endsAt === body.endsAt && x.startsAt === body.startsAt ? x : null;
+        });
+        if (seen !== null && seen !== 'unknown') return reply.code(201).send({ status: 'applied', silence, partitions: sent.partitions });
+      }
       return reply.code(201).send({ status: 'accepted', silence, partitions: sent.partitions });
     });
 
@@ -279,6 +346,12 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (bad) return bad;
       const { id } = req.params as { id: string };
       const by = (req.query as { by?: string }).by;
+      let wait: number;
+      try {
+        wait = waitOf(req);
+      } catch (err) {
+        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
+      }
       if (!by) return refuse(reply, req, 400, 'missing_by', 'expiring a silence needs who does it: ?by=<name> (the API token carries no name)');
       const known = knownSilences();
       const s = known?.list.find((x) => x.id === id);
@@ -289,6 +362,13 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       // The book keeps the silence with its new end (the processors compute the same from the command).
       const book = deps.silences?.get(id);
       if (book) await deps.silences!.record({ noctua: 'command', v: 1, type: 'silence', ...book, createdAt: book.createdAt ?? body.at, matchers: book.matchers.map((m) => ({ ...m })), endsAt: Math.max(book.startsAt + 1, Math.min(book.endsAt, body.at)) });
+      if (wait > 0) {
+        const seen = await waitApplied(wait, async () => {
+          const x = await localSilence(id);
+          return x === 'unknown' || x === null ? x : x.endsAt <= Math.max(x.startsAt + 1, body.at) ? x : null;
+        });
+        if (seen !== null && seen !== 'unknown') return reply.code(200).send({ status: 'applied', command: body, partitions: sent.partitions, silence: seen });
+      }
       return reply.code(202).send({ status: 'accepted', command: body, partitions: sent.partitions });
     });
   };

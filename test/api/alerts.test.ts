@@ -244,3 +244,39 @@ test('GET /api/v1/alerts without a processor in the process: the latest alert_hi
   await waitCaughtUp(bus, pcfg.groupId);
   assert.equal((await alertsOf(`${base}/api/v1/alerts?device=${D}`)).alerts[0]!.ack?.by, 'dave');
 });
+
+test('?wait= on a write answers once the command is applied (read-your-writes), from the processor here or from alert_history', async () => {
+  const fpA = await fpOf(A);
+  const post = (path: string, body: unknown, b = base) => fetch(b + path, { method: 'POST', headers: json, body: JSON.stringify(body) });
+  for (const bad of ['45s', 'soon']) {
+    const r = await post(`/api/v1/alerts/${fpA}/ack?wait=${bad}`, { by: 'carol' });
+    assert.equal(r.status, 400, bad);
+    assert.equal(((await r.json()) as { error: string }).error, 'invalid_wait');
+  }
+  const un = await post(`/api/v1/alerts/${fpA}/unack?wait=10s`, { by: 'carol' });
+  assert.equal(un.status, 200);
+  const unBody = (await un.json()) as { status: string; alert: AlertView };
+  assert.equal(unBody.status, 'applied');
+  assert.equal(unBody.alert.ack, null);
+  const ack = await post(`/api/v1/alerts/${fpA}/ack?wait=10s`, { by: 'carol', comment: 'mine now' });
+  assert.equal(ack.status, 200);
+  assert.equal(((await ack.json()) as { alert: AlertView }).alert.ack?.by, 'carol');
+  // read back at once: the state already says so
+  assert.equal((await alertsOf(`${base}/api/v1/alerts?device=${A}`)).alerts[0]!.ack?.by, 'carol');
+
+  const sil = await post('/api/v1/silences?wait=10s', { id: 'waited', matchers: [{ name: 'device', op: '=', value: D }], createdBy: 'carol', duration: '10m' });
+  assert.equal(sil.status, 201);
+  assert.equal(((await sil.json()) as { status: string }).status, 'applied');
+  assert.ok((await get<{ silences: { id: string }[] }>(`${base}/api/v1/silences`)).body.silences.some((s) => s.id === 'waited'));
+  const del = await fetch(`${base}/api/v1/silences/waited?by=carol&wait=10s`, { method: 'DELETE', headers: auth });
+  assert.equal(del.status, 200);
+  assert.equal(((await del.json()) as { status: string }).status, 'applied');
+
+  // No processor in that process: an ack is seen applied once its alert_history row is written.
+  const fpD = await fpOf(D);
+  const h = await post(`/api/v1/alerts/${fpD}/unack?wait=25s`, { by: 'erin' }, historyBase);
+  assert.equal(h.status, 200);
+  assert.equal(((await h.json()) as { alert: AlertView }).alert.ack, null);
+  // without wait, as before: accepted once on the bus
+  assert.equal((await post(`/api/v1/alerts/${fpD}/ack`, { by: 'erin' }, historyBase)).status, 202);
+});
