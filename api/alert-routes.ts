@@ -186,6 +186,15 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (ms > MAX_WAIT_MS) throw new Error(`wait ${w} is longer than ${MAX_WAIT_MS / 1000} s`);
       return ms;
     };
+    /** The write's ?wait, or null once a bad one was answered with a 400. */
+    const waitOr400 = async (req: Req, reply: FastifyReply): Promise<number | null> => {
+      try {
+        return waitOf(req);
+      } catch (err) {
+        await refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
+        return null;
+      }
+    };
     /**
      * Polls `applied` until it holds or `ms` pass. Null when nothing in this process can tell (no
      * local processor and, for alerts, no alert_history): the command is on the bus either way.
@@ -247,12 +256,8 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (bad) return bad;
       const { fingerprint } = req.params as { fingerprint: string };
       const b = (req.body ?? {}) as { by?: string; comment?: string };
-      let wait: number;
-      try {
-        wait = waitOf(req);
-      } catch (err) {
-        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
-      }
+      const wait = await waitOr400(req, reply);
+      if (wait === null) return reply;
       if (!b.by) return refuse(reply, req, 400, 'missing_by', `${type === 'ack' ? 'acknowledging' : 'withdrawing an acknowledgement'} needs who does it: give "by" in the body (the API token carries no name)`);
       const a = await findActive(fingerprint);
       // Neither a local processor nor ClickHouse to check against: the command still reaches every partition.
@@ -306,12 +311,8 @@ export function alertRoutes(deps: AlertRoutesDeps) {
     app.post('/api/v1/silences', { schema: { body: SilenceBody, querystring: WaitQs }, attachValidation: true }, async (req: Req, reply) => {
       const bad = invalid(req, reply);
       if (bad) return bad;
-      let wait: number;
-      try {
-        wait = waitOf(req);
-      } catch (err) {
-        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
-      }
+      const wait = await waitOr400(req, reply);
+      if (wait === null) return reply;
       const b = req.body as { id?: string; matchers: Silence['matchers']; startsAt?: string | number; endsAt?: string | number; duration?: string | number; createdBy: string; comment?: string };
       const now = Date.now();
       let startsAt: number;
@@ -346,12 +347,8 @@ export function alertRoutes(deps: AlertRoutesDeps) {
       if (bad) return bad;
       const { id } = req.params as { id: string };
       const by = (req.query as { by?: string }).by;
-      let wait: number;
-      try {
-        wait = waitOf(req);
-      } catch (err) {
-        return refuse(reply, req, 400, 'invalid_wait', (err as Error).message);
-      }
+      const wait = await waitOr400(req, reply);
+      if (wait === null) return reply;
       if (!by) return refuse(reply, req, 400, 'missing_by', 'expiring a silence needs who does it: ?by=<name> (the API token carries no name)');
       const known = knownSilences();
       const s = known?.list.find((x) => x.id === id);
