@@ -4,6 +4,7 @@
  * Prints "ready" once the consumer runs.
  */
 import { KafkaBus } from '../../core/bus-kafka.js';
+import { createLogger } from '../../core/log.js';
 import { startProcessor, processorConfig } from '../../processors/runner.js';
 import { DEMO_RULES } from './harness.js';
 
@@ -14,6 +15,8 @@ const partitions = Number(process.env.NOCTUA_TEST_PARTITIONS ?? 3);
 
 const bus = new KafkaBus({ brokers, clientId: `child-${process.pid}`, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitTimeMs: 200 });
 const p = await startProcessor({
+  // warnings (failed transactions, skipped messages) reach the test's output when it fails
+  log: createLogger(process.env.NOCTUA_LOG_LEVEL ?? 'warn', 'processor'),
   bus,
   partitions,
   rules: DEMO_RULES,
