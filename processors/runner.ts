@@ -274,8 +274,16 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
   return m;
 }
 
-/** Records per rollup message at most: a message stays far below Kafka's 1 MB (~200 B a record). */
-const ROLLUPS_PER_MESSAGE = 1024;
+/**
+ * A rollup message closes at this many estimated bytes, far below Kafka's 1 MB: a record is ~180 B
+ * plus its sketch buckets (up to 2,048, a few bytes each), so a record count alone would not bound it.
+ */
+const ROLLUP_MESSAGE_BYTES = 256 * 1024;
+
+function rollupBytes(r: WindowResult): number {
+  // fixed fields ~110 B; labels and metric ~ the key's text (x2 for multi-byte characters)
+  return 110 + 2 * r.key.length + 6 * ((r.sketch.pi?.length ?? 0) + (r.sketch.ni?.length ?? 0));
+}
 
 /**
  * A step's rollups as messages: the records of one key (the device, else the series) together, in
@@ -291,12 +299,23 @@ function rollupMessages(results: readonly WindowResult[]): OutMessage[] {
   }
   const out: OutMessage[] = [];
   for (const [key, rs] of byKey) {
-    for (let i = 0; i < rs.length; i += ROLLUPS_PER_MESSAGE) {
-      const part = rs.slice(i, i + ROLLUPS_PER_MESSAGE);
-      let ts = -Infinity;
-      for (const r of part) if (r.end > ts) ts = r.end;
-      out.push({ key, value: encodeRollups(part.map(rollupRecord)), timestamp: ts });
+    let part: RollupRecord[] = [];
+    let bytes = 0;
+    let ts = -Infinity;
+    const flush = () => {
+      out.push({ key, value: encodeRollups(part), timestamp: ts });
+      part = [];
+      bytes = 0;
+      ts = -Infinity;
+    };
+    for (const r of rs) {
+      const n = rollupBytes(r);
+      if (part.length > 0 && bytes + n > ROLLUP_MESSAGE_BYTES) flush();
+      part.push(rollupRecord(r));
+      bytes += n;
+      if (r.end > ts) ts = r.end;
     }
+    if (part.length > 0) flush();
   }
   return out;
 }

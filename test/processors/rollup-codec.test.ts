@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeBatch, CodecError } from '../../core/codec.js';
-import { Pipeline, emptyOutput, processorConfig, windowOptions, rollupRecord, type RollupRecord } from '../../processors/runner.js';
+import { Pipeline, emptyOutput, outputMessages, processorConfig, windowOptions, rollupRecord, type RollupRecord } from '../../processors/runner.js';
 import { decodeRollups, encodeRollups } from '../../processors/rollup-codec.js';
 import { demoMessages, DEMO_RULES } from './harness.js';
 
@@ -71,4 +71,19 @@ test('a damaged rollup record is a CodecError, never another exception or a wron
       assert.ok(err instanceof CodecError, `junk ${junk.toString('hex')}: ${(err as Error).message}`);
     }
   }
+});
+
+test('rollup messages stay far below Kafka 1 MB even when every record carries a wide sketch', () => {
+  const cfg = processorConfig({});
+  const pi = Array.from({ length: 2048 }, (_, i) => i * 3 - 3000);
+  const pc = pi.map((_, i) => 1 + (i % 70_000) * 997);
+  const agg = { count: 2048, sum: 1, min: 0, max: 1, avg: 1, first: 0, firstTs: 1, last: 1, lastTs: 2, rate: null, p50: 0, p95: 1, p99: 1 };
+  const results = Array.from({ length: 600 }, (_, i) => ({
+    kind: 'final' as const, window: '1h', sizeMs: 3_600_000, key: `m{device="r1",ifIndex="${i}"}`, metric: 'm', labels: { device: 'r1', ifIndex: String(i) },
+    start: 0, end: 3_600_000, revision: 0, agg, sketch: { a: 0.01, pi, pc },
+  }));
+  const msgs = outputMessages(cfg, { ...emptyOutput(), results }, '').get(cfg.rollupsTopic)!;
+  assert.ok(msgs.length > 1, `split into ${msgs.length} messages`);
+  for (const m of msgs) assert.ok(m.value!.length < 512 * 1024, `message of ${m.value!.length} B`);
+  assert.deepEqual(msgs.flatMap((m) => decodeRollups(m.value!)), results.map(rollupRecord));
 });
