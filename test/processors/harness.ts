@@ -117,7 +117,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** A `noctua process`-like child (processor-child.ts) on a real broker; see processorReady(). */
 export function processorChild(brokers: readonly string[], prefix: string, group: string, partitions: number): Proc {
   return startProcess(process.execPath, [join(here, 'processor-child.js')], {
-    env: { ...process.env, NOCTUA_TEST_BROKERS: brokers.join(','), NOCTUA_TEST_PREFIX: prefix, NOCTUA_TEST_GROUP: group, NOCTUA_TEST_PARTITIONS: String(partitions), NOCTUA_LOG_LEVEL: 'warn' },
+    env: { ...process.env, NOCTUA_TEST_BROKERS: brokers.join(','), NOCTUA_TEST_PREFIX: prefix, NOCTUA_TEST_GROUP: group, NOCTUA_TEST_PARTITIONS: String(partitions), NOCTUA_LOG_LEVEL: process.env.NOCTUA_TEST_CHILD_LOG ?? 'warn' },
   });
 }
 

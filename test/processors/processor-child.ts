@@ -13,10 +13,11 @@ const prefix = process.env.NOCTUA_TEST_PREFIX ?? '';
 const group = process.env.NOCTUA_TEST_GROUP ?? 'noctua-process';
 const partitions = Number(process.env.NOCTUA_TEST_PARTITIONS ?? 3);
 
-const bus = new KafkaBus({ brokers, clientId: `child-${process.pid}`, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitTimeMs: 200 });
+// warnings (failed transactions, skipped messages, the Kafka client's own) reach the test's output when it fails
+const log = createLogger(process.env.NOCTUA_LOG_LEVEL ?? 'warn', 'processor');
+const bus = new KafkaBus({ brokers, clientId: `child-${process.pid}`, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitTimeMs: 200, logger: log });
 const p = await startProcessor({
-  // warnings (failed transactions, skipped messages) reach the test's output when it fails
-  log: createLogger(process.env.NOCTUA_LOG_LEVEL ?? 'warn', 'processor'),
+  log,
   bus,
   partitions,
   rules: DEMO_RULES,
