@@ -163,12 +163,12 @@ export class Pipeline {
     return new Pipeline(new RateState(), new WindowOperator(wopts), new ThresholdOperator(rules.rules), new AlertManager(rules.alerting), anomaly);
   }
 
-  static restore(wopts: WindowOptions, rules: RuleSet, s: PipelineState, anomaly: AnomalyStage | null = null): Pipeline {
+  static restore(wopts: WindowOptions, rules: RuleSet, s: PipelineState, anomaly: AnomalyStage | null = null, attachments: readonly Uint8Array[] = []): Pipeline {
     if (s.v !== 1) throw new Error('pipeline state: not a v1 checkpoint');
     if (anomaly && s.anomaly) anomaly.op.restore(s.anomaly);
     return new Pipeline(
       RateState.fromJSON(s.rate),
-      WindowOperator.fromJSON(wopts, s.window),
+      WindowOperator.fromJSON(wopts, s.window, attachments),
       ThresholdOperator.fromJSON(rules.rules, s.threshold),
       AlertManager.fromJSON(rules.alerting, s.alerts),
       anomaly,
@@ -223,10 +223,13 @@ export class Pipeline {
     return res.events;
   }
 
-  toJSON(): PipelineState {
-    const st: PipelineState = { v: 1, rate: this.rate.toJSON(), window: this.windows.toJSON(), threshold: this.threshold.toJSON(), alerts: this.alerts.toJSON() };
-    if (this.anomaly) st.anomaly = this.anomaly.op.checkpoint();
-    return st;
+  /** The state to checkpoint: JSON, with the window panes' rows as binary attachments. */
+  checkpoint(): { state: PipelineState; attachments: Uint8Array[] } {
+    const attachments: Uint8Array[] = [];
+    const window = this.windows.checkpoint((b) => attachments.push(b) - 1);
+    const state: PipelineState = { v: 1, rate: this.rate.toJSON(), window, threshold: this.threshold.toJSON(), alerts: this.alerts.toJSON() };
+    if (this.anomaly) state.anomaly = this.anomaly.op.checkpoint();
+    return { state, attachments };
   }
 }
 
@@ -441,7 +444,8 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
       } else {
         const prefix = snapshotKey(cfg.groupId, cfg.input, p);
         const snaps = await restoreSnapshots(bus, cfg.changelog, new Map([[prefix, committed]]), restoreTimeoutMs);
-        pipeline = Pipeline.restore(wopts, rules, snaps.get(prefix)!.state as PipelineState, anomalyStage(cfg));
+        const snap = snaps.get(prefix)!;
+        pipeline = Pipeline.restore(wopts, rules, snap.state as PipelineState, anomalyStage(cfg), snap.attachments);
         next = BigInt(committed);
         restores.inc({ outcome: 'restored' });
         opts.log?.info({ topic: cfg.input, partition: p, offset: committed }, 'partition state restored');
@@ -514,7 +518,8 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
         for (const part of bySize(msgs)) await tx.send(topic, part);
         outputs.inc({ topic }, msgs.length);
       }
-      for (const part of bySize(encodeSnapshot(snapshotKey(cfg.groupId, cfg.input, p), next.toString(), s.pipeline.toJSON()))) await tx.send(cfg.changelog, part);
+      const cp = s.pipeline.checkpoint();
+      for (const part of bySize(encodeSnapshot(snapshotKey(cfg.groupId, cfg.input, p), next.toString(), cp.state, cp.attachments))) await tx.send(cfg.changelog, part);
       await tx.sendOffsets(cfg.groupId, [{ topic: cfg.input, partition: p, offset: next.toString() }]);
       await tx.commit();
     } catch (err) {

@@ -1,6 +1,7 @@
 import type { Labels, Sample } from '../core/types.js';
 import { labelsText } from '../core/series.js';
 import { counter } from '../core/metrics.js';
+import { Reader, Writer } from '../core/codec.js';
 import { DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGammaOf, type SketchJSON } from './sketch.js';
 
 /**
@@ -21,7 +22,7 @@ import { DEFAULT_ALPHA, DEFAULT_MAX_BINS, MIN_INDEXABLE, bucketIndex, invLogGamm
  * for an emitted window while watermark < end + allowedLateness updates it and a 'correction' record
  * (revision + 1) follows; later samples go to the late-data output and are counted.
  *
- * Pure: no I/O, no clock. State round-trips through toJSON / fromJSON.
+ * Pure: no I/O, no clock. State round-trips through checkpoint / fromJSON.
  */
 
 export interface WindowSpec {
@@ -400,14 +401,18 @@ interface Channel {
 }
 
 export interface WindowStateJSON {
-  v: 1 | 2;
+  v: 1 | 2 | 3;
   wm: number;
   newest: number;
   channels: [string, number, string][];
   /** Series table: [key, metric, labels]; panes refer to it by index. */
   series: [string, string, Labels][];
-  /** v1: per spec (by name) panes as [start, emitted, rows]; v2: [start, emitted, rows, mergedUp]. */
-  panes: Record<string, ([number, boolean, [number, AggJSON][]] | [number, boolean, [number, AggJSON][], boolean])[]>;
+  /**
+   * v1: per spec (by name) panes as [start, emitted, rows]; v2: [start, emitted, rows, mergedUp];
+   * v3: [start, emitted, attachment, mergedUp], the rows binary in the snapshot's attachment of that
+   * index (paneRows): numbers written as numbers, not text, for the bulk of a processor's state.
+   */
+  panes: Record<string, ([number, boolean, [number, AggJSON][]] | [number, boolean, [number, AggJSON][] | number, boolean])[]>;
   /** v2: the cascade the state was built with (`fine>coarse` pairs), so a changed one is detected. */
   cascade?: string;
 }
@@ -812,13 +817,21 @@ export class WindowOperator {
     return r;
   }
 
-  toJSON(): WindowStateJSON {
+  /**
+   * The state as a checkpoint (v3): JSON for the small parts, each pane's rows as one binary
+   * attachment handed to `attach` (which returns its index). Per row: series index, the NF columns
+   * as float64 (exact, infinities included), revision, sketch bucket codes as float64.
+   */
+  checkpoint(attach: (bytes: Uint8Array) => number): WindowStateJSON {
     const seriesIdx = new Map<number, number>();
     const series: [string, string, Labels][] = [];
     const panes: WindowStateJSON['panes'] = {};
     for (let k = 0; k < this.specs.length; k++) {
       panes[this.specs[k]!.name] = this.panes[k]!.map((p) => {
-        const rows: [number, AggJSON][] = [];
+        const w = new Writer(16 + p.members.length * (NF * 8 + 16));
+        w.varint(p.members.length);
+        const f = p.f;
+        const codes = p.bins;
         for (const slot of p.members) {
           let i = seriesIdx.get(slot);
           if (i === undefined) {
@@ -826,15 +839,23 @@ export class WindowOperator {
             series.push([this.refOf[slot]!.key, this.metricOf[slot]!, this.labelsOf[slot]!]);
             seriesIdx.set(slot, i);
           }
-          const f = p.f;
+          w.varint(i);
           const b = slot * NF;
-          rows.push([i, [f[b]!, f[b + 1]!, f[b + 2]!, f[b + 3]!, f[b + 4]!, f[b + 5]!, f[b + 6]!, f[b + 7]!, p.rev?.get(slot) ?? 0, sketchOf(p.bins, slot, f[b + F_ZERO]!)]]);
+          for (let x = 0; x < NF; x++) w.f64(f[b + x]!);
+          w.varint(p.rev?.get(slot) ?? 0);
+          const n = codes.length(slot);
+          w.varint(n);
+          if (n > 0) {
+            const a = codes.a;
+            const o = codes.offset(slot);
+            for (let x = 0; x < n; x++) w.f64(a[o + x]!);
+          }
         }
-        return [p.start, p.emitted, rows, p.mergedUp];
+        return [p.start, p.emitted, attach(w.bytes()), p.mergedUp];
       });
     }
     return {
-      v: 2,
+      v: 3,
       wm: this.wm === -Infinity ? -1 : this.wm,
       newest: this.newest === -Infinity ? -1 : this.newest,
       channels: [...this.channels].map(([name, c]) => [name, c.maxTs, c.source]),
@@ -851,13 +872,13 @@ export class WindowOperator {
    * its samples already: its finer windows are treated as merged up, and windows that started
    * before the restore send their samples up directly.
    */
-  static fromJSON(opts: WindowOptions, j: WindowStateJSON): WindowOperator {
-    if (typeof j !== 'object' || j === null || (j.v !== 1 && j.v !== 2)) throw new Error('window state: not a v1 or v2 checkpoint');
+  static fromJSON(opts: WindowOptions, j: WindowStateJSON, attachments: readonly Uint8Array[] = []): WindowOperator {
+    if (typeof j !== 'object' || j === null || (j.v !== 1 && j.v !== 2 && j.v !== 3)) throw new Error('window state: not a v1, v2 or v3 checkpoint');
     const op = new WindowOperator(opts);
     // -1 marks "nothing seen yet": epoch ms of real samples are never negative.
     op.wm = j.wm < 0 ? -Infinity : j.wm;
     op.newest = j.newest < 0 ? -Infinity : j.newest;
-    const sameCascade = j.v === 2 && j.cascade === op.cascadeId;
+    const sameCascade = (j.v === 2 || j.v === 3) && j.cascade === op.cascadeId;
     if (!sameCascade && op.newest > -Infinity) op.cascadeFrom = op.newest + 1;
     for (const [name, maxTs, source] of j.channels) op.channels.set(name, { maxTs, source });
     const slots = j.series.map((s, i) => {
@@ -873,6 +894,11 @@ export class WindowOperator {
         const mergedUp = sameCascade ? row[3] === true : true;
         const pane = op.newPane(k, start, mergedUp);
         pane.emitted = emitted;
+        if (typeof rows === 'number') {
+          op.paneRows(pane, rows, attachments, j.series, slots);
+          op.panes[k]!.push(pane);
+          continue;
+        }
         for (const [i, aj] of rows) {
           const s = j.series[i];
           if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
@@ -898,6 +924,35 @@ export class WindowOperator {
       }
     }
     return op;
+  }
+
+  /** Restores one pane's rows from a v3 attachment (see checkpoint). */
+  private paneRows(pane: Pane, at: number, attachments: readonly Uint8Array[], series: WindowStateJSON['series'], slots: number[]): void {
+    const bytes = attachments[at];
+    if (!bytes) throw new Error(`window state: pane rows attachment ${at} missing (${attachments.length} attached)`);
+    const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    const n = r.count('pane row', r.remaining);
+    for (let k = 0; k < n; k++) {
+      const i = r.varint();
+      const s = series[i];
+      if (!s) throw new Error(`window state: series index ${i} out of range in attachment ${at}`);
+      if (slots[i] === -1) slots[i] = this.slotOf(this.keys.ref(s[1], s[2]), s[1], s[2]);
+      const slot = slots[i]!;
+      if (slot * NF >= pane.f.length) grow(pane, slot);
+      const b = slot * NF;
+      for (let x = 0; x < NF; x++) pane.f[b + x] = r.f64();
+      const rev = r.varint();
+      if (rev > 0) (pane.rev ??= new Map()).set(slot, rev);
+      const nb = r.count('sketch bucket', r.remaining / 8);
+      if (nb > 0) {
+        const codes = new Array<number>(nb);
+        for (let x = 0; x < nb; x++) codes[x] = r.f64();
+        pane.bins.set(slot, codes);
+      }
+      pane.members.push(slot);
+      this.refs[slot]!++;
+    }
+    if (r.remaining !== 0) throw new Error(`window state: ${r.remaining} trailing bytes in pane rows attachment ${at}`);
   }
 }
 
