@@ -13,13 +13,13 @@ import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processor
 import { SeriesDetector, DEFAULT_PARAMS } from '../processors/anomaly/detector.js';
 import { rng } from '../processors/anomaly/learned.js';
 
-const STEP = 300_000;
+export const STEP = 300_000;
 const DAYS = 60;
 const POINTS = (DAYS * 86_400_000) / STEP;
 const PER_KIND = 16;
-const T0 = Date.UTC(2024, 0, 1);
+export const T0 = Date.UTC(2024, 0, 1);
 
-type Gen = (i: number, r: () => number) => number;
+export type Gen = (i: number, r: () => number) => number;
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
@@ -63,19 +63,31 @@ export interface QuietFigures {
   readonly seriesPerKind: number;
 }
 
-export function quietOnHealthySeries(): QuietFigures {
-  const cfg = anomalyConfig({ seed: 1, learned: false });
+/** The published ARTime, as NAB runs it: the series' whole range given, unbounded memory, no extra rules. */
+export function referenceDetector(lo: number, hi: number): SeriesDetector {
+  return new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+}
+
+/** Series of one kind: `n` seeded generators' worth of points. */
+export function healthySeries(gen: Gen, n: number, firstSeed: number, points = POINTS): Float64Array[] {
+  const out: Float64Array[] = [];
+  for (let s = 0; s < n; s++) {
+    const r = rng(firstSeed + s);
+    const xs = new Float64Array(points);
+    for (let i = 0; i < points; i++) xs[i] = gen(i, r);
+    out.push(xs);
+  }
+  return out;
+}
+
+export function quietOnHealthySeries(operator: Record<string, unknown> = {}): QuietFigures {
+  const cfg = anomalyConfig({ seed: 1, learned: false, ...operator });
   const ours: Record<string, number> = {};
   const reference: Record<string, number> = {};
   let seed = 1;
   for (const [kind, gen] of Object.entries(KINDS)) {
-    const series: Float64Array[] = [];
-    for (let s = 0; s < PER_KIND; s++) {
-      const r = rng(seed++);
-      const xs = new Float64Array(POINTS);
-      for (let i = 0; i < POINTS; i++) xs[i] = gen(i, r);
-      series.push(xs);
-    }
+    const series = healthySeries(gen, PER_KIND, seed);
+    seed += PER_KIND;
     // ours: the operator, one poll round of all the kind's series per step, as the runner feeds it
     const op = new AnomalyOperator(cfg);
     let events = 0;
@@ -94,7 +106,7 @@ export function quietOnHealthySeries(): QuietFigures {
         lo = Math.min(lo, x);
         hi = Math.max(hi, x);
       }
-      const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, artime: { ...DEFAULT_PARAMS.artime, probation: DEFAULT_PARAMS.artime.probation, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+      const d = referenceDetector(lo, hi);
       for (let i = 0; i < POINTS; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= cfg.eventLevel) refEvents++;
     }
     reference[kind] = refEvents / PER_KIND / DAYS;

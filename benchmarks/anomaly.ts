@@ -3,13 +3,15 @@
  * ARTime mode, and in the 'likelihood' mode with the learned layer, batched as the runner would),
  * bytes of checkpointed state per series, and the training time of one family model. Target: >= 100,000 points/s per core, <= 4 KB per series.
  * Also what a NOC pays in false events: events per 1,000 series per day on healthy synthetic series
- * (benchmarks/anomaly-quiet.ts), beside the published ARTime's on the same series.
+ * (benchmarks/anomaly-quiet.ts), and what it catches: incidents placed in such series, caught and
+ * how soon (benchmarks/anomaly-incidents.ts), each beside the published ARTime's on the same series.
  * The last line is one JSON object {"bench":"anomaly",...}.
  */
 import { SeriesDetector } from '../processors/anomaly/detector.js';
 import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
 import { FamilyModel, WINDOW, initBackend, rng } from '../processors/anomaly/learned.js';
 import { quietOnHealthySeries } from './anomaly-quiet.js';
+import { incidentsCaught, describeIncidents } from './anomaly-incidents.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const r = rng(1);
@@ -82,4 +84,8 @@ const per1000 = (o: Record<string, number>) => Object.fromEntries(Object.entries
 const quietOurs = per1000(quiet.ours);
 const quietRef = per1000(quiet.reference);
 console.log(`false events per 1,000 healthy series per day (${quiet.seriesPerKind} series x ${quiet.days} days per kind, 5 min steps; published ARTime with the whole range given, same series): ${Object.keys(quietOurs).map((k) => `${k} ${quietOurs[k]} (ARTime ${quietRef[k]})`).join(', ')}`);
-console.log(JSON.stringify({ bench: 'anomaly', quiet_events_per_1000_series_day: quietOurs, quiet_reference_artime: quietRef, backend, detector_points_per_s: Math.round(detectorPps), operator_points_per_s: Math.round(operatorPps), operator_learned_points_per_s: Math.round(learnedPps), state_bytes_per_series: stateBytes, checkpoint_bytes_per_series: Math.round(perSeriesBytes), checkpoint_bytes_per_series_steady: Math.round(steadyBytes), training_ms_per_model: Math.round(trainMs), target_points_per_s: 100_000, target_state_bytes: 4096 }));
+const inc = incidentsCaught();
+console.log('incidents caught (16 series per kind and incident, one incident each; event from its first point to 30 min after it; median delay), ours (published ARTime, whole range given):');
+for (const l of describeIncidents(inc)) console.log(`  ${l}`);
+const catches = (f: typeof inc.ours) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, { caught: v.all!.caught, placed: v.all!.placed, median_delay_min: v.all!.medianDelayMin }]));
+console.log(JSON.stringify({ bench: 'anomaly', quiet_events_per_1000_series_day: quietOurs, quiet_reference_artime: quietRef, incidents_caught: catches(inc.ours), incidents_reference_artime: catches(inc.reference), backend, detector_points_per_s: Math.round(detectorPps), operator_points_per_s: Math.round(operatorPps), operator_learned_points_per_s: Math.round(learnedPps), state_bytes_per_series: stateBytes, checkpoint_bytes_per_series: Math.round(perSeriesBytes), checkpoint_bytes_per_series_steady: Math.round(steadyBytes), training_ms_per_model: Math.round(trainMs), target_points_per_s: 100_000, target_state_bytes: 4096 }));

@@ -135,6 +135,8 @@ export interface Verdict {
    * range (+ above, - below, 0 inside or while learning): a new all-time extreme, whatever the score.
    */
   readonly excursion: number;
+  /** How far the point is from the expected value, in the baseline's robust scale units (signed; 0 while learning). */
+  readonly deviation: number;
 }
 
 export interface DetectorState {
@@ -206,7 +208,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0 };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0 };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -274,7 +276,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -305,7 +307,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z };
   }
 
   /** A candidate inside the range, while the memory settles after the range grew, counts less (grownFactor). */

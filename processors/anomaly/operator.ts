@@ -25,6 +25,15 @@ export const AnomalyConfig = Type.Object({
    * plainly unprecedented. 0 = off.
    */
   extremeLevel: Type.Number({ minimum: 0, default: 1, description: 'new all-time extreme, as a fraction of the series range, that raises an event (0 = off)' }),
+  /**
+   * A new all-time low (any distance below the range) that is also this many robust scale units
+   * below the value expected at that time raises an event: a link that drops to 0 in the busy hour
+   * leaves the range by little (its night-time low is near) but the expected value by a lot. Lows
+   * only: heavy-tailed series (bursts, error storms) set new highs far above their level as a
+   * matter of course. Measured (npm run bench:anomaly): at 5, outages of diurnal traffic caught
+   * 6/16 -> 16/16, at their first point, with no added false event on any healthy kind. 0 = off.
+   */
+  extremeDeviation: Type.Number({ minimum: 0, default: 5, description: 'new all-time low this many robust sigmas below the expected value raises an event (0 = off)' }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   /**
    * 'artime' (adaptive-resonance shapes and new extremes; NAB 72.7 standard) or 'likelihood' (the
@@ -223,7 +232,8 @@ export class AnomalyOperator {
       const id = seriesId(p.key);
       const modelVersion = learned === undefined ? 0 : p.model?.version ?? 0;
       scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
-      const extreme = this.config.extremeLevel > 0 && Math.abs(v.excursion) >= this.config.extremeLevel;
+      const beyond = Math.abs(v.excursion);
+      const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && -v.deviation >= this.config.extremeDeviation);
       if (v.score >= this.config.eventLevel || extreme) {
         events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
         eventsRaised.inc({ metric: p.s.metric });

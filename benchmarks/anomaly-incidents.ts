@@ -1,0 +1,108 @@
+/**
+ * What the detector catches, the other half of what anomaly-quiet.ts measures: the same healthy
+ * synthetic series, each with one incident of a kind a NOC meets, placed at random between day 20
+ * and day 28 (long after the warm-up):
+ *   - shift: the level triples (noise: +4 sigma) for 2 h;
+ *   - outage: the value drops to 0 for 1 h (a link down, a counter that stops);
+ *   - spike: one point at ten times the value (noise: +8 sigma).
+ * An incident counts as caught when an event is raised from its first point to 30 min after its
+ * end; the delay is from its first point. Not NAB data and not used to choose any setting: a check
+ * that what was chosen on NAB carries over to other series.
+ *
+ * Ours: the operator as the runner runs it. Reference, same series: the published ARTime as NAB runs
+ * it (the series' whole range given, which includes the incident's own values), same event level.
+ */
+import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
+import { rng } from '../processors/anomaly/learned.js';
+import { KINDS, STEP, T0, healthySeries, referenceDetector } from './anomaly-quiet.js';
+
+const DAYS = 30;
+const POINTS = (DAYS * 86_400_000) / STEP;
+const PER_CELL = 16;
+const GRACE = 6; // points after the incident's end (30 min at 5 min steps)
+
+interface Incident {
+  readonly points: number;
+  readonly apply: (kind: string, x: number) => number;
+}
+
+export const INCIDENTS: Readonly<Record<string, Incident>> = {
+  shift: { points: 24, apply: (kind, x) => (kind === 'noise' ? x + 40 : 3 * x) },
+  outage: { points: 12, apply: () => 0 },
+  spike: { points: 1, apply: (kind, x) => (kind === 'noise' ? x + 80 : 10 * x + 10) },
+};
+
+export interface Catch {
+  /** Incidents caught, of all placed. */
+  readonly caught: number;
+  readonly placed: number;
+  /** Median delay of the caught ones, in minutes (null when none). */
+  readonly medianDelayMin: number | null;
+}
+
+export interface IncidentFigures {
+  /** By incident, then by series kind, and over all kinds ('all'). */
+  readonly ours: Record<string, Record<string, Catch>>;
+  readonly reference: Record<string, Record<string, Catch>>;
+}
+
+function summarise(delays: (number | null)[]): Catch {
+  const got = delays.filter((d): d is number => d !== null).sort((a, b) => a - b);
+  const mid = got.length === 0 ? null : got.length % 2 ? got[(got.length - 1) / 2]! : (got[got.length / 2 - 1]! + got[got.length / 2]!) / 2;
+  return { caught: got.length, placed: delays.length, medianDelayMin: mid === null ? null : (mid * STEP) / 60_000 };
+}
+
+export function incidentsCaught(operator: Record<string, unknown> = {}): IncidentFigures {
+  const cfg = anomalyConfig({ seed: 1, learned: false, ...operator });
+  const ours: Record<string, Record<string, Catch>> = {};
+  const reference: Record<string, Record<string, Catch>> = {};
+  let seed = 1000;
+  for (const [name, inc] of Object.entries(INCIDENTS)) {
+    ours[name] = {};
+    reference[name] = {};
+    const allOurs: (number | null)[] = [];
+    const allRef: (number | null)[] = [];
+    for (const [kind, gen] of Object.entries(KINDS)) {
+      const series = healthySeries(gen, PER_CELL, seed, POINTS);
+      const place = rng(seed + 500);
+      seed += PER_CELL;
+      const starts = series.map((xs) => {
+        const at = Math.floor((20 + 8 * place()) * 288);
+        for (let i = at; i < at + inc.points; i++) xs[i] = inc.apply(kind, xs[i]!);
+        return at;
+      });
+      const caught = (s: number, i: number, first: (number | null)[]) => {
+        if (first[s] === null && i >= starts[s]! && i < starts[s]! + inc.points + GRACE) first[s] = i - starts[s]!;
+      };
+      // ours: one poll round of the cell's series per step, as the runner feeds the operator
+      const op = new AnomalyOperator(cfg);
+      const firstOurs: (number | null)[] = series.map(() => null);
+      for (let i = 0; i < POINTS; i++) {
+        const b: DerivedSample[] = series.map((xs, s) => ({ metric: 'incident', labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
+        for (const e of op.process(b).events) caught(Number(e.device.slice(1)), i, firstOurs);
+      }
+      op.dispose();
+      ours[name]![kind] = summarise(firstOurs);
+      allOurs.push(...firstOurs);
+      const firstRef: (number | null)[] = series.map(() => null);
+      series.forEach((xs, s) => {
+        const d = referenceDetector(Math.min(...xs), Math.max(...xs));
+        for (let i = 0; i < POINTS && firstRef[s] === null; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= cfg.eventLevel) caught(s, i, firstRef);
+      });
+      reference[name]![kind] = summarise(firstRef);
+      allRef.push(...firstRef);
+    }
+    ours[name]!.all = summarise(allOurs);
+    reference[name]!.all = summarise(allRef);
+  }
+  return { ours, reference };
+}
+
+/** One line per incident: caught / placed and median delay, ours then the reference, over all kinds and per kind. */
+export function describeIncidents(f: IncidentFigures): string[] {
+  const c = (x: Catch) => `${x.caught}/${x.placed}${x.medianDelayMin === null ? '' : ` in ${x.medianDelayMin} min`}`;
+  return Object.keys(f.ours).map((name) => {
+    const kinds = Object.keys(f.ours[name]!).filter((k) => k !== 'all');
+    return `${name}: ours ${c(f.ours[name]!.all!)} (ARTime ${c(f.reference[name]!.all!)}); ${kinds.map((k) => `${k} ${c(f.ours[name]![k]!)} (${c(f.reference[name]![k]!)})`).join(', ')}`;
+  });
+}
