@@ -2,7 +2,8 @@
  * How often the anomaly detector raises an event on series that hold no anomaly: what a NOC pays in
  * false events per series per day. Synthetic healthy series at 5-minute steps, several kinds a
  * network has: white noise, diurnal traffic (a weekday/weekend cycle with multiplicative noise),
- * diurnal low counts (Poisson: errors, log lines), bursty counts (heavy-tailed but stationary).
+ * diurnal low counts (Poisson: errors, log lines), bursty counts (heavy-tailed but stationary),
+ * office traffic (business hours: abrupt steps twice a day).
  *
  * Ours: the operator as the runner runs it (default config: events at score >= eventLevel, or a new
  * all-time extreme beyond the series' whole range). Reference, same series, same run: the ARTime
@@ -48,11 +49,20 @@ const diurnal = (i: number): number => {
   return (weekend ? 0.6 : 1) * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
 };
 
+/** Business hours: weekdays 08:00-18:30 at full level, the rest at 15%, 10-minute ramps between. */
+const office = (i: number): number => {
+  const { h, weekend } = clock(i);
+  if (weekend) return 0.15;
+  const ramp = (x: number) => Math.min(1, Math.max(0, x));
+  return 0.15 + 0.85 * Math.min(ramp((h - 8) * 6), ramp((18.5 - h) * 6));
+};
+
 export const KINDS: Readonly<Record<string, Gen>> = {
   noise: (_i, r) => 50 + 10 * gauss(r),
   traffic: (i, r) => 4e8 * diurnal(i) * (1 + 0.08 * gauss(r)),
   'low counts': (i, r) => poisson(2 * diurnal(i), r),
   bursty: (i, r) => poisson(20 * diurnal(i) / Math.max(0.05, r()) ** 0.5, r),
+  'office traffic': (i, r) => 2e8 * office(i) * (1 + 0.08 * gauss(r)),
 };
 
 export interface QuietFigures {
