@@ -145,7 +145,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       stops.push(() => rollups.stop());
     }
     if (has('process')) {
-      const pcfg = processorConfig(cfg.processors);
+      const pcfg = processorConfig(demoEnabled(cfg) ? demoProcessors(cfg.processors) : cfg.processors);
       // The shipped defaults (deploy/rules/default.yaml) unless processors.rulesFile names another file.
       const rulesFile = resolve(pcfg.rulesFile ?? DEFAULT_RULES);
       const watcher = watchRules(rulesFile, (r) => processor?.setRules(r), { log });
@@ -200,6 +200,17 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
   }
   lines.push('  Stop      Ctrl-C (buffered batches are flushed to ClickHouse before exit)');
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The demo backfills half an hour, not the day of history a series needs before its anomalies
+ * raise events (processors.anomaly.eventsAfter): unless set, the demo raises them from the end of
+ * the detector's warm-up, so an incident injected into it shows at once.
+ */
+function demoProcessors(raw: Record<string, unknown>): Record<string, unknown> {
+  const anomaly = (raw.anomaly ?? {}) as Record<string, unknown>;
+  if (anomaly.eventsAfter !== undefined) return raw;
+  return { ...raw, anomaly: { ...anomaly, eventsAfter: '0s' } };
 }
 
 export async function runRoles(roles: readonly RoleName[], cfg: Config, log: Logger): Promise<void> {

@@ -77,6 +77,8 @@ export const ProcessorConfigSchema = Type.Object({
       metrics: Type.Array(Type.String(), { default: ['if_in_bps', 'if_out_bps', 'if_in_errors_ps', 'hrProcessorLoad'] }),
       eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9 }),
       extremeLevel: Type.Number({ minimum: 0, default: 1 }),
+      extremeDeviation: Type.Number({ minimum: 0, default: 5 }),
+      eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d' }),
       severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((x) => Type.Literal(x)), { default: 'warning' }),
       mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime' }),
       learned: Type.Boolean({ default: false }),
@@ -145,7 +147,7 @@ export interface AnomalyStage {
 export function anomalyStage(cfg: ProcessorConfig): AnomalyStage | null {
   const a = cfg.anomaly;
   if (!a.enabled || a.metrics.length === 0) return null;
-  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, severity: a.severity, mode: a.mode, learned: a.learned, maxSeries: a.maxSeries }));
+  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, extremeDeviation: a.extremeDeviation, eventsAfter: a.eventsAfter, severity: a.severity, mode: a.mode, learned: a.learned, maxSeries: a.maxSeries }));
   return { metrics: new Set(a.metrics), op };
 }
 

@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { seriesKey, seriesId } from '../../core/series.js';
 import { counter, gauge, M } from '../../core/metrics.js';
 import { validate } from '../../core/config.js';
+import { parseDuration } from '../window.js';
 import type { Labels, NetEvent, Severity } from '../../core/types.js';
 import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState } from './detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
@@ -34,6 +35,14 @@ export const AnomalyConfig = Type.Object({
    * 6/16 -> 16/16, at their first point, with no added false event on any healthy kind. 0 = off.
    */
   extremeDeviation: Type.Number({ minimum: 0, default: 5, description: 'new all-time low this many robust sigmas below the expected value raises an event (0 = off)' }),
+  /**
+   * History a series needs before its anomalies raise events; its scores are stored from the end
+   * of the detector's warm-up (in points) either way. A seasonal series cannot be judged before it
+   * has shown a day: on the demo network polled every 10 s, the first day raised 90 events away
+   * from any incident (the morning ramp beyond the night's range, a new pattern per hour), the next
+   * 10. Duration ('1d', '6h', '0s' = from the warm-up's end).
+   */
+  eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d', description: "history a series needs before its anomalies raise events ('1d'; '0s' = from the end of the warm-up)" }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   /**
    * 'artime' (adaptive-resonance shapes and new extremes; NAB 72.7 standard) or 'likelihood' (the
@@ -85,6 +94,8 @@ export interface OperatorOutput {
 
 interface Tracked {
   det: SeriesDetector;
+  /** Event time of the series' first point (-Infinity: restored from before this was kept, long seen). */
+  since: number;
   /** The learned model's input window (only while the learned layer runs). */
   win: WindowState | null;
   lastTs: number;
@@ -92,13 +103,19 @@ interface Tracked {
 
 export interface OperatorCheckpoint {
   v: 1;
-  series: Record<string, { d: DetectorState; w?: WindowState; t: number }>;
+  series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number }>;
 }
 
 const rejected = counter('noctua_anomaly_rejected_total', 'Samples the anomaly operator did not score, by reason', ['reason']);
 const eventsRaised = counter('noctua_anomaly_events_total', 'Anomaly events raised', ['metric']);
+const eventsHeld = counter('noctua_anomaly_events_held_total', 'Anomalies not raised as events: their series had less history than eventsAfter', ['metric']);
 const seriesGauge = gauge('noctua_anomaly_series', 'Series tracked by the anomaly operator');
 const evicted = counter('noctua_anomaly_series_evicted_total', 'Series dropped by the anomaly operator to stay under maxSeries');
+
+// JSON has no infinities: a series not seen yet is the far future, one seen before `since` was kept is epoch 0.
+const NOT_YET = Number.MAX_SAFE_INTEGER;
+const sinceToJSON = (since: number): number => (since === Infinity ? NOT_YET : since === -Infinity ? 0 : since);
+const sinceFromJSON = (s: unknown): number => (typeof s !== 'number' ? -Infinity : s >= NOT_YET ? Infinity : s);
 
 export class AnomalyOperator {
   private readonly series = new Map<string, Tracked>();
@@ -107,9 +124,11 @@ export class AnomalyOperator {
   private backend: string | undefined;
 
   readonly params: DetectorParams;
+  private readonly eventsAfterMs: number;
 
   constructor(readonly config: AnomalyConfig = anomalyConfig({}), params: DetectorParams = DEFAULT_PARAMS) {
     this.params = { ...params, mode: config.mode };
+    this.eventsAfterMs = parseDuration(config.eventsAfter, 'anomaly.eventsAfter');
   }
 
   /** Whether the learned layer runs: configured on and taken by the detector's mode (else tfjs is never loaded). */
@@ -156,7 +175,7 @@ export class AnomalyOperator {
       this.series.set(key, t);
       return t;
     }
-    t = { det: new SeriesDetector(this.params), win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
+    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
     this.series.set(key, t);
     if (this.series.size > this.config.maxSeries) {
       const oldest = this.series.keys().next().value as string;
@@ -195,6 +214,7 @@ export class AnomalyOperator {
         continue;
       }
       t.lastTs = s.ts;
+      if (s.ts < t.since) t.since = s.ts;
       const model = this.family(s.metric);
       let slot = -1;
       let win: number[] | undefined;
@@ -235,6 +255,10 @@ export class AnomalyOperator {
       const beyond = Math.abs(v.excursion);
       const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && -v.deviation >= this.config.extremeDeviation);
       if (v.score >= this.config.eventLevel || extreme) {
+        if (p.s.ts - p.t.since < this.eventsAfterMs) {
+          eventsHeld.inc({ metric: p.s.metric });
+          continue;
+        }
         events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
         eventsRaised.inc({ metric: p.s.metric });
       }
@@ -285,7 +309,7 @@ export class AnomalyOperator {
 
   checkpoint(): OperatorCheckpoint {
     const series: OperatorCheckpoint['series'] = {};
-    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs };
+    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs, s: sinceToJSON(t.since) };
     return { v: 1, series };
   }
 
@@ -294,7 +318,7 @@ export class AnomalyOperator {
     this.series.clear();
     for (const [k, s] of Object.entries(cp.series)) {
       try {
-        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity });
+        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), since: sinceFromJSON(s.s), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity });
       } catch (err) {
         // One corrupt series starts afresh; the others keep their state.
         M.errors.inc({ component: 'anomaly', kind: 'checkpoint_series' });

@@ -29,7 +29,7 @@ function traffic(devices: number, n: number, incidentAt = -1, seed = 1): Derived
 }
 
 test('an incident becomes an anomaly event (warning by default) within one downsampling block; quiet series raise none', async () => {
-  const op = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const op = new AnomalyOperator(anomalyConfig({ learned: false, eventsAfter: '0s' }));
   await op.init();
   const batches = traffic(3, 1500, 1400);
   const events = batches.flatMap((b) => op.process(b).events);
@@ -43,7 +43,7 @@ test('an incident becomes an anomaly event (warning by default) within one downs
   assert.match(first.message, /if_in_bps\{device="r0",ifName="eth0"\}: .*above/);
   assert.ok(events.every((e) => e.device === 'r0'), 'no event on quiet series');
   // deterministic ids: a replay gives the same event
-  const op2 = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const op2 = new AnomalyOperator(anomalyConfig({ learned: false, eventsAfter: '0s' }));
   const again = batches.flatMap((b) => op2.process(b).events);
   assert.deepEqual(again.map((e) => e.id), events.map((e) => e.id));
 });
@@ -129,13 +129,13 @@ test('the default ARTime mode does not take the learned model: learned: true loa
 test('a new all-time extreme beyond the whole range raises an event at its first point whatever the score; extremeLevel 0 turns that off', () => {
   // x2.5 of a series that stayed within ±30% of its mean: beyond the range by far more than the range.
   const batches = traffic(2, 1500, 1400).map((b) => b.map((s) => (s.labels.device === 'r0' && s.ts >= T0 + 1400 * STEP ? { ...s, value: (s.value / 6) * 2.5 } : s)));
-  const on = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1 }));
+  const on = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, eventsAfter: '0s' }));
   const events = batches.flatMap((b) => on.process(b).events);
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + 1400 * STEP, 'at the first point beyond the range');
   assert.match(events[0]!.message, /new high \d+% of the range/);
   assert.ok(events.every((e) => e.device === 'r0'));
-  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, extremeLevel: 0 }));
+  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, extremeLevel: 0, eventsAfter: '0s' }));
   const none = batches.flatMap((b) => off.process(b).events).filter((e) => (e.fields as { score: number }).score < 1);
   assert.deepEqual(none, []);
 });
@@ -151,16 +151,41 @@ test('a new all-time low far below the expected value (a link down in the busy h
       return [{ metric: 'if_in_bps', labels: { device: 'r0', ifName: 'eth0' }, ts: T0 + i * STEP, value: shape(v, i) }];
     });
   const down = series((v, i) => (i >= at && i < at + 30 ? 0 : v));
-  const op = () => new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0 }));
+  const op = () => new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, eventsAfter: '0s' }));
   const opDown = op();
   const events = down.flatMap((b) => opDown.process(b).events);
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + at * STEP, 'at the first point of the outage');
   assert.match(events[0]!.message, /new low \d+% of the range/);
-  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0 }));
+  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, eventsAfter: '0s' }));
   assert.deepEqual(down.flatMap((b) => off.process(b).events).filter((e) => (e.fields as { score: number }).score < 1), [], 'extremeDeviation 0 turns it off');
   // the mirror image, a burst to the daily high plus the same distance, is no event by this rule
   const up = series((v, i) => (i >= at && i < at + 30 ? 1.25e6 : v));
   const upOp = op();
   assert.deepEqual(up.flatMap((b) => upOp.process(b).events).filter((e) => (e.fields as { score: number }).score < 1), []);
+});
+
+test('eventsAfter: a series raises no event before it has that much history (counted as held), then does; the history survives a checkpoint', () => {
+  // 1-min points; the incident starts at 1400 min (23 h 20 min, before a day of history) and again at 1900 min
+  const batches = traffic(2, 2100, 1400).map((b, i) => b.map((s) => (s.labels.device === 'r0' && i >= 1420 && i < 1900 ? { ...s, value: s.value / 6 } : s)));
+  const held = () => registry.getSingleMetric('noctua_anomaly_events_held_total') as unknown as { get(): Promise<{ values: { value: number }[] }> };
+  const day = new AnomalyOperator(anomalyConfig({ learned: false }));
+  const now = new AnomalyOperator(anomalyConfig({ learned: false, eventsAfter: '0s' }));
+  const at = (evs: { ts: number }[]) => evs.map((e) => (e.ts - T0) / STEP);
+  const evNow = batches.flatMap((b) => now.process(b).events);
+  assert.ok(at(evNow).some((m) => m >= 1400 && m < 1420), 'with 0s, the first incident is an event');
+  // the same stream, checkpointed and restored halfway through the first day
+  let evDay: { ts: number }[] = [];
+  let op = day;
+  batches.forEach((b, i) => {
+    if (i === 700) {
+      const next = new AnomalyOperator(anomalyConfig({ learned: false }));
+      next.restore(JSON.parse(JSON.stringify(op.checkpoint())));
+      op = next;
+    }
+    evDay = evDay.concat(op.process(b).events);
+  });
+  assert.deepEqual(at(evDay).filter((m) => m < 1440), [], 'nothing raised in the first day');
+  assert.ok(at(evDay).some((m) => m >= 1900), 'the second incident, after a day, is raised');
+  return held().get().then((h) => assert.ok(h.values.reduce((n, v) => n + v.value, 0) > 0, 'the held ones are counted'));
 });
