@@ -129,7 +129,7 @@ export class AnomalyOperator {
 
   constructor(readonly config: AnomalyConfig = anomalyConfig({}), params: DetectorParams = DEFAULT_PARAMS) {
     this.params = { ...params, mode: config.mode };
-    this.eventsAfterMs = parseDuration(config.eventsAfter, 'anomaly.eventsAfter');
+    this.eventsAfterMs = parseDuration(config.eventsAfter, 'processors.anomaly.eventsAfter');
   }
 
   /** Whether the learned layer runs: configured on and taken by the detector's mode (else tfjs is never loaded). */
