@@ -5,7 +5,7 @@ import { validate } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { M, counter, gauge, histogram } from '../core/metrics.js';
 import { TOPICS, type NetEvent, type Sample, type SampleBatch } from '../core/types.js';
-import { AnomalyOperator, anomalyConfig, type OperatorCheckpoint } from './anomaly/operator.js';
+import { AnomalyConfig, AnomalyOperator, anomalyConfig, type OperatorCheckpoint } from './anomaly/operator.js';
 import { RateState } from './rate.js';
 import { WindowOperator, parseDuration, type SeriesRef, type WindowOptions, type WindowResult, type WindowSpec, type LateSample, type WindowStateJSON, type Aggregates } from './window.js';
 import { ThresholdOperator } from './threshold.js';
@@ -73,16 +73,10 @@ export const ProcessorConfigSchema = Type.Object({
    */
   anomaly: Type.Object(
     {
-      enabled: Type.Boolean({ default: true }),
+      // the operator's own settings and defaults (processors/anomaly/operator.ts), stated once
+      ...AnomalyConfig.properties,
       metrics: Type.Array(Type.String(), { default: ['if_in_bps', 'if_out_bps', 'if_in_errors_ps', 'hrProcessorLoad'] }),
-      eventLevel: Type.Number({ minimum: 0, maximum: 1, default: 0.9 }),
-      extremeLevel: Type.Number({ minimum: 0, default: 1 }),
-      extremeDeviation: Type.Number({ minimum: 0, default: 5 }),
-      eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d' }),
-      severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((x) => Type.Literal(x)), { default: 'warning' }),
-      mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime' }),
       learned: Type.Boolean({ default: false }),
-      maxSeries: Type.Integer({ minimum: 1, default: 200_000 }),
     },
     { default: {} },
   ),
@@ -147,8 +141,9 @@ export interface AnomalyStage {
 export function anomalyStage(cfg: ProcessorConfig): AnomalyStage | null {
   const a = cfg.anomaly;
   if (!a.enabled || a.metrics.length === 0) return null;
-  const op = new AnomalyOperator(anomalyConfig({ eventLevel: a.eventLevel, extremeLevel: a.extremeLevel, extremeDeviation: a.extremeDeviation, eventsAfter: a.eventsAfter, severity: a.severity, mode: a.mode, learned: a.learned, maxSeries: a.maxSeries }));
-  return { metrics: new Set(a.metrics), op };
+  const { metrics, ...operator } = a;
+  const op = new AnomalyOperator(anomalyConfig(operator));
+  return { metrics: new Set(metrics), op };
 }
 
 /** The operators of one input partition, chained. Pure: feed messages, read outputs, snapshot. */
