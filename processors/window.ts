@@ -900,11 +900,7 @@ export class WindowOperator {
           continue;
         }
         for (const [i, aj] of rows) {
-          const s = j.series[i];
-          if (!s) throw new Error(`window state: series index ${i} out of range in window ${spec.name}`);
-          if (slots[i] === -1) slots[i] = op.slotOf(op.keys.ref(s[1], s[2]), s[1], s[2]);
-          const slot = slots[i]!;
-          if (slot * NF >= pane.f.length) grow(pane, slot);
+          const slot = op.restoreMember(pane, i, j.series, slots, `window ${spec.name}`);
           const b = slot * NF;
           for (let x = 0; x < 8; x++) pane.f[b + x] = aj[x] as number;
           // JSON has no Infinity/NaN: an empty field came back as null.
@@ -917,13 +913,23 @@ export class WindowOperator {
           if (sk.pi) for (let x = 0; x < sk.pi.length; x++) bins.push((sk.pi[x]! + BIAS) * SHIFT + sk.pc![x]!);
           if (sk.ni) for (let x = 0; x < sk.ni.length; x++) bins.push((sk.ni[x]! + BIAS + NEG) * SHIFT + sk.nc![x]!);
           if (bins.length > 0) pane.bins.set(slot, bins);
-          pane.members.push(slot);
-          op.refs[slot]!++;
         }
         op.panes[k]!.push(pane);
       }
     }
     return op;
+  }
+
+  /** Makes series `i` of a checkpoint's table a member of `pane` (its slot, room for its row): the slot. */
+  private restoreMember(pane: Pane, i: number, series: WindowStateJSON['series'], slots: number[], where: string): number {
+    const s = series[i];
+    if (!s) throw new Error(`window state: series index ${i} out of range in ${where}`);
+    if (slots[i] === -1) slots[i] = this.slotOf(this.keys.ref(s[1], s[2]), s[1], s[2]);
+    const slot = slots[i]!;
+    if (slot * NF >= pane.f.length) grow(pane, slot);
+    pane.members.push(slot);
+    this.refs[slot]!++;
+    return slot;
   }
 
   /** Restores one pane's rows from a v3 attachment (see checkpoint). */
@@ -933,12 +939,7 @@ export class WindowOperator {
     const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     const n = r.count('pane row', r.remaining);
     for (let k = 0; k < n; k++) {
-      const i = r.varint();
-      const s = series[i];
-      if (!s) throw new Error(`window state: series index ${i} out of range in attachment ${at}`);
-      if (slots[i] === -1) slots[i] = this.slotOf(this.keys.ref(s[1], s[2]), s[1], s[2]);
-      const slot = slots[i]!;
-      if (slot * NF >= pane.f.length) grow(pane, slot);
+      const slot = this.restoreMember(pane, r.varint(), series, slots, `attachment ${at}`);
       const b = slot * NF;
       for (let x = 0; x < NF; x++) pane.f[b + x] = r.f64();
       const rev = r.varint();
@@ -949,8 +950,6 @@ export class WindowOperator {
         for (let x = 0; x < nb; x++) codes[x] = r.f64();
         pane.bins.set(slot, codes);
       }
-      pane.members.push(slot);
-      this.refs[slot]!++;
     }
     if (r.remaining !== 0) throw new Error(`window state: ${r.remaining} trailing bytes in pane rows attachment ${at}`);
   }
