@@ -85,7 +85,7 @@ function writeRecord(w: Writer, r: RollupRecord): void {
   const pos = sk.pi && sk.pi.length > 0;
   const neg = sk.ni && sk.ni.length > 0;
   const floatCounts = !integral(sk.pc) || !integral(sk.nc);
-  const keyed = r.key.length < r.metric.length || !r.key.startsWith(r.metric) || r.key.slice(r.metric.length) !== labelsTextOf(r.labels);
+  const keyed = !r.key.startsWith(r.metric) || r.key.slice(r.metric.length) !== labelsTextOf(r.labels);
   const dEnd = r.end - r.start;
   const dFirst = r.firstTs - r.start;
   const dLast = r.lastTs - r.start;
