@@ -12,9 +12,9 @@
  * Ours: the operator as the runner runs it. Reference, same series: the published ARTime as NAB runs
  * it (the series' whole range given, which includes the incident's own values), same event level.
  */
-import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
+import { anomalyConfig } from '../processors/anomaly/operator.js';
 import { rng } from '../processors/anomaly/learned.js';
-import { KINDS, STEP, T0, healthySeries, referenceDetector } from './anomaly-quiet.js';
+import { KINDS, STEP, healthySeries, operatorEvents, referenceHits } from './anomaly-quiet.js';
 
 const DAYS = 30;
 const POINTS = (DAYS * 86_400_000) / STEP;
@@ -74,20 +74,13 @@ export function incidentsCaught(operator: Record<string, unknown> = {}): Inciden
       const caught = (s: number, i: number, first: (number | null)[]) => {
         if (first[s] === null && i >= starts[s]! && i < starts[s]! + inc.points + GRACE) first[s] = i - starts[s]!;
       };
-      // ours: one poll round of the cell's series per step, as the runner feeds the operator
-      const op = new AnomalyOperator(cfg);
       const firstOurs: (number | null)[] = series.map(() => null);
-      for (let i = 0; i < POINTS; i++) {
-        const b: DerivedSample[] = series.map((xs, s) => ({ metric: 'incident', labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
-        for (const e of op.process(b).events) caught(Number(e.device.slice(1)), i, firstOurs);
-      }
-      op.dispose();
+      operatorEvents(cfg, series, kind, (s, i) => caught(s, i, firstOurs));
       ours[name]![kind] = summarise(firstOurs);
       allOurs.push(...firstOurs);
       const firstRef: (number | null)[] = series.map(() => null);
       series.forEach((xs, s) => {
-        const d = referenceDetector(Math.min(...xs), Math.max(...xs));
-        for (let i = 0; i < POINTS && firstRef[s] === null; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= cfg.eventLevel) caught(s, i, firstRef);
+        for (const i of referenceHits(xs, cfg.eventLevel)) caught(s, i, firstRef);
       });
       reference[name]![kind] = summarise(firstRef);
       allRef.push(...firstRef);

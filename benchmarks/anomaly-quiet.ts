@@ -10,7 +10,7 @@
  * layer as published (range from the whole series, which NAB hands it; no new-extreme opinion, no
  * incident or settling rules), counted at the same event level.
  */
-import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
+import { AnomalyOperator, anomalyConfig, type AnomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
 import { SeriesDetector, DEFAULT_PARAMS } from '../processors/anomaly/detector.js';
 import { rng } from '../processors/anomaly/learned.js';
 
@@ -73,9 +73,29 @@ export interface QuietFigures {
   readonly seriesPerKind: number;
 }
 
-/** The published ARTime, as NAB runs it: the series' whole range given, unbounded memory, no extra rules. */
-export function referenceDetector(lo: number, hi: number): SeriesDetector {
-  return new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+/** The published ARTime on `xs` as NAB runs it (the whole range given, unbounded memory, no extra rules): the indices it scores at `level` or above. */
+export function referenceHits(xs: Float64Array, level: number): number[] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const x of xs) {
+    lo = Math.min(lo, x);
+    hi = Math.max(hi, x);
+  }
+  const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+  const hits: number[] = [];
+  for (let i = 0; i < xs.length; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= level) hits.push(i);
+  return hits;
+}
+
+/** Our operator over `series` as the runner feeds it (one poll round of all of them per step): each event as (series index, point index). */
+export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array[], kind: string, onEvent: (s: number, i: number) => void): void {
+  const op = new AnomalyOperator(cfg);
+  const points = series[0]?.length ?? 0;
+  for (let i = 0; i < points; i++) {
+    const b: DerivedSample[] = series.map((xs, s) => ({ metric: kind, labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
+    for (const e of op.process(b).events) onEvent(Number(e.device.slice(1)), i);
+  }
+  op.dispose();
 }
 
 /** Series of one kind: `n` seeded generators' worth of points. */
@@ -98,27 +118,11 @@ export function quietOnHealthySeries(operator: Record<string, unknown> = {}): Qu
   for (const [kind, gen] of Object.entries(KINDS)) {
     const series = healthySeries(gen, PER_KIND, seed);
     seed += PER_KIND;
-    // ours: the operator, one poll round of all the kind's series per step, as the runner feeds it
-    const op = new AnomalyOperator(cfg);
     let events = 0;
-    for (let i = 0; i < POINTS; i++) {
-      const b: DerivedSample[] = series.map((xs, s) => ({ metric: 'quiet', labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
-      events += op.process(b).events.length;
-    }
-    op.dispose();
+    operatorEvents(cfg, series, kind, () => events++);
     ours[kind] = events / PER_KIND / DAYS;
-    // reference: published ARTime, the range of the whole series given
     let refEvents = 0;
-    for (const xs of series) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const x of xs) {
-        lo = Math.min(lo, x);
-        hi = Math.max(hi, x);
-      }
-      const d = referenceDetector(lo, hi);
-      for (let i = 0; i < POINTS; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= cfg.eventLevel) refEvents++;
-    }
+    for (const xs of series) refEvents += referenceHits(xs, cfg.eventLevel).length;
     reference[kind] = refEvents / PER_KIND / DAYS;
   }
   return { ours, reference, days: DAYS, seriesPerKind: PER_KIND };
