@@ -1,8 +1,9 @@
 /**
  * The cheap, robust layer every series gets: two competing one-step predictors (a fast EWMA level,
- * and a slow level plus an hour-of-day × weekday/weekend offset), each with a clipped EWMA of its
- * absolute error; the one that has been predicting better is the baseline. O(1) per point, a few
- * hundred numbers of state.
+ * and a slow level plus an hour-of-day × weekday/weekend offset, Holt-Winters style), each with a
+ * clipped EWMA of its absolute error; the one that has been predicting better is the baseline. And
+ * change detection: a two-sided CUSUM of the point's distance from what is usual for its hour of
+ * the week, in that hour's own robust scale. O(1) per point, a few hundred numbers of state.
  */
 
 export const SLOTS = 48;
@@ -17,8 +18,13 @@ export function seasonSlot(ts: number): number {
 export interface BaselineParams {
   /** Fast level smoothing (per point). */
   readonly fastAlpha: number;
-  /** Slow level under the seasonal offsets (per point). */
-  readonly slowAlpha: number;
+  /**
+   * Time constant of the slow level under the seasonal offsets, in ms: per unit of time, not per
+   * point, so the offsets mean the same at 10-s and 5-min polls. It learns from the deseasonalised
+   * value (value minus its slot's offset): a level fed the raw values would follow the week (a
+   * weekend pulls it down, and Monday night looks high against its own offsets).
+   */
+  readonly slowTauMs: number;
   /** Seasonal offset smoothing (per visit of a slot). */
   readonly slotAlpha: number;
   /** Error-scale smoothing (per point). */
@@ -27,16 +33,58 @@ export interface BaselineParams {
   readonly clip: number;
   /** Visits a slot needs before the seasonal predictor may be used. */
   readonly minSlotVisits: number;
+  readonly change: ChangeParams;
 }
+
+/**
+ * Change detection (Page's CUSUM) on z = (value − the slot's usual value) / the slot's own robust
+ * scale, clipped: S+ = max(0, S+ + w·(z − allowance)), and S− mirrored; a change is reported when
+ * one passes `threshold`. w = min(1, Δt / unitMs), so the evidence needed is a duration, not a
+ * number of points (a 10-s poll does not alarm 30 times sooner than a 5-min one). A sum stays
+ * capped at hold × threshold after its report and is re-armed only once it has returned to 0: a
+ * lasting change is reported once, not every few points until the offsets have learnt it.
+ */
+export interface ChangeParams {
+  /** Sigmas of deviation that add nothing (drift smaller than this is never a change); 0 = change detection off. */
+  readonly allowance: number;
+  /** Evidence (sigma × unit of time beyond the allowance) that reports a change. */
+  readonly threshold: number;
+  /** Per-point z is clipped here, so one spike cannot make a change on its own. */
+  readonly clip: number;
+  /** Visits a slot needs before changes are judged in it (its scale is learnt from few visits). */
+  readonly visits: number;
+  readonly hold: number;
+  readonly unitMs: number;
+  /** A slot's scale is at least this fraction of the seasonal predictor's overall scale (a slot learnt flat is not infinitely sensitive). */
+  readonly scaleFloor: number;
+}
+
+export const DEFAULT_CHANGE: ChangeParams = {
+  allowance: 2.5,
+  threshold: 16,
+  clip: 6,
+  visits: 5,
+  hold: 2,
+  unitMs: 300_000,
+  scaleFloor: 0.25,
+};
 
 export const DEFAULT_BASELINE: BaselineParams = {
   fastAlpha: 0.2,
-  slowAlpha: 0.005,
+  slowTauMs: 7 * 86_400_000,
   slotAlpha: 0.4,
   errAlpha: 0.01,
   clip: 4,
   minSlotVisits: 3,
+  change: DEFAULT_CHANGE,
 };
+
+/** A change reported by the CUSUM: its direction, since when the evidence built up, and this point's z (clipped). */
+export interface Change {
+  readonly dir: 1 | -1;
+  readonly since: number;
+  readonly z: number;
+}
 
 /** What the baseline expected of the point just seen, before learning from it. */
 export interface Expectation {
@@ -62,6 +110,18 @@ export interface BaselineState {
   cur: number;
   run: number;
   runLen: number;
+  /** Per-slot clipped EWMA of the seasonal predictor's absolute error (per visit, like the offsets). */
+  es: number[];
+  /** Time of the first and the last point seen. */
+  t0: number;
+  last: number;
+  /** CUSUM sums up and down, since when each has been above 0, and whether it may report (re-armed at 0). */
+  cu: number;
+  cd: number;
+  cuT: number;
+  cdT: number;
+  cuArmed: boolean;
+  cdArmed: boolean;
 }
 
 /**
@@ -69,15 +129,30 @@ export interface BaselineState {
  * float32 (they are kept float32-exact, so a restore is exact), the visits as base64 uint16 (they
  * saturate at 65535). Arrays are still accepted from older checkpoints.
  */
-export interface BaselineJSON extends Omit<BaselineState, 'offset' | 'visits'> {
+export interface BaselineJSON extends Omit<BaselineState, 'offset' | 'visits' | 'es' | ChangeKeys> {
   offset: string | number[];
   visits: string | number[];
+  /** Absent in checkpoints from before change detection: restored as the overall scale, sums at 0. */
+  es?: string | number[];
+  t0?: number;
+  last?: number;
+  cu?: number;
+  cd?: number;
+  cuT?: number;
+  cdT?: number;
+  cuArmed?: boolean;
+  cdArmed?: boolean;
 }
+type ChangeKeys = 't0' | 'last' | 'cu' | 'cd' | 'cuT' | 'cdT' | 'cuArmed' | 'cdArmed';
 
 const MAX_VISITS = 65535;
 
 export function baselineToJSON(s: BaselineState): BaselineJSON {
-  return { ...s, offset: Buffer.from(Float32Array.from(s.offset).buffer).toString('base64'), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64') };
+  return { ...s, offset: f32(s.offset), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64'), es: f32(s.es) };
+}
+
+function f32(xs: number[]): string {
+  return Buffer.from(Float32Array.from(xs).buffer).toString('base64');
 }
 
 function unpack(x: string | number[] | undefined, bytes: 4 | 2, what: string): number[] {
@@ -94,13 +169,51 @@ export function baselineFromJSON(j: BaselineJSON): BaselineState {
   const offset = unpack(j.offset, 4, 'offsets');
   const visits = unpack(j.visits, 2, 'visits');
   if (offset.length !== SLOTS || visits.length !== SLOTS) throw new Error(`baseline: ${offset.length} offsets and ${visits.length} visits, expected ${SLOTS}`);
-  return { ...j, lo: j.lo ?? Infinity, hi: j.hi ?? -Infinity, offset, visits };
+  const es = j.es === undefined ? new Array<number>(SLOTS).fill(Math.fround(j.errSeason)) : unpack(j.es, 4, 'slot scales');
+  return {
+    ...j,
+    lo: j.lo ?? Infinity,
+    hi: j.hi ?? -Infinity,
+    offset,
+    visits,
+    es,
+    t0: j.t0 ?? -Infinity,
+    last: j.last ?? -Infinity,
+    cu: j.cu ?? 0,
+    cd: j.cd ?? 0,
+    cuT: j.cuT ?? 0,
+    cdT: j.cdT ?? 0,
+    cuArmed: j.cuArmed ?? true,
+    cdArmed: j.cdArmed ?? true,
+  };
 }
 
 export class Baseline {
   s: BaselineState;
   constructor(readonly p: BaselineParams = DEFAULT_BASELINE, state?: BaselineState) {
-    this.s = state ?? { n: 0, fast: 0, slow: 0, errFast: 0, errSeason: 0, lo: Infinity, hi: -Infinity, offset: new Array(SLOTS).fill(0), visits: new Array(SLOTS).fill(0), cur: -1, run: 0, runLen: 1 };
+    this.s = state ?? {
+      n: 0,
+      fast: 0,
+      slow: 0,
+      errFast: 0,
+      errSeason: 0,
+      lo: Infinity,
+      hi: -Infinity,
+      offset: new Array(SLOTS).fill(0),
+      visits: new Array(SLOTS).fill(0),
+      cur: -1,
+      run: 0,
+      runLen: 1,
+      es: new Array(SLOTS).fill(0),
+      t0: -Infinity,
+      last: -Infinity,
+      cu: 0,
+      cd: 0,
+      cuT: 0,
+      cdT: 0,
+      cuArmed: true,
+      cdArmed: true,
+    };
   }
 
   /** Range of values seen (all time): a floor for the scale so flat series do not divide by zero. */
@@ -110,6 +223,11 @@ export class Baseline {
 
   floor(): number {
     return Math.max(1e-3 * this.range, 1e-9 * Math.abs(this.s.fast), 1e-12);
+  }
+
+  /** What is usual for the slot (the seasonal predictor's value, whether or not it is the baseline). */
+  usual(slot: number): number {
+    return this.s.slow + this.s.offset[slot]!;
   }
 
   /** The prediction for a point at `ts`, from what was seen before it. */
@@ -124,15 +242,19 @@ export class Baseline {
     return { expected, scale: Math.max(1.25 * err, this.floor()), seasonal, slot };
   }
 
-  /** Learns from the point; `e` must be `expect(ts)` of the same point. */
-  update(value: number, e: Expectation): void {
+  /**
+   * Learns from the point at `ts`; `e` must be `expect(ts)` of the same point. Returns the change
+   * the point completes, if any (judged before learning from it).
+   */
+  update(ts: number, value: number, e: Expectation): Change | null {
     const s = this.s;
     const p = this.p;
     if (s.n === 0) {
       s.fast = s.slow = value;
       s.lo = s.hi = value;
       s.n = 1;
-      return;
+      s.t0 = s.last = ts;
+      return null;
     }
     const fl = this.floor();
     const scaleF = Math.max(1.25 * s.errFast, fl);
@@ -140,13 +262,18 @@ export class Baseline {
     const eF = value - s.fast;
     const sPred = s.slow + s.offset[e.slot]!;
     const eS = value - sPred;
+    const change = this.detectChange(ts, eS, e.slot, scaleS, fl);
     // The first errors set the scale directly, then clipped EWMAs keep spikes from inflating it.
     const a = s.n < 20 ? 1 / (s.n + 1) : p.errAlpha;
     s.errFast += a * (Math.min(Math.abs(eF), p.clip * scaleF || Math.abs(eF)) - s.errFast);
     if (s.visits[e.slot]! >= p.minSlotVisits) s.errSeason += a * (Math.min(Math.abs(eS), p.clip * scaleS || Math.abs(eS)) - s.errSeason);
     else s.errSeason += a * (Math.min(Math.abs(eF), p.clip * scaleF || Math.abs(eF)) - s.errSeason);
     s.fast += p.fastAlpha * eF;
-    s.slow += p.slowAlpha * (value - s.slow);
+    // per unit of time; until the time constant has passed, the mean of everything so far
+    const dt = Number.isFinite(s.last) ? Math.max(0, ts - s.last) : 0;
+    const elapsed = Number.isFinite(s.t0) ? ts - s.t0 : Infinity;
+    const sa0 = Math.max(1 - Math.exp(-dt / p.slowTauMs), elapsed > 0 ? dt / elapsed : 1);
+    s.slow += sa0 * ((s.visits[e.slot]! >= 1 ? value - s.offset[e.slot]! : value) - s.slow);
     if (e.slot !== s.cur) {
       if (s.cur >= 0) s.runLen += 0.1 * (s.run - s.runLen);
       s.cur = e.slot;
@@ -160,10 +287,50 @@ export class Baseline {
     const v = s.visits[e.slot]!;
     const perVisit = v <= 1 / p.slotAlpha ? 1 / v : p.slotAlpha;
     const sa = s.run === 1 && v === 1 ? 1 : perVisit / Math.max(1, s.runLen);
+    // The slot's own scale, from its second visit (the first only sets the offset); float32 like the offsets.
+    if (v >= 2) {
+      const first = v === 2 && s.run === 1;
+      const err = Math.abs(eS);
+      const cap = s.es[e.slot]! > 0 ? p.clip * Math.max(1.25 * s.es[e.slot]!, fl) : err;
+      s.es[e.slot] = Math.fround(first ? err : s.es[e.slot]! + sa * (Math.min(err, cap) - s.es[e.slot]!));
+    }
     // float32 on purpose: the checkpoint stores 4 bytes per offset, and a restore must be exact
-    s.offset[e.slot] = Math.fround(s.offset[e.slot]! + sa * (value - s.slow - s.offset[e.slot]!));
+    // Huber-clipped once the slot has a scale, so the usual value of a spiky series stays near its body, not its mean
+    const r = value - s.slow - s.offset[e.slot]!;
+    const lim = v >= 3 && s.es[e.slot]! > 0 ? p.clip * Math.max(1.25 * s.es[e.slot]!, fl) : Infinity;
+    s.offset[e.slot] = Math.fround(s.offset[e.slot]! + sa * Math.max(-lim, Math.min(lim, r)));
     if (value < s.lo) s.lo = value;
     if (value > s.hi) s.hi = value;
     s.n++;
+    s.last = ts;
+    return change;
+  }
+
+  /** One CUSUM step on the seasonal residual `eS` of slot `slot` (see ChangeParams). */
+  private detectChange(ts: number, eS: number, slot: number, scaleS: number, fl: number): Change | null {
+    const s = this.s;
+    const c = this.p.change;
+    if (c.allowance <= 0 || s.visits[slot]! < c.visits || !Number.isFinite(s.last)) return null;
+    const scale = Math.max(1.25 * s.es[slot]!, c.scaleFloor * scaleS, fl);
+    const z = Math.max(-c.clip, Math.min(c.clip, eS / scale));
+    const w = Math.min(1, Math.max(0, ts - s.last) / c.unitMs);
+    const cap = c.hold * c.threshold;
+    const up = Math.min(cap, Math.max(0, s.cu + w * (z - c.allowance)));
+    const down = Math.min(cap, Math.max(0, s.cd + w * (-z - c.allowance)));
+    if (s.cu === 0 && up > 0) s.cuT = ts;
+    if (s.cd === 0 && down > 0) s.cdT = ts;
+    s.cu = up;
+    s.cd = down;
+    if (up === 0) s.cuArmed = true;
+    if (down === 0) s.cdArmed = true;
+    if (up > c.threshold && s.cuArmed) {
+      s.cuArmed = false;
+      return { dir: 1, since: s.cuT, z };
+    }
+    if (down > c.threshold && s.cdArmed) {
+      s.cdArmed = false;
+      return { dir: -1, since: s.cdT, z };
+    }
+    return null;
   }
 }

@@ -1,4 +1,4 @@
-import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, type BaselineParams, type BaselineJSON, type Expectation } from './baseline.js';
+import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, type BaselineParams, type BaselineJSON, type Expectation, type Change } from './baseline.js';
 import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
 import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
@@ -137,6 +137,11 @@ export interface Verdict {
   readonly excursion: number;
   /** How far the point is from the expected value, in the baseline's robust scale units (signed; 0 while learning). */
   readonly deviation: number;
+  /**
+   * A change of level this point completes (the baseline's CUSUM against the usual value for the
+   * hour of the week), reported once per change; null otherwise. Independent of the score.
+   */
+  readonly change: Change | null;
 }
 
 export interface DetectorState {
@@ -208,7 +213,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0 };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, change: null };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -271,12 +276,13 @@ export class SeriesDetector {
     } else {
       score *= p.damp;
     }
-    const explanation = this.explain(value, e, z, excursion, score, n);
-    this.base.update(value, e);
+    const usual = this.base.usual(e.slot);
+    const change = this.base.update(ts, value, e);
+    const explanation = this.explain(value, e, z, excursion, score, n) + describeChange(change, ts, usual, e.slot);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, change };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -303,11 +309,13 @@ export class SeriesDetector {
       if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
-    this.base.update(value, e);
+    const usual = this.base.usual(e.slot);
+    const change = this.base.update(ts, value, e);
+    explanation += describeChange(change, ts, usual, e.slot);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, change };
   }
 
   /** A candidate inside the range, while the memory settles after the range grew, counts less (grownFactor). */
@@ -362,6 +370,12 @@ export class SeriesDetector {
       throw new Error(`anomaly detector state: corrupt (${(err as Error).message})`);
     }
   }
+}
+
+function describeChange(c: Change | null, ts: number, usual: number, slot: number): string {
+  if (!c) return '';
+  const mins = Math.round((ts - c.since) / 60_000);
+  return `; level change: ${c.dir > 0 ? 'above' : 'below'} the usual ${fmt(usual)} for ${SLOT_NAME(slot)} for ${mins} min`;
 }
 
 function fmt(x: number): string {

@@ -37,6 +37,14 @@ export const AnomalyConfig = Type.Object({
    */
   extremeDeviation: Type.Number({ minimum: 0, default: 5, description: 'new all-time low this many robust sigmas below the expected value raises an event (0 = off)' }),
   /**
+   * A change of level raises an event: the series has stayed away from what is usual for its hour
+   * of the week (the baseline's CUSUM, in that hour's own robust scale) long enough, above or below
+   * - a night-time level three times its usual, which stays inside the day's range and is no new
+   * shape. Reported once per change. Measured (npm run bench:anomaly): no false events on healthy
+   * series; level shifts of diurnal and office traffic caught 16/16 each (10/16 and 4/16 without).
+   */
+  changeEvents: Type.Boolean({ default: true, description: 'a lasting change of level against the usual for the hour of the week raises an event' }),
+  /**
    * History a series needs before its anomalies raise events; its scores are stored from the end
    * of the detector's warm-up (in points) either way. A seasonal series cannot be judged before it
    * has shown a day: on the demo network polled every 10 s, the first day raised 90 events away
@@ -255,7 +263,7 @@ export class AnomalyOperator {
       scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
       const beyond = Math.abs(v.excursion);
       const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && -v.deviation >= this.config.extremeDeviation);
-      if (v.score >= this.config.eventLevel || extreme) {
+      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null)) {
         if (p.s.ts - p.t.since < this.eventsAfterMs) {
           eventsHeld.inc({ metric: p.s.metric });
           continue;

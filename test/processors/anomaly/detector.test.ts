@@ -268,3 +268,56 @@ test('shape novelty: a repeating pattern becomes familiar; a new shape in it sta
   const again = new ShapeNovelty(sh.p, JSON.parse(JSON.stringify(sh.toJSON())));
   for (let i = 0; i < 500; i++) assert.equal(again.step(v(i)).ratio, sh.step(v(i)).ratio);
 });
+
+/** Business-hours traffic at 5-min polls: weekdays 08:00-18:30 at full level, 15% otherwise; `shift` multiplies a stretch. */
+function office(days: number, seed: number, shift?: { from: number; points: number; factor: number }): Array<[number, number]> {
+  const r = rng(seed);
+  return Array.from({ length: (days * 86_400_000) / STEP }, (_, i) => {
+    const ts = T0 + i * STEP;
+    const d = new Date(ts);
+    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+    const weekend = d.getUTCDay() === 0 || d.getUTCDay() === 6;
+    let v = 2e8 * (weekend || h < 8 || h >= 18.5 ? 0.15 : 1) * (1 + 0.08 * (r() - 0.5) * 3.4);
+    if (shift && i >= shift.from && i < shift.from + shift.points) v *= shift.factor;
+    return [ts, v] as [number, number];
+  });
+}
+
+test('change detection: a night-time level three times its usual is reported once, within the hour; business-hours steps are not', () => {
+  // day 22 is a Tuesday; 02:00-04:00 at 3x: inside the day's range, and no new shape at the 15% level's scale
+  const from = 22 * 288 + 24;
+  const healthy = office(28, 3);
+  const shifted = office(28, 3, { from, points: 24, factor: 3 });
+  const changes = (pts: Array<[number, number]>, d = new SeriesDetector()) => pts.map(([t, v], i) => ({ i, v: d.step(t, v) })).filter((x) => x.v.change);
+  assert.deepEqual(changes(healthy).map((x) => x.i), [], 'four weeks of 08:00 and 18:30 steps, weekends: no change');
+  const got = changes(shifted);
+  assert.equal(got.length, 1, `one report, at ${got.map((x) => x.i).join(', ')}`);
+  const at = got[0]!;
+  assert.ok(at.i >= from && at.i < from + 12, `within the hour: point ${at.i - from} of the shift`);
+  assert.equal(at.v.change!.dir, 1);
+  assert.equal(at.v.change!.since, shifted[from]![0], 'the evidence started with the shift');
+  assert.match(at.v.explanation, /level change: above the usual [\d.e+]+ for 02:00 weekday for \d+ min/);
+  // allowance 0 turns it off
+  const off = new SeriesDetector({ ...DEFAULT_PARAMS, baseline: { ...DEFAULT_PARAMS.baseline, change: { ...DEFAULT_PARAMS.baseline.change, allowance: 0 } } });
+  assert.deepEqual(changes(shifted, off), []);
+});
+
+test('change detection: a restored detector reports the change an uninterrupted one does; an older checkpoint (no slot scales) restores', () => {
+  const from = 22 * 288 + 24;
+  const pts = office(23, 4, { from, points: 24, factor: 3 });
+  const cut = from + 3; // mid-way through the evidence
+  const a = new SeriesDetector();
+  pts.slice(0, cut).forEach(([t, v]) => a.step(t, v));
+  const cp = JSON.parse(JSON.stringify(a));
+  const tail = (d: SeriesDetector) => pts.slice(cut).map(([t, v]) => d.step(t, v));
+  const uninterrupted = tail(a);
+  const restored = tail(SeriesDetector.fromJSON(cp));
+  assert.deepEqual(restored, uninterrupted);
+  assert.equal(uninterrupted.filter((v) => v.change).length, 1);
+  // a checkpoint written before change detection: slot scales start from the overall one, sums at 0
+  const old = JSON.parse(JSON.stringify(cp));
+  for (const k of ['es', 't0', 'last', 'cu', 'cd', 'cuT', 'cdT', 'cuArmed', 'cdArmed']) delete old.b[k];
+  const o = SeriesDetector.fromJSON(old);
+  assert.ok(tail(o).every((v) => Number.isFinite(v.score)));
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, es: 'AAAA' } }), /anomaly detector state: corrupt \(baseline slot scales/);
+});
