@@ -242,11 +242,8 @@ export class Baseline {
     return { expected, scale: Math.max(1.25 * err, this.floor()), seasonal, slot };
   }
 
-  /**
-   * Learns from the point at `ts`; `e` must be `expect(ts)` of the same point. Returns the change
-   * the point completes, if any (judged before learning from it).
-   */
-  update(ts: number, value: number, e: Expectation): Change | null {
+  /** Learns from the point at `ts`; `e` must be `expect(ts)` of the same point, and `change` (if called) must come first. */
+  update(ts: number, value: number, e: Expectation): void {
     const s = this.s;
     const p = this.p;
     if (s.n === 0) {
@@ -254,7 +251,7 @@ export class Baseline {
       s.lo = s.hi = value;
       s.n = 1;
       s.t0 = s.last = ts;
-      return null;
+      return;
     }
     const fl = this.floor();
     const scaleF = Math.max(1.25 * s.errFast, fl);
@@ -262,7 +259,6 @@ export class Baseline {
     const eF = value - s.fast;
     const sPred = s.slow + s.offset[e.slot]!;
     const eS = value - sPred;
-    const change = this.detectChange(ts, eS, e.slot, scaleS, fl);
     // The first errors set the scale directly, then clipped EWMAs keep spikes from inflating it.
     const a = s.n < 20 ? 1 / (s.n + 1) : p.errAlpha;
     s.errFast += a * (Math.min(Math.abs(eF), p.clip * scaleF || Math.abs(eF)) - s.errFast);
@@ -303,16 +299,20 @@ export class Baseline {
     if (value > s.hi) s.hi = value;
     s.n++;
     s.last = ts;
-    return change;
   }
 
-  /** One CUSUM step on the seasonal residual `eS` of slot `slot` (see ChangeParams). */
-  private detectChange(ts: number, eS: number, slot: number, scaleS: number, fl: number): Change | null {
+  /**
+   * One CUSUM step (see ChangeParams) for the point at `ts`, before `update` learns from it: the
+   * change the point completes, if any.
+   */
+  change(ts: number, value: number, e: Expectation): Change | null {
     const s = this.s;
     const c = this.p.change;
-    if (c.allowance <= 0 || s.visits[slot]! < c.visits || !Number.isFinite(s.last)) return null;
-    const scale = Math.max(1.25 * s.es[slot]!, c.scaleFloor * scaleS, fl);
-    const z = Math.max(-c.clip, Math.min(c.clip, eS / scale));
+    const slot = e.slot;
+    if (c.allowance <= 0 || s.n === 0 || s.visits[slot]! < c.visits || !Number.isFinite(s.last)) return null;
+    const fl = this.floor();
+    const scale = Math.max(1.25 * s.es[slot]!, c.scaleFloor * Math.max(1.25 * s.errSeason, fl), fl);
+    const z = Math.max(-c.clip, Math.min(c.clip, (value - s.slow - s.offset[slot]!) / scale));
     const w = Math.min(1, Math.max(0, ts - s.last) / c.unitMs);
     const cap = c.hold * c.threshold;
     const up = Math.min(cap, Math.max(0, s.cu + w * (z - c.allowance)));

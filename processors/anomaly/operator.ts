@@ -54,7 +54,7 @@ export const AnomalyConfig = Type.Object({
   eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d', description: "history a series needs before its anomalies raise events ('1d'; '0s' = from the end of the warm-up)" }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   /**
-   * 'artime' (adaptive-resonance shapes and new extremes; NAB 72.7 standard) or 'likelihood' (the
+   * 'artime' (adaptive-resonance shapes and new extremes; NAB 73.9 standard) or 'likelihood' (the
    * seasonal baseline's residuals blended with the learned model, through the anomaly likelihood;
    * NAB 26): the learned layer only counts in the latter.
    */

@@ -297,6 +297,10 @@ test('change detection: a night-time level three times its usual is reported onc
   assert.equal(at.v.change!.dir, 1);
   assert.equal(at.v.change!.since, shifted[from]![0], 'the evidence started with the shift');
   assert.match(at.v.explanation, /level change: above the usual [\d.e+]+ for 02:00 weekday for \d+ min/);
+  // the score ranks it at changeLevel at least (under ARTime's new shapes and new extremes)
+  assert.ok(at.v.score >= DEFAULT_PARAMS.changeLevel && DEFAULT_PARAMS.changeLevel > 0, `score ${at.v.score}`);
+  const quiet = new SeriesDetector({ ...DEFAULT_PARAMS, changeLevel: 0 });
+  assert.ok(shifted.map(([t, v]) => quiet.step(t, v).score)[at.i]! < DEFAULT_PARAMS.changeLevel, 'without it, the point scores lower');
   // allowance 0 turns it off
   const off = new SeriesDetector({ ...DEFAULT_PARAMS, baseline: { ...DEFAULT_PARAMS.baseline, change: { ...DEFAULT_PARAMS.baseline.change, allowance: 0 } } });
   assert.deepEqual(changes(shifted, off), []);
