@@ -81,7 +81,7 @@ export function referenceHits(xs: Float64Array, level: number): number[] {
     lo = Math.min(lo, x);
     hi = Math.max(hi, x);
   }
-  const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, changeLevel: 0, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+  const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, changeLevel: 0, noveltyFloor: 1, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
   const hits: number[] = [];
   for (let i = 0; i < xs.length; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= level) hits.push(i);
   return hits;

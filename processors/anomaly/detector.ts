@@ -84,6 +84,15 @@ export interface DetectorParams {
   readonly changeLevel: number;
   readonly grownHold: number;
   readonly grownRecover: number;
+  /**
+   * ARTime mode: a new pattern is graded against the series' own record of new patterns. It scores
+   * × (noveltyFloor + (1 − noveltyFloor) × the share of the last `noveltyMemory` new patterns that
+   * were at least as similar to the memory as it is): no more novel than any of them, × noveltyFloor;
+   * more novel than all, in full (noveltyFloor 1 = off). A series whose normal life keeps making new
+   * patterns makes them at its usual distance; an incident is usually farther than that.
+   */
+  readonly noveltyFloor: number;
+  readonly noveltyMemory: number;
   /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
   readonly shapeScale: number;
   /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
@@ -118,6 +127,8 @@ export const DEFAULT_PARAMS: DetectorParams = {
   changeLevel: 0.25,
   grownHold: 1,
   grownRecover: 2,
+  noveltyFloor: 0.7,
+  noveltyMemory: 16,
 };
 
 /**
@@ -175,6 +186,8 @@ export interface DetectorState {
   hit?: number | null;
   /** ... and the incident's peak score so far. */
   hp?: number;
+  /** ARTime mode: similarities of the last new patterns (noveltyMemory), oldest first. */
+  nv?: number[];
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -192,6 +205,7 @@ export class SeriesDetector {
   private readonly art: Artime | undefined;
   private lastHit: number;
   private hitPeak: number;
+  private readonly novelties: number[];
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
@@ -206,6 +220,7 @@ export class SeriesDetector {
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
     this.lastHit = state?.hit ?? -Infinity;
     this.hitPeak = state?.hp ?? 0;
+    this.novelties = state?.nv?.slice() ?? [];
   }
 
   get seen(): number {
@@ -304,7 +319,10 @@ export class SeriesDetector {
     const excursion = n === 0 ? 0 : value > b.hi ? (value - b.hi) / range : value < b.lo ? (value - b.lo) / range : 0;
     // points seen before this one, against the warm-up
     const learning = this.art!.s.i - 2 < this.art!.h.probation;
-    let score = a.score;
+    // a new pattern that holds a new extreme (this point, or a window holding the value that just grew the range)
+    const extreme = excursion !== 0 || this.art!.sinceGrowth <= this.art!.p.window * this.art!.h.sstep;
+    const graded = this.againstRecord(a.score, a.similarity, extreme);
+    let score = graded.score;
     const ex = Math.abs(excursion);
     const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
@@ -318,6 +336,7 @@ export class SeriesDetector {
     else {
       explanation = this.explain(value, e, z, excursion, score, Infinity);
       if (settled.damped) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
+      if (graded.of > 0 && graded.score < a.score) explanation += `; less novel than ${graded.of - graded.beyond} of the series' last ${graded.of} new patterns (counts less)`;
       if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
@@ -327,6 +346,26 @@ export class SeriesDetector {
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
     return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, change };
+  }
+
+  /**
+   * An ARTime candidate graded against the series' record of new patterns (noveltyFloor): `beyond` of
+   * the last `of` were at least as similar to the memory. A new pattern that holds a new extreme is
+   * the excursion's incident, not the series' routine: neither graded nor recorded (a first incident
+   * does not raise the bar for the next).
+   */
+  private againstRecord(score: number, similarity: number, extreme: boolean): { score: number; of: number; beyond: number } {
+    const p = this.params;
+    if (!(score > 0) || extreme || p.noveltyFloor >= 1 || p.noveltyMemory <= 0) return { score, of: 0, beyond: 0 };
+    const rec = this.novelties;
+    const of = rec.length;
+    let beyond = 0;
+    for (const s of rec) if (s >= similarity) beyond++;
+    rec.push(similarity);
+    while (rec.length > p.noveltyMemory) rec.shift();
+    if (of === 0) return { score, of, beyond };
+    const f = p.noveltyFloor + ((1 - p.noveltyFloor) * beyond) / of;
+    return { score: Math.round(score * f * 1e6) / 1e6, of, beyond };
   }
 
   /** A candidate inside the range, while the memory settles after the range grew, counts less (grownFactor). */
@@ -367,7 +406,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, nv: this.novelties.slice() } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
