@@ -187,7 +187,7 @@ export interface DetectorState {
   /** ... and the incident's peak score so far. */
   hp?: number;
   /** ARTime mode: similarities of the last new patterns (noveltyMemory), oldest first. */
-  nv?: number[];
+  nv?: string | number[];
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -220,7 +220,7 @@ export class SeriesDetector {
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
     this.lastHit = state?.hit ?? -Infinity;
     this.hitPeak = state?.hp ?? 0;
-    this.novelties = state?.nv?.slice() ?? [];
+    this.novelties = unpackNovelties(state?.nv);
   }
 
   get seen(): number {
@@ -361,7 +361,8 @@ export class SeriesDetector {
     const of = rec.length;
     let beyond = 0;
     for (const s of rec) if (s >= similarity) beyond++;
-    rec.push(similarity);
+    // float32, as checkpointed: a restored record compares exactly as the live one
+    rec.push(Math.fround(similarity));
     while (rec.length > p.noveltyMemory) rec.shift();
     if (of === 0) return { score, of, beyond };
     const f = p.noveltyFloor + ((1 - p.noveltyFloor) * beyond) / of;
@@ -406,7 +407,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, nv: this.novelties.slice() } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, nv: Buffer.from(Float32Array.from(this.novelties).buffer).toString('base64') } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
@@ -420,6 +421,15 @@ export class SeriesDetector {
       throw new Error(`anomaly detector state: corrupt (${(err as Error).message})`);
     }
   }
+}
+
+/** The novelty record from a checkpoint: base64 float32 (arrays accepted); a corrupt one throws. */
+function unpackNovelties(nv: string | number[] | undefined): number[] {
+  if (nv === undefined) return [];
+  if (Array.isArray(nv)) return nv.map((x) => Math.fround(x));
+  const b = Buffer.from(nv, 'base64');
+  if (b.length % 4 !== 0) throw new Error(`novelty record: ${b.length} bytes, not float32s`);
+  return Array.from(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
 }
 
 function describeChange(c: Change | null, ts: number, usual: number, slot: number): string {
