@@ -66,7 +66,8 @@ export const ProcessorConfigSchema = Type.Object({
   rulesFile: Type.Optional(Type.String()),
   /**
    * Streaming anomaly detection on derived series (processors/anomaly). Scores go into the windows
-   * as `anomaly_score{of="<metric>",...}` (so rollups keep them per series and window) and, at or
+   * as `anomaly_score{of="<metric>",...}` (so rollups keep them per series and window), the expected
+   * band as `anomaly_lower` / `anomaly_upper` with the same labels (for charts), and, at or
    * above `eventLevel`, become `anomaly` events. The learned layer is off here by default: its
    * background training depends on wall-clock timing, which exactly-once replays must not; and it
    * counts only in the 'likelihood' mode.
@@ -216,7 +217,15 @@ export class Pipeline {
     for (const s of samples) if (a.metrics.has(s.metric)) picked.push(s);
     if (picked.length === 0) return [];
     const res = a.op.process(picked);
-    for (const sc of res.scores) samples.push({ metric: 'anomaly_score', labels: { ...sc.labels, of: sc.metric }, ts: sc.ts, value: sc.score });
+    for (const sc of res.scores) {
+      const labels = { ...sc.labels, of: sc.metric };
+      samples.push({ metric: 'anomaly_score', labels, ts: sc.ts, value: sc.score });
+      // the band charts draw around the series (expected ± band robust sigmas), once the baseline has one
+      if (sc.upper > sc.lower) {
+        samples.push({ metric: 'anomaly_lower', labels, ts: sc.ts, value: sc.lower });
+        samples.push({ metric: 'anomaly_upper', labels, ts: sc.ts, value: sc.upper });
+      }
+    }
     return res.events;
   }
 

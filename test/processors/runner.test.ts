@@ -50,6 +50,14 @@ test('runner on the in-process bus: rollups and alert transitions equal a direct
       assert.equal(g.sum, r.agg.sum);
       assert.equal(g.p95, r.agg.p95);
     }
+    // anomaly scores and the expected band are rollups of their own, per scored series and window
+    const of = (m: string) => rollups.filter((r) => r.metric === m && r.window === '1m' && r.labels.of === 'if_in_bps');
+    assert.ok(of('anomaly_score').length > 0 && of('anomaly_upper').length > 0, 'scores and bands rolled up');
+    const upper = new Map(of('anomaly_upper').map((r) => [`${JSON.stringify(r.labels)}|${r.start}|${r.revision}`, r]));
+    for (const lo of of('anomaly_lower')) {
+      const up = upper.get(`${JSON.stringify(lo.labels)}|${lo.start}|${lo.revision}`);
+      assert.ok(up && up.count === lo.count && up.sum > lo.sum, `band of ${lo.key} at ${lo.start}`);
+    }
     const windows = new Set([...got.values()].map((r) => r.window));
     assert.deepEqual([...windows].sort(), ['10s', '1m', '5m']);
     // The 1 h window of 08:00 is still open after 10 minutes of data: nothing emitted early.
