@@ -109,10 +109,12 @@ async function main(): Promise<void> {
   const mine = summarise(ours, windows);
   log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; largest detector state ${maxState} B (JSON); results in ${join(outDir, DETECTOR_NAME)}`);
   const others: Record<string, Summary[]> = {};
+  const otherFiles: Record<string, FileInput[]> = {};
   for (const det of ['numenta', 'contextOSE', 'ARTime']) {
     if (!existsSync(join(resultsDir, det))) continue;
     try {
-      others[det] = summarise(keys.map((k) => readResultFile(resultsDir, det, k)), windows);
+      otherFiles[det] = keys.map((k) => readResultFile(resultsDir, det, k));
+      others[det] = summarise(otherFiles[det]!, windows);
     } catch (err) {
       log(`(${det}: published results not usable here: ${(err as Error).message})`);
     }
@@ -143,18 +145,31 @@ async function main(): Promise<void> {
   out.per_category_standard = Object.fromEntries(Object.entries(mine[0]!.perCategory).map(([k, v]) => [k, Number(v.toFixed(2))]));
   for (const [d, s] of Object.entries(others)) out[d] = Object.fromEntries(s.map((x) => [x.profile, Number(x.score.toFixed(2))]));
   if (args.split) {
-    // Stratified halves; "A->B" scores B at the threshold swept on A (held out in both senses).
+    // Stratified halves; "B at A threshold" scores B at the threshold swept on A (held out in both
+    // senses). The published detectors' results go through the same protocol, for a reference.
     const seen: Record<string, number> = {};
     const half = (k: string) => ((seen[category(k)] = (seen[category(k)] ?? 0) + 1) % 2 === 1 ? 'A' : 'B');
     const tag = new Map(ours.map((f) => [f.key, half(f.key)]));
-    const A = ours.filter((f) => tag.get(f.key) === 'A');
-    const B = ours.filter((f) => tag.get(f.key) === 'B');
-    const swept = (xs: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(xs, windows, p).normalised);
-    const cross = (tr: FileInput[], te: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(te, windows, p, scoreCorpus(tr, windows, p).threshold).normalised);
-    const rows: Array<[string, number[]]> = [['half A (own threshold)', swept(A)], ['half B (own threshold)', swept(B)], ['B at A threshold', cross(A, B)], ['A at B threshold', cross(B, A)]];
-    log(`\nhalves (alternate files within each category: ${A.length} in A, ${B.length} in B)`);
+    const splitRows = (files: FileInput[]): Array<[string, number[]]> => {
+      const A = files.filter((f) => tag.get(f.key) === 'A');
+      const B = files.filter((f) => tag.get(f.key) === 'B');
+      const swept = (xs: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(xs, windows, p).normalised);
+      const cross = (tr: FileInput[], te: FileInput[]) => PROFILE_NAMES.map((p) => scoreCorpus(te, windows, p, scoreCorpus(tr, windows, p).threshold).normalised);
+      return [['half A (own threshold)', swept(A)], ['half B (own threshold)', swept(B)], ['B at A threshold', cross(A, B)], ['A at B threshold', cross(B, A)]];
+    };
+    const rows = splitRows(ours);
+    const nA = ours.filter((f) => tag.get(f.key) === 'A').length;
+    log(`\nhalves (alternate files within each category: ${nA} in A, ${ours.length - nA} in B)`);
     for (const [name, v] of rows) log(`${name.padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
     out.split = Object.fromEntries(rows.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
+    const refs: Record<string, unknown> = {};
+    for (const [d, files] of Object.entries(otherFiles)) {
+      const r = splitRows(files);
+      log(`${d} (published), same protocol:`);
+      for (const [name, v] of r) log(`${('  ' + name).padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
+      refs[d] = Object.fromEntries(r.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
+    }
+    out.split_reference = refs;
   }
   const settings = Number(args.robust);
   if (settings > 1) out.robust = await robustness(keys, windows, settings, mine.map((x) => x.score));
