@@ -12,7 +12,7 @@ export function storageQueries(ch: ClickHouse, cfg: Config): ApiQueries {
   return {
     async readSeries(q) {
       const labels = q.labels && Object.keys(q.labels).length > 0 ? q.labels : undefined;
-      const res = await readSeries(ch, { metric: q.metric, device: q.device, series: q.series, labels, from: q.from, to: q.to, step: q.step, maxPoints: q.limit }).catch(asApi);
+      const res = await readSeries(ch, { metric: q.metric, device: q.device, series: q.series, labels, from: q.from, to: q.to, step: q.step, agg: q.agg, maxPoints: q.limit }).catch(asApi);
       return res.series.map((s) => ({ series: s.id, metric: s.metric, labels: { ...s.labels }, points: s.points.filter((p): p is [number, number] => p[1] !== null) }));
     },
     listSeries: (q) => listSeries(ch, q).catch(asApi),

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { registry, counter, histogram } from '../core/metrics.js';
 import { authHook } from './auth.js';
 import { alertRoutes, type AlertRoutesDeps } from './alert-routes.js';
+import type { SeriesAgg } from '../storage/query.js';
 
 export interface SeriesQuery {
   metric: string;
@@ -16,6 +17,8 @@ export interface SeriesQuery {
   to: number;
   /** Bucket width in ms; absent = raw points. */
   step?: number;
+  /** What a point stands for when it covers several samples: 'avg' (default), 'max' or 'min'. */
+  agg?: SeriesAgg;
   limit?: number;
 }
 
@@ -117,20 +120,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       from: Type.Optional(Type.String()),
       to: Type.Optional(Type.String()),
       step: Type.Optional(Type.Integer({ minimum: 1 })),
+      agg: Type.Optional(Type.Union([Type.Literal('avg'), Type.Literal('max'), Type.Literal('min')])),
       limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
       token: Type.Optional(Type.String()),
     },
     { additionalProperties: Type.String() },
   );
   app.get('/api/v1/series', { schema: { querystring: SeriesQs } }, async (req) => {
-    const q = req.query as Record<string, string> & { step?: number; limit?: number };
+    const q = req.query as Record<string, string> & { step?: number; limit?: number; agg?: SeriesAgg };
     const now = Date.now();
     const to = parseTime(q.to, now, now);
     const from = parseTime(q.from, to - 3_600_000, now);
     if (from >= to) throw new ApiError(400, `from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`);
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries(q)) if (k.startsWith('l.')) labels[k.slice(2)] = String(v);
-    const series = await deps.queries.readSeries({ metric: q.metric, device: q.device, series: q.series, labels, from, to, step: q.step, limit: q.limit });
+    const series = await deps.queries.readSeries({ metric: q.metric, device: q.device, series: q.series, labels, from, to, step: q.step, agg: q.agg, limit: q.limit });
     return { metric: q.metric, from, to, step: q.step ?? null, series };
   });
   app.get('/api/v1/series/list', async (req) => {

@@ -46,11 +46,20 @@ export interface SeriesQuery {
   readonly from: number;
   /** Epoch ms, exclusive. */
   readonly to: number;
-  /** Bucket width in ms: points are averages per bucket (absent: raw points). */
+  /** Bucket width in ms: points are aggregates per bucket (absent: raw points). */
   readonly step?: number;
+  /**
+   * What a point is when it stands for more than one sample (a bucket, or a rollup window): the
+   * mean (default), or the highest or lowest sample in it - a score or an error burst read as a
+   * mean over a minute is a tenth of itself.
+   */
+  readonly agg?: SeriesAgg;
   /** Bound on the points returned (default 100,000); more is an error asking for a larger step. */
   readonly maxPoints?: number;
 }
+
+export const SERIES_AGGS = ['avg', 'max', 'min'] as const;
+export type SeriesAgg = (typeof SERIES_AGGS)[number];
 
 export interface SeriesPoints {
   readonly id: string;
@@ -85,8 +94,8 @@ export interface SampleSource {
   readonly timeMs: (profile: Profile) => string;
   readonly timeFilter: (profile: Profile, from: number, to: number) => string;
   /** Expression of the value, and of the value aggregated over a bucket. */
-  readonly value: string;
-  readonly bucketValue: string;
+  readonly value: (agg: SeriesAgg) => string;
+  readonly bucketValue: (agg: SeriesAgg) => string;
   /** Legacy tables collapse duplicates only on merge: read them FINAL. */
   readonly final: (profile: Profile) => boolean;
 }
@@ -100,8 +109,8 @@ export const RAW_SAMPLES: SampleSource = {
     p === 'full'
       ? `ts >= fromUnixTimestamp64Milli(toInt64(${int(from, 'from')})) AND ts < fromUnixTimestamp64Milli(toInt64(${int(to, 'to')}))`
       : `ts >= toDateTime(${Math.floor(from / 1000)}) AND ts <= toDateTime(${Math.floor(to / 1000)}) AND (toUInt64(toUnixTimestamp(ts)) * 1000 + ms) >= ${int(from, 'from')} AND (toUInt64(toUnixTimestamp(ts)) * 1000 + ms) < ${int(to, 'to')}`,
-  value: 'value',
-  bucketValue: 'avg(value)',
+  value: () => 'value',
+  bucketValue: (agg) => `${agg}(value)`,
   final: (p) => p === 'legacy',
 };
 
@@ -120,8 +129,8 @@ export function rollupSource(table: string, resolutionMs: number): SampleSource 
       p === 'full'
         ? `ts >= fromUnixTimestamp64Milli(toInt64(${int(from, 'from')})) AND ts < fromUnixTimestamp64Milli(toInt64(${int(to, 'to')}))`
         : `ts >= toDateTime(${Math.floor(from / 1000)}) AND ts < toDateTime(${Math.ceil(to / 1000)})`,
-    value: 'sum / count',
-    bucketValue: 'sum(sum) / sum(count)',
+    value: (agg) => (agg === 'avg' ? 'sum / count' : agg),
+    bucketValue: (agg) => (agg === 'avg' ? 'sum(sum) / sum(count)' : `${agg}(${agg})`),
     final: () => true,
   };
 }
@@ -252,6 +261,8 @@ export async function readSeries(ch: ClickHouse, q: SeriesQuery): Promise<Series
   if (q.to <= q.from) throw new QueryError(`to (${q.to}) must be after from (${q.from})`);
   if (q.step !== undefined && (!Number.isSafeInteger(q.step) || q.step < 1)) throw new QueryError(`step must be a positive integer (ms), got ${String(q.step)}`);
   const maxPoints = q.maxPoints ?? 100_000;
+  const agg = q.agg ?? 'avg';
+  if (!SERIES_AGGS.includes(agg)) throw new QueryError(`agg must be one of ${SERIES_AGGS.join(', ')}, got ${String(agg)}`);
   const p = ch.profile;
   const db = ch.database;
   const filters: string[] = [];
@@ -268,8 +279,8 @@ export async function readSeries(ch: ClickHouse, q: SeriesQuery): Promise<Series
     const t = src.timeMs(p);
     const sql =
       q.step === undefined
-        ? `SELECT toString(series) AS s, ${t} AS t, ${src.value} AS v FROM ${table} WHERE ${where.join(' AND ')} ORDER BY series, t LIMIT ${maxPoints + 1}`
-        : `SELECT toString(series) AS s, intDiv(${t}, ${q.step}) * ${q.step} AS t, ${src.bucketValue} AS v FROM ${table} WHERE ${where.join(' AND ')} GROUP BY series, t ORDER BY series, t LIMIT ${maxPoints + 1}`;
+        ? `SELECT toString(series) AS s, ${t} AS t, ${src.value(agg)} AS v FROM ${table} WHERE ${where.join(' AND ')} ORDER BY series, t LIMIT ${maxPoints + 1}`
+        : `SELECT toString(series) AS s, intDiv(${t}, ${q.step}) * ${q.step} AS t, ${src.bucketValue(agg)} AS v FROM ${table} WHERE ${where.join(' AND ')} GROUP BY series, t ORDER BY series, t LIMIT ${maxPoints + 1}`;
     return rows<{ s: string; t: number | string; v: number | null }>(ch, sql);
   };
   // The coarsest source that answers reads first; rollups exist only for windows the processors

@@ -82,6 +82,11 @@ test('a series read over a time range returns the points in order, with labels',
   const stepped = (await (await fetch(`${base}/api/v1/series?metric=if_in_bps&from=${T0}&to=${T0 + 600_000}&step=60000&l.ifName=ge-0/0/0`, { headers: auth })).json()) as typeof body;
   assert.equal(stepped.series[0]!.points.length, 10);
   assert.deepEqual(stepped.series[0]!.points[0], [T0, 250]);
+  // agg=max: the highest sample of the minute (values i*100 every 10 s: 0..500), not its mean
+  const hi = (await (await fetch(`${base}/api/v1/series?metric=if_in_bps&from=${T0}&to=${T0 + 600_000}&step=60000&agg=max&l.ifName=ge-0/0/0`, { headers: auth })).json()) as typeof body;
+  assert.deepEqual(hi.series[0]!.points[0], [T0, 500]);
+  const badAgg = await fetch(`${base}/api/v1/series?metric=if_in_bps&step=60000&agg=median`, { headers: auth });
+  assert.equal(badAgg.status, 400);
   const bad = await fetch(`${base}/api/v1/series?metric=if_in_bps&from=yesterday-ish`, { headers: auth });
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { message: string }).message, /cannot read time/);

@@ -19,7 +19,7 @@ test('a stepped read answers from the 1-minute rollups, and the newest buckets (
     const id = seriesId(key);
     await ch.insertRows('noctua.series', [{ series: id, metric: 'if_in_bps', device: 'r1', labels, key, last_seen: dt(t0) }]);
     // Minutes 0-4 rolled up (minute 2 corrected once: the higher revision wins), minutes 5-6 only raw.
-    const roll = (m: number, sum: number, revision = 0) => ({ metric: 'if_in_bps', series: id, device: 'r1', ts: dt(t0 + m * 60_000), count: 6, sum, min: 0, max: 0, first: 0, last: 0, first_ts: dt(t0), last_ts: dt(t0), p50: 0, p95: 0, p99: 0, sketch: '{}', revision });
+    const roll = (m: number, sum: number, revision = 0) => ({ metric: 'if_in_bps', series: id, device: 'r1', ts: dt(t0 + m * 60_000), count: 6, sum, min: sum / 6 - 5, max: sum / 6 + 5, first: 0, last: 0, first_ts: dt(t0), last_ts: dt(t0), p50: 0, p95: 0, p99: 0, sketch: '{}', revision });
     await ch.insertRows('noctua.rollups_1m', [roll(0, 60), roll(1, 120), roll(2, 999), roll(2, 180, 1), roll(3, 240), roll(4, 300)]);
     const raw = [];
     for (let m = 0; m < 7; m++) for (let k = 0; k < 6; k++) raw.push({ metric: 'if_in_bps', series: id, device: 'r1', ts: dt(t0 + m * 60_000 + k * 10_000), value: m === 0 ? 1 : 1000 + m });
@@ -34,6 +34,12 @@ test('a stepped read answers from the 1-minute rollups, and the newest buckets (
     // Five-minute steps re-aggregate the 1-minute rollups exactly (sum/count, not an average of averages).
     const five = await readSeries(ch, { metric: 'if_in_bps', device: 'r1', from: t0, to: t0 + 5 * 60_000, step: 300_000 });
     assert.deepEqual(five.series[0]!.points, [[t0, 30]]);
+    // agg: the highest (lowest) sample a point stands for, from the rollups' max (min) and the raw samples alike
+    const hi = await readSeries(ch, { metric: 'if_in_bps', device: 'r1', from: t0, to: t0 + 7 * 60_000, step: 60_000, agg: 'max' });
+    assert.deepEqual(hi.series[0]!.points.map((p) => p[1]), [15, 25, 35, 45, 55, 1005, 1006]);
+    const lo5 = await readSeries(ch, { metric: 'if_in_bps', device: 'r1', from: t0, to: t0 + 5 * 60_000, step: 300_000, agg: 'min' });
+    assert.deepEqual(lo5.series[0]!.points, [[t0, 5]]);
+    await assert.rejects(readSeries(ch, { metric: 'if_in_bps', from: t0, to: t0 + 60_000, step: 60_000, agg: 'median' as 'max' }), /agg must be one of avg, max, min/);
   } finally {
     await ch.close();
     dir.remove();
