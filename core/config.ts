@@ -67,8 +67,11 @@ export const DemoConfig = Type.Object({
   seed: Type.Integer({ default: 42 }),
   /** Mean time between injected incidents (ms). */
   incidentEveryMs: Type.Integer({ minimum: 0, default: 10 * 60_000, description: 'ms; 0 = only injected incidents' }),
-  /** History replayed at start (ms), so charts and detectors have a past; 0 = live only. */
-  backfillMs: Type.Integer({ minimum: 0, default: 30 * 60_000 }),
+  /**
+   * History replayed at start (ms), so charts and detectors have a past; 0 = live only. Two hours:
+   * at 5-s polls the anomaly detector's warm-up (750 points) is over when the screen opens.
+   */
+  backfillMs: Type.Integer({ minimum: 0, default: 2 * 3_600_000 }),
 });
 
 export const LogConfig = Type.Object({

@@ -7,7 +7,10 @@ const CHARTS = [
   { metric: 'if_in_util_pct', title: 'Inbound utilisation (%)', per: 'ifName', fmt: (v) => v.toFixed(1) + '%' },
   { metric: 'if_in_errors_ps', title: 'Input errors (/s)', per: 'ifName', fmt: (v) => v.toFixed(1) },
   { metric: 'hrProcessorLoad', title: 'CPU (%)', per: 'device', fmt: (v) => v.toFixed(0) + '%' },
+  // one line per scored series (which metric, on which interface), at its highest per point: a mean would hide the peak
+  { metric: 'anomaly_score', title: 'Anomaly score (0-1)', per: (l) => (l.of ?? '') + (l.ifName ? ' ' + l.ifName : ''), agg: 'max', fmt: (v) => v.toFixed(2) },
 ];
+const lineLabel = (spec, labels) => (typeof spec.per === 'function' ? spec.per(labels) : labels[spec.per]) || labels.ifIndex;
 const COLORS = ['#74b9ff', '#55efc4', '#ffeaa7', '#fab1a0', '#a29bfe', '#fd79a8', '#81ecec', '#e17055', '#00cec9', '#fdcb6e', '#6c5ce7', '#d63031'];
 const $ = (id) => document.getElementById(id);
 let plots = [];
@@ -71,9 +74,9 @@ async function loadDevice(device, rangeMs) {
   plots = CHARTS.map((c) => makeChart(c, rangeMs));
   const step = rangeMs <= 3_600_000 ? 60_000 : rangeMs <= 21_600_000 ? 300_000 : 3_600_000;
   await Promise.all(plots.map(async (chart) => {
-    const body = await api(`/api/v1/series?metric=${chart.spec.metric}&device=${encodeURIComponent(device)}&from=-${Math.round(rangeMs / 60000)}m&step=${step}`);
+    const body = await api(`/api/v1/series?metric=${chart.spec.metric}&device=${encodeURIComponent(device)}&from=-${Math.round(rangeMs / 60000)}m&step=${step}&agg=${chart.spec.agg ?? 'avg'}`);
     for (const s of body.series) {
-      const label = s.labels[chart.spec.per] ?? s.labels.ifIndex ?? s.series;
+      const label = lineLabel(chart.spec, s.labels) ?? s.series;
       const m = chart.lines.get(label) ?? new Map();
       for (const [t, v] of s.points) m.set(t, v);
       chart.lines.set(label, m);
@@ -106,9 +109,9 @@ function connect() {
     if (m.type === 'point') {
       const chart = plots.find((c) => c.spec.metric === m.metric);
       if (!chart || m.labels.device !== $('device').value) return;
-      const label = m.labels[chart.spec.per] ?? m.labels.ifIndex;
+      const label = lineLabel(chart.spec, m.labels);
       const line = chart.lines.get(label) ?? new Map();
-      line.set(m.ts, m.avg);
+      line.set(m.ts, chart.spec.agg === 'max' ? m.max : m.avg);
       chart.lines.set(label, line);
       render(chart);
     } else if (m.type === 'alert') refreshTables();

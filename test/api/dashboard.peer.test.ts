@@ -64,6 +64,7 @@ test('dashboard in Chromium: charts, active alerts with an ack button, and the a
     let dom = await renderedDom(url, join(dir.path, 'chromium-1'));
     assert.match(dom, /<option>core-rtr-1<\/option>/, 'device list from /api/v1/devices');
     assert.match(dom, /class="uplot/, 'charts drawn by uPlot');
+    assert.match(dom, /<h3>Anomaly score \(0-1\)<\/h3>/, 'the anomaly scores have a chart of their own');
     assert.match(dom, /id="status">updated /, 'tables refreshed without error');
     const row = new RegExp(`<button data-fp="${firing.fingerprint}"[^>]*>ack</button>`);
     assert.match(dom, row, 'the firing alert offers an ack button');
