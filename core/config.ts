@@ -68,10 +68,11 @@ export const DemoConfig = Type.Object({
   /** Mean time between injected incidents (ms). */
   incidentEveryMs: Type.Integer({ minimum: 0, default: 10 * 60_000, description: 'ms; 0 = only injected incidents' }),
   /**
-   * History replayed at start (ms), so charts and detectors have a past; 0 = live only. Two hours:
-   * at 5-s polls the anomaly detector's warm-up (750 points) is over when the screen opens.
+   * History replayed at start (ms), so charts and detectors have a past; 0 = live only. Unset: 800
+   * polls (67 min at 5-s polls), so the anomaly detector's warm-up (750 points) is over when the
+   * screen opens, at any poll interval, and a fast interval does not replay hours of polls.
    */
-  backfillMs: Type.Integer({ minimum: 0, default: 2 * 3_600_000 }),
+  backfillMs: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 
 export const LogConfig = Type.Object({

@@ -5,9 +5,12 @@ import type { Logger } from '../../core/log.js';
 import { TOPICS, type NetEvent, type SampleBatch } from '../../core/types.js';
 import { DemoNetwork, type DemoOptions, type Incident } from './network.js';
 
+/** Polls of history published at start unless backfillMs says otherwise: the anomaly warm-up (750 points) and a margin. */
+export const BACKFILL_POLLS = 800;
+
 export interface DemoSourceOptions extends DemoOptions {
   intervalMs: number;
-  /** History to publish at start (ms before now). */
+  /** History to publish at start (ms before now); unset, BACKFILL_POLLS polls' worth. */
   backfillMs?: number;
 }
 
@@ -33,7 +36,8 @@ export class DemoSource {
     this.producer = await this.bus.producer({ idempotent: true });
     const n = this.network.deviceNames.length;
     const now = Date.now();
-    if ((this.opts.backfillMs ?? 0) > 0) await this.backfill(now - this.opts.backfillMs!, now);
+    const backfillMs = this.opts.backfillMs ?? BACKFILL_POLLS * this.opts.intervalMs;
+    if (backfillMs > 0) await this.backfill(now - backfillMs, now);
     for (let d = 0; d < n; d++) {
       const phase = Math.floor((d * this.opts.intervalMs) / n);
       // First poll right away seeds the counters; later ones land on the device's phase of the interval.
