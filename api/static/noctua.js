@@ -2,8 +2,9 @@
 // alerts and events from the SQL API. Auth rides the cookie set when opened with ?token=.
 'use strict';
 const CHARTS = [
-  { metric: 'if_in_bps', title: 'Inbound (bit/s)', per: 'ifName', fmt: bits },
-  { metric: 'if_out_bps', title: 'Outbound (bit/s)', per: 'ifName', fmt: bits },
+  // band: the anomaly detector's expected range drawn behind each line (anomaly_lower/upper, of=metric)
+  { metric: 'if_in_bps', title: 'Inbound (bit/s; shaded: expected range)', per: 'ifName', fmt: bits, band: true },
+  { metric: 'if_out_bps', title: 'Outbound (bit/s; shaded: expected range)', per: 'ifName', fmt: bits, band: true },
   { metric: 'if_in_util_pct', title: 'Inbound utilisation (%)', per: 'ifName', fmt: (v) => v.toFixed(1) + '%' },
   { metric: 'if_in_errors_ps', title: 'Input errors (/s)', per: 'ifName', fmt: (v) => v.toFixed(1) },
   { metric: 'hrProcessorLoad', title: 'CPU (%)', per: 'device', fmt: (v) => v.toFixed(0) + '%' },
@@ -44,12 +45,39 @@ function makeChart(spec, rangeMs) {
   el.className = 'chart';
   el.innerHTML = '<h3>' + esc(spec.title) + '</h3>';
   $('charts').appendChild(el);
-  const chart = { spec, el, lines: new Map(), plot: null, rangeMs };
+  const chart = { spec, el, lines: new Map(), lo: new Map(), hi: new Map(), labels: [], plot: null, rangeMs };
   return chart;
+}
+
+/** Each line's expected range as a translucent band in its colour, under the lines (canvas, not series: no legend rows). */
+function drawBands(u, chart) {
+  if (!chart.spec.band) return;
+  const ctx = u.ctx;
+  const cutoff = Date.now() - chart.rangeMs;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+  ctx.clip();
+  chart.labels.forEach((l, i) => {
+    const lo = chart.lo.get(l);
+    const hi = chart.hi.get(l);
+    if (!lo || !hi) return;
+    const ts = [...hi.keys()].filter((t) => t >= cutoff && lo.has(t)).sort((a, b) => a - b);
+    if (ts.length < 2) return;
+    const x = (t) => u.valToPos(t / 1000, 'x', true);
+    ctx.beginPath();
+    ts.forEach((t, k) => (k ? ctx.lineTo(x(t), u.valToPos(hi.get(t), 'y', true)) : ctx.moveTo(x(t), u.valToPos(hi.get(t), 'y', true))));
+    for (let k = ts.length - 1; k >= 0; k--) ctx.lineTo(x(ts[k]), u.valToPos(lo.get(ts[k]), 'y', true));
+    ctx.closePath();
+    ctx.fillStyle = COLORS[i % COLORS.length] + '2e';
+    ctx.fill();
+  });
+  ctx.restore();
 }
 
 function render(chart) {
   const labels = [...chart.lines.keys()].sort();
+  chart.labels = labels;
   const ts = [...new Set(labels.flatMap((l) => [...chart.lines.get(l).keys()]))].sort((a, b) => a - b);
   const cutoff = Date.now() - chart.rangeMs;
   const xs = ts.filter((t) => t >= cutoff);
@@ -63,6 +91,7 @@ function render(chart) {
   chart.plot = new uPlot({
     width, height: 180, spanGaps: true,
     scales: { x: { time: true, range: () => [(Date.now() - chart.rangeMs) / 1000, Date.now() / 1000] } },
+    hooks: { drawClear: [(u) => drawBands(u, chart)] },
     series: [{}, ...labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, value: (u, v) => chart.spec.fmt(v ?? 0) }))],
     axes: [{ stroke: '#7f8c9a', grid: { stroke: '#222c38' } }, { stroke: '#7f8c9a', grid: { stroke: '#222c38' }, size: 84, values: (u, vs) => vs.map((v) => chart.spec.fmt(v)) }],
   }, data, chart.el);
@@ -81,6 +110,16 @@ async function loadDevice(device, rangeMs) {
       for (const [t, v] of s.points) m.set(t, v);
       chart.lines.set(label, m);
     }
+    if (chart.spec.band) {
+      for (const [metric, into] of [['anomaly_lower', chart.lo], ['anomaly_upper', chart.hi]]) {
+        const b = await api(`/api/v1/series?metric=${metric}&device=${encodeURIComponent(device)}&l.of=${chart.spec.metric}&from=-${Math.round(rangeMs / 60000)}m&step=${step}`);
+        for (const s of b.series) {
+          const m = into.get(lineLabel(chart.spec, s.labels)) ?? new Map();
+          for (const [t, v] of s.points) m.set(t, v);
+          into.set(lineLabel(chart.spec, s.labels), m);
+        }
+      }
+    }
     render(chart);
   }));
   subscribe(device);
@@ -88,7 +127,10 @@ async function loadDevice(device, rangeMs) {
 
 function subscribe(device) {
   if (!ws || ws.readyState !== 1) return;
-  for (const c of CHARTS) ws.send(JSON.stringify({ op: 'subscribe', id: c.metric, metric: c.metric, device, window: '10s' }));
+  for (const c of CHARTS) {
+    ws.send(JSON.stringify({ op: 'subscribe', id: c.metric, metric: c.metric, device, window: '10s' }));
+    if (c.band) for (const b of ['anomaly_lower', 'anomaly_upper']) ws.send(JSON.stringify({ op: 'subscribe', id: b + ':' + c.metric, metric: b, device, window: '10s', labels: { of: c.metric } }));
+  }
 }
 
 function connect() {
@@ -106,7 +148,13 @@ function connect() {
   };
   ws.onmessage = (e) => {
     const m = JSON.parse(e.data);
-    if (m.type === 'point') {
+    if (m.type === 'point' && (m.metric === 'anomaly_lower' || m.metric === 'anomaly_upper')) {
+      const chart = plots.find((c) => c.spec.band && c.spec.metric === m.labels.of);
+      if (!chart || m.labels.device !== $('device').value) return;
+      const into = m.metric === 'anomaly_lower' ? chart.lo : chart.hi;
+      const label = lineLabel(chart.spec, m.labels);
+      into.set(label, (into.get(label) ?? new Map()).set(m.ts, m.avg));
+    } else if (m.type === 'point') {
       const chart = plots.find((c) => c.spec.metric === m.metric);
       if (!chart || m.labels.device !== $('device').value) return;
       const label = lineLabel(chart.spec, m.labels);
