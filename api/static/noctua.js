@@ -49,7 +49,7 @@ function makeChart(spec, rangeMs) {
   return chart;
 }
 
-/** Each line's expected range as a translucent band in its colour, under the lines (canvas, not series: no legend rows). */
+/** Each visible line's expected range as a translucent band in its colour, under the lines (canvas, not series: no legend rows). */
 function drawBands(u, chart) {
   if (!chart.spec.band) return;
   const ctx = u.ctx;
@@ -61,7 +61,8 @@ function drawBands(u, chart) {
   chart.labels.forEach((l, i) => {
     const lo = chart.lo.get(l);
     const hi = chart.hi.get(l);
-    if (!lo || !hi) return;
+    // a line hidden from the legend hides its band: click the others away to read one interface's
+    if (!lo || !hi || u.series[i + 1]?.show === false) return;
     const ts = [...hi.keys()].filter((t) => t >= cutoff && lo.has(t)).sort((a, b) => a - b);
     if (ts.length < 2) return;
     const x = (t) => u.valToPos(t / 1000, 'x', true);
