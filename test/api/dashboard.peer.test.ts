@@ -60,11 +60,17 @@ test('dashboard in Chromium: charts, active alerts with an ack button, and the a
       return r.status === 200 && ((await r.json()) as { series: unknown[] }).series.length > 0;
     }, 60_000, 500);
 
+    // the expected band of the first device's traffic (the screen opens on it) in two closed minutes at least
+    await waitFor('expected bands rolled up', async () => {
+      const r = await fetch(`${base}/api/v1/series?metric=anomaly_lower&device=core-rtr-1&l.of=if_in_bps&from=-1h&step=60000`, { headers: auth });
+      return r.status === 200 && ((await r.json()) as { series: { points: unknown[] }[] }).series.some((x) => x.points.length >= 2);
+    }, 120_000, 1000);
     const url = `${base}/ui/?token=${token}`;
     let dom = await renderedDom(url, join(dir.path, 'chromium-1'));
     assert.match(dom, /<option>core-rtr-1<\/option>/, 'device list from /api/v1/devices');
     assert.match(dom, /class="uplot/, 'charts drawn by uPlot');
     assert.match(dom, /<h3>Anomaly score \(0-1\)<\/h3>/, 'the anomaly scores have a chart of their own');
+    assert.match(dom, /<div class="chart" data-bands="[1-9]\d*"><h3>Inbound/, 'the traffic lines have their expected range drawn behind them');
     assert.match(dom, /id="status">updated /, 'tables refreshed without error');
     const row = new RegExp(`<button data-fp="${firing.fingerprint}"[^>]*>ack</button>`);
     assert.match(dom, row, 'the firing alert offers an ack button');
