@@ -148,28 +148,33 @@ type ChangeKeys = 't0' | 'last' | 'cu' | 'cd' | 'cuT' | 'cdT' | 'cuArmed' | 'cdA
 const MAX_VISITS = 65535;
 
 export function baselineToJSON(s: BaselineState): BaselineJSON {
-  return { ...s, offset: f32(s.offset), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64'), es: f32(s.es) };
+  return { ...s, offset: packF32(s.offset), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64'), es: packF32(s.es) };
 }
 
-function f32(xs: number[]): string {
+/** Numbers kept float32-exact, as base64 float32 (4 bytes each instead of ~20 characters of JSON). */
+export function packF32(xs: readonly number[]): string {
   return Buffer.from(Float32Array.from(xs).buffer).toString('base64');
 }
 
-function unpack(x: string | number[] | undefined, bytes: 4 | 2, what: string): number[] {
+/**
+ * Inverse of packF32 (bytes 4) or of a base64 uint16 array (bytes 2); arrays from older checkpoints
+ * are taken as they are. `count`, when given, is the length required. Throws naming `what`.
+ */
+export function unpackNumbers(x: string | readonly number[] | undefined, bytes: 4 | 2, what: string, count?: number): number[] {
   if (Array.isArray(x)) return x.slice();
-  if (typeof x !== 'string') throw new Error(`baseline ${what}: missing`);
+  if (typeof x !== 'string') throw new Error(`${what}: missing`);
   const b = Buffer.from(x, 'base64');
-  if (b.length !== SLOTS * bytes) throw new Error(`baseline ${what}: ${b.length} bytes, expected ${SLOTS * bytes}`);
+  if (count !== undefined ? b.length !== count * bytes : b.length % bytes !== 0) throw new Error(`${what}: ${b.length} bytes, expected ${count !== undefined ? count * bytes : `a multiple of ${bytes}`}`);
   const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.length);
   return Array.from(bytes === 4 ? new Float32Array(ab) : new Uint16Array(ab));
 }
 
 /** Inverse of baselineToJSON; throws on a corrupt state. Infinity does not survive JSON (null): the empty range is restored. */
 export function baselineFromJSON(j: BaselineJSON): BaselineState {
-  const offset = unpack(j.offset, 4, 'offsets');
-  const visits = unpack(j.visits, 2, 'visits');
+  const offset = unpackNumbers(j.offset, 4, 'baseline offsets', SLOTS);
+  const visits = unpackNumbers(j.visits, 2, 'baseline visits', SLOTS);
   if (offset.length !== SLOTS || visits.length !== SLOTS) throw new Error(`baseline: ${offset.length} offsets and ${visits.length} visits, expected ${SLOTS}`);
-  const es = j.es === undefined ? new Array<number>(SLOTS).fill(Math.fround(j.errSeason)) : unpack(j.es, 4, 'slot scales');
+  const es = j.es === undefined ? new Array<number>(SLOTS).fill(Math.fround(j.errSeason)) : unpackNumbers(j.es, 4, 'baseline slot scales', SLOTS);
   return {
     ...j,
     lo: j.lo ?? Infinity,

@@ -1,4 +1,4 @@
-import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, type BaselineParams, type BaselineJSON, type Expectation, type Change } from './baseline.js';
+import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, packF32, unpackNumbers, type BaselineParams, type BaselineJSON, type Expectation, type Change } from './baseline.js';
 import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
 import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
@@ -222,7 +222,8 @@ export class SeriesDetector {
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
     this.lastHit = state?.hit ?? -Infinity;
     this.hitPeak = state?.hp ?? 0;
-    this.novelties = unpackNovelties(state?.nv);
+    // float32 like every value the record compares, so a restored record compares as the live one
+    this.novelties = state?.nv === undefined ? [] : unpackNumbers(state.nv, 4, 'novelty record').map(Math.fround);
   }
 
   get seen(): number {
@@ -409,7 +410,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, nv: Buffer.from(Float32Array.from(this.novelties).buffer).toString('base64') } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}) } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
@@ -423,15 +424,6 @@ export class SeriesDetector {
       throw new Error(`anomaly detector state: corrupt (${(err as Error).message})`);
     }
   }
-}
-
-/** The novelty record from a checkpoint: base64 float32 (arrays accepted); a corrupt one throws. */
-function unpackNovelties(nv: string | number[] | undefined): number[] {
-  if (nv === undefined) return [];
-  if (Array.isArray(nv)) return nv.map((x) => Math.fround(x));
-  const b = Buffer.from(nv, 'base64');
-  if (b.length % 4 !== 0) throw new Error(`novelty record: ${b.length} bytes, not float32s`);
-  return Array.from(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
 }
 
 function describeChange(c: Change | null, ts: number, usual: number, slot: number): string {
