@@ -47,7 +47,6 @@ export function topicSpecs(cfg: Config): TopicSpec[] {
     { topic: TOPICS.events, partitions: p },
     { topic: TOPICS.rollups, partitions: p },
     { topic: TOPICS.alerts, partitions: p },
-    { topic: TOPICS.anomalies, partitions: p },
     { topic: TOPICS.targets, partitions: p, compacted: true },
   ];
 }
@@ -203,7 +202,7 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
 }
 
 /**
- * The demo backfills half an hour, not the day of history a series needs before its anomalies
+ * The demo backfills 800 polls (about an hour at its 5-s polls), not the day of history a series needs before its anomalies
  * raise events (processors.anomaly.eventsAfter): unless set, the demo raises them from the end of
  * the detector's warm-up, so an incident injected into it shows at once.
  */

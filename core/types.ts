@@ -69,7 +69,6 @@ export const TOPICS = {
   events: 'noctua.events',
   rollups: 'noctua.rollups',
   alerts: 'noctua.alerts',
-  anomalies: 'noctua.anomalies',
   targets: 'noctua.targets',
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];
