@@ -4,7 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { IN_CI } from '../peers/util.js';
 import { defaultNabDir, readWindows, readPublishedScores, readResultFile, readThresholds, listDataFiles } from '../../benchmarks/nab/corpus.js';
-import { PROFILES, PROFILE_NAMES, scoreFile, scoreCorpus, scaledSigmoid, probationLength, sweepFile, sweepThresholds, atThreshold } from '../../benchmarks/nab/scorer.js';
+import { FULL_CORPUS, normaliseFor, rawFor, restNeeded, restOfCorpus } from '../../benchmarks/nab/full-corpus.js';
+import { PROFILES, PROFILE_NAMES, type ProfileName, scoreFile, scoreCorpus, scaledSigmoid, probationLength, sweepFile, sweepThresholds, atThreshold } from '../../benchmarks/nab/scorer.js';
 
 const NAB = defaultNabDir();
 const have = existsSync(join(NAB, 'results')) && existsSync(join(NAB, 'labels', 'combined_windows.json'));
@@ -134,4 +135,36 @@ test('corpus sweep: numenta subset best thresholds score at least the published 
     assert.ok(Math.abs(sumPerFile - fixed.raw) < 1e-9, `${p}: corpus raw is the sum of per-file scores`);
     assert.ok(swept.normalised > 0 && swept.normalised < 100);
   }
+});
+
+test('full corpus: normalisation and its inverse, and what the rest must give adds up to the target', () => {
+  for (const p of PROFILE_NAMES) {
+    const c = PROFILES[p];
+    assert.ok(Math.abs(normaliseFor(rawFor(73.2, 116, c), 116, c) - 73.2) < 1e-9);
+    assert.equal(normaliseFor(-116 * c.fnWeight, 116, c), 0);
+    assert.equal(normaliseFor(116 * c.tpWeight, 116, c), 100);
+    // here 69 windows at some raw score; the rest giving exactly what is needed makes the full corpus the target
+    const here = 20;
+    const need = restNeeded(74.9, here, 69, c);
+    const full = normaliseFor(here + rawFor(need, 116 - 69, c), 116, c);
+    assert.ok(Math.abs(full - 74.9) < 1e-9, `${p}: ${full}`);
+  }
+});
+
+test('full corpus: the published raw scores give the published scoreboard with 116 windows', (t) => {
+  if (!needNab(t)) return;
+  const th = readThresholds(NAB);
+  // NAB's scoreboard (v1.1): standard ARTime 74.9, numenta 70.1, CAD OSE 69.9; CAD OSE low-FP 67.0
+  const want: Array<[string, ProfileName, number]> = [['ARTime', 'standard', 74.9], ['numenta', 'standard', 70.1], ['contextOSE', 'standard', 69.9], ['contextOSE', 'reward_low_FP_rate', 67.0]];
+  for (const [d, p, score] of want) assert.equal(Number(normaliseFor(th[d]![p]!.score, FULL_CORPUS.windows, PROFILES[p]).toFixed(1)), score, `${d} ${p}`);
+  // the rest of the corpus, for a detector whose files here are all shipped: full = here + rest
+  const windows = readWindows(join(NAB, 'labels', 'combined_windows.json'));
+  const keys = listDataFiles(join(NAB, 'data'));
+  const hereWindows = keys.reduce((a, k) => a + (windows[k]?.length ?? 0), 0);
+  const files = keys.map((k) => readResultFile(join(NAB, 'results'), 'ARTime', k));
+  const here = scoreCorpus(files, windows, 'standard', th.ARTime!.standard!.threshold);
+  const r = restOfCorpus(th.ARTime!.standard!.score, here.raw, hereWindows, PROFILES.standard);
+  const back = normaliseFor(here.raw + rawFor(r.rest, FULL_CORPUS.windows - hereWindows, PROFILES.standard), FULL_CORPUS.windows, PROFILES.standard);
+  assert.ok(Math.abs(back - r.full) < 1e-9);
+  assert.ok(r.rest > 0 && r.rest < 100, `ARTime on the rest: ${r.rest}`);
 });
