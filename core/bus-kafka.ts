@@ -48,9 +48,21 @@ export interface KafkaBusOptions {
   readonly batchRetryMaxMs?: number;
   /** Partitions processed concurrently per consumer (order within a partition always holds). */
   readonly partitionsConsumedConcurrently?: number;
+  /**
+   * Record timestamps are event times (as in Kafka Streams), but Kafka acts on them: retention
+   * deletes a segment whose newest record is older than retention.ms (7 days by default), and
+   * Kafka 4 refuses a record more than an hour ahead of the broker. A record dated further back than
+   * this, or more than `maxRecordAheadMs` ahead of the sender's clock, is sent with the send time
+   * instead (the event time travels in the payload either way) and counted. Without it, a replay of
+   * old data lost its output to retention before the sink read it, and a device clock an hour fast
+   * made its batches fail. Default 4 days (about half the default retention) and 10 minutes.
+   */
+  readonly maxRecordAgeMs?: number;
+  readonly maxRecordAheadMs?: number;
   readonly logger?: Logger;
 }
 
+const restamped = counter('noctua_bus_restamped_total', 'Records sent with the send time because their event time was too old for retention or ahead of the clock', ['topic', 'why']);
 const batchRetries = counter('noctua_bus_batch_retries_total', 'eachBatch failures retried after a backoff', ['bus', 'group', 'topic']);
 const rebalances = counter('noctua_bus_rebalances_total', 'Consumer group rebalances', ['bus', 'group']);
 
@@ -71,14 +83,30 @@ function logCreator(log: Logger) {
   };
 }
 
-function toKafkaMessages(messages: readonly OutMessage[]) {
-  return messages.map((m) => ({
-    key: m.key,
-    value: m.value,
-    headers: m.headers ? { ...m.headers } : undefined,
-    timestamp: m.timestamp !== undefined ? String(m.timestamp) : undefined,
-    partition: m.partition,
-  }));
+export const DEFAULT_MAX_RECORD_AGE_MS = 4 * 86_400_000;
+export const DEFAULT_MAX_RECORD_AHEAD_MS = 10 * 60_000;
+
+/** The record timestamp Kafka gets for an event time (see KafkaBusOptions.maxRecordAgeMs): the event time, or the send time when Kafka would delete or refuse it. */
+export function recordTimestamp(ts: number | undefined, now: number, maxAgeMs = DEFAULT_MAX_RECORD_AGE_MS, maxAheadMs = DEFAULT_MAX_RECORD_AHEAD_MS): { ts: number; why: 'old' | 'ahead' | null } {
+  if (ts === undefined) return { ts: now, why: null };
+  if (ts < now - maxAgeMs) return { ts: now, why: 'old' };
+  if (ts > now + maxAheadMs) return { ts: now, why: 'ahead' };
+  return { ts, why: null };
+}
+
+function toKafkaMessages(topic: string, messages: readonly OutMessage[], opts: KafkaBusOptions) {
+  const now = Date.now();
+  return messages.map((m) => {
+    const t = recordTimestamp(m.timestamp, now, opts.maxRecordAgeMs, opts.maxRecordAheadMs);
+    if (t.why) restamped.inc({ topic, why: t.why });
+    return {
+      key: m.key,
+      value: m.value,
+      headers: m.headers ? { ...m.headers } : undefined,
+      timestamp: String(t.ts),
+      partition: m.partition,
+    };
+  });
 }
 
 function groupByTopic(offsets: readonly TopicPartitionOffset[]): Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> {
@@ -301,7 +329,7 @@ class KafkaProducer implements BusProducer {
     await this.bus.assertTopicsExist([topic]);
     await this.bus.assertPartitionsExist(topic, messages);
     try {
-      await this.p.send({ topic, acks: -1, messages: toKafkaMessages(messages) });
+      await this.p.send({ topic, acks: -1, messages: toKafkaMessages(topic, messages, this.bus.opts) });
     } catch (err) {
       M.errors.inc({ component: 'bus', kind: 'produce' });
       throw new BusError(`produce failed: ${(err as Error).message}`, { topic }, { cause: err });
@@ -345,7 +373,7 @@ class KafkaTransaction implements BusTransaction {
     if (messages.length === 0) return;
     await this.bus.assertTopicsExist([topic]);
     await this.bus.assertPartitionsExist(topic, messages);
-    await this.guard('send', { topic }, () => this.tx.send({ topic, acks: -1, messages: toKafkaMessages(messages) }));
+    await this.guard('send', { topic }, () => this.tx.send({ topic, acks: -1, messages: toKafkaMessages(topic, messages, this.bus.opts) }));
   }
 
   async sendOffsets(groupId: string, offsets: readonly TopicPartitionOffset[]): Promise<void> {

@@ -274,7 +274,8 @@ export function outputMessages(cfg: ProcessorConfig, o: StepOutput, externalUrl:
     if (!a) m.set(topic, (a = []));
     a.push(msg);
   };
-  // Record timestamps are event times, never the wall clock: identical reruns give identical records.
+  // Record timestamps are event times, never the wall clock: identical reruns give identical records
+  // (on Kafka, an event time too old for its retention or ahead of the clock goes out at the send time: bus-kafka.ts).
   for (const msg of rollupMessages(o.results)) put(cfg.rollupsTopic, msg);
   for (const c of o.changes) put(cfg.alertsTopic, { key: c.fingerprint, value: Buffer.from(JSON.stringify(c)), headers: { event: c.event }, timestamp: c.ts });
   for (const n of o.notifications) put(cfg.notificationsTopic, { key: n.groupKey, value: Buffer.from(JSON.stringify(webhookPayload(n, externalUrl))), timestamp: n.ts });

@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KafkaBus } from '../../core/bus-kafka.js';
+import { KafkaBus, recordTimestamp } from '../../core/bus-kafka.js';
+import { registry } from '../../core/metrics.js';
 import { startKafka, type KafkaPeer } from '../peers/kafka.js';
 import { busConformance } from './bus-conformance.js';
 import { waitFor } from '../peers/util.js';
@@ -57,4 +58,36 @@ test('kafka: broker killed and restarted mid-stream: producers and consumers onl
   }, 30_000);
   await consumer.stop();
   await producer.close();
+});
+
+async function restampedCount(topic: string): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'noctua_bus_restamped_total');
+  return (m?.values ?? []).filter((v) => v.labels.topic === topic).reduce((a, v) => a + v.value, 0);
+}
+
+test('kafka: a record dated 9 days back is not left to retention and one 2 h ahead is not refused: both go out at the send time, payload untouched, counted', async (t) => {
+  const bus = new KafkaBus({ brokers: kafka.brokers, clientId: 'noctua-timestamps' });
+  t.after(() => bus.close());
+  const topic = `timestamps.${Date.now()}`;
+  await bus.ensureTopics([{ topic, partitions: 1 }]);
+  const p = await bus.producer();
+  const now = Date.now();
+  const dated = { old: now - 9 * 86_400_000, ahead: now + 2 * 3_600_000, recent: now - 3_600_000 };
+  // one send: without the restamp the broker refuses the whole batch for the record ahead
+  await p.send(topic, Object.entries(dated).map(([key, ts]) => ({ key, value: Buffer.from(String(ts)), timestamp: ts })));
+  const sentBy = Date.now();
+  await p.close();
+  const got = new Map<string, { ts: number; value: string }>();
+  const c = bus.consumer({ groupId: `ts-${Date.now()}` });
+  await c.subscribe([topic]);
+  await c.run({ eachBatch: async (b) => void b.messages.forEach((m) => got.set(m.key!, { ts: m.timestamp, value: m.value!.toString() })) });
+  await waitFor('the three records', () => got.size === 3, 30_000);
+  await c.stop();
+  for (const [key, ts] of Object.entries(dated)) assert.equal(got.get(key)!.value, String(ts), `${key}: the payload keeps the event time`);
+  assert.equal(got.get('recent')!.ts, dated.recent, 'an event time inside the window stays the record timestamp');
+  for (const key of ['old', 'ahead']) assert.ok(got.get(key)!.ts >= now && got.get(key)!.ts <= sentBy, `${key}: sent at the send time (${got.get(key)!.ts})`);
+  assert.equal(await restampedCount(topic), 2);
+  assert.deepEqual(recordTimestamp(now - 5 * 86_400_000, now), { ts: now, why: 'old' });
+  assert.deepEqual(recordTimestamp(now + 11 * 60_000, now), { ts: now, why: 'ahead' });
+  assert.deepEqual(recordTimestamp(now - 86_400_000, now), { ts: now - 86_400_000, why: null });
 });

@@ -22,7 +22,9 @@ import { readTopic, waitCaughtUp, processorChild, processorReady } from './harne
 const PARTS = 2;
 const GROUP = 'cmd';
 const PREFIX = 'cmd.';
-const T0 = Date.UTC(2026, 10, 27, 10, 0, 0);
+// Recent (an hour boundary 2-3 h ago): the notifications' record timestamps are their event times,
+// which Kafka keeps only within the bus's record-age window (bus-kafka.ts: recordTimestamp).
+const T0 = Math.floor((Date.now() - 2 * 3_600_000) / 3_600_000) * 3_600_000;
 const MIN = 60_000;
 let kafka: KafkaPeer;
 let bus: KafkaBus;
