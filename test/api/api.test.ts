@@ -14,7 +14,7 @@ import { storageQueries } from '../../api/queries.js';
 import { LiveHub } from '../../api/live.js';
 import { encodeRollups } from '../../processors/rollup-codec.js';
 import type { RollupRecord } from '../../processors/runner.js';
-import { tempDir, waitFor } from '../peers/util.js';
+import { recentWeekdayAt, tempDir, waitFor } from '../peers/util.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const cfg = loadConfig({ env: {}, overrides: { api: { token: TOKEN, port: 0, maxWsPayloadBytes: 4096, sql: { maxResultRows: 1000, maxExecutionTimeS: 2 } } } });
@@ -24,7 +24,7 @@ let app: FastifyInstance;
 let bus: MemoryBus;
 let hub: LiveHub;
 let base: string;
-const T0 = Date.UTC(2026, 10, 27, 12);
+const T0 = recentWeekdayAt(12);
 
 before(async () => {
   ch = await openClickHouse(cfg.clickhouse, dir.path);

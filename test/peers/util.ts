@@ -20,6 +20,19 @@ export function peerMissing(installed: boolean, what: string, install: string): 
 }
 
 /** A free TCP port on 127.0.0.1 (tests never use fixed ports: suites and sessions run side by side). */
+/**
+ * hourUtc:00 UTC on the most recent weekday at least a day ago (so at most 4 days ago). Test data
+ * dated there stays inside every retention whenever the suite runs (Kafka's 7 days, the raw samples'
+ * 14-day TTL: ClickHouse drops expired rows as parts merge), on a weekday as the demo network's
+ * traffic expects. A fixed date broke the suite nine days after it was written.
+ */
+export function recentWeekdayAt(hourUtc: number, now = Date.now()): number {
+  const d = new Date(now - 86_400_000);
+  let t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), hourUtc);
+  while (t > now - 86_400_000 || [0, 6].includes(new Date(t).getUTCDay())) t -= 86_400_000;
+  return t;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();

@@ -8,11 +8,11 @@ import { decodeRollups } from '../../processors/rollup-codec.js';
 import { parse } from 'yaml';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProcess, waitFor, type Proc } from '../peers/util.js';
+import { recentWeekdayAt, startProcess, waitFor, type Proc } from '../peers/util.js';
 
 /** Shared by the runner tests on the in-process bus and on Kafka. */
 
-export const DEMO_START = Date.UTC(2026, 10, 27, 8, 0, 0);
+export const DEMO_START = recentWeekdayAt(8);
 
 /** Ten minutes of the demo network (deterministic), as encoded sample batches keyed by device. */
 export function demoMessages(minutes = 10, devices = 6, interfaces = 4): { key: string; value: Buffer; timestamp: number }[] {

@@ -5,7 +5,7 @@ import { TOPICS } from '../../core/types.js';
 import { decodeBatch, encodeBatch } from '../../core/codec.js';
 import { partitionFor } from '../../core/bus.js';
 import { startProcessor, processorConfig, windowOptions, Pipeline, emptyOutput, anomalyStage, type RollupRecord } from '../../processors/runner.js';
-import { demoMessages, DEMO_RULES, readTopic, produceAll, waitCaughtUp, canonical, rollupRows } from './harness.js';
+import { demoMessages, DEMO_START, DEMO_RULES, readTopic, produceAll, waitCaughtUp, canonical, rollupRows } from './harness.js';
 import { decodeRollups } from '../../processors/rollup-codec.js';
 import { registry } from '../../core/metrics.js';
 
@@ -178,7 +178,7 @@ test('acknowledging an active alert through the processor: recorded on the alert
       const active = p.activeAlerts().filter((a) => a.state === 'firing');
       assert.ok(active.length > 0, 'some demo alert is firing half way');
       const fp = active[0]!.fingerprint;
-      const change = p.acknowledge(fp, 'alice', 'on it', Date.UTC(2026, 10, 27, 8, 5));
+      const change = p.acknowledge(fp, 'alice', 'on it', DEMO_START + 5 * 60_000);
       assert.equal(change?.ack?.by, 'alice');
       assert.equal(p.acknowledge('ffffffffffffffff', 'bob', ''), null, 'unknown alert: not held here');
       await produceAll(bus, msgs.slice(msgs.length / 2));

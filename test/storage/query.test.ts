@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { tempDir } from '../peers/util.js';
+import { recentWeekdayAt, tempDir } from '../peers/util.js';
 import { openClickHouse, type ClickHouse } from '../../storage/clickhouse.js';
 import { migrate } from '../../storage/migrations.js';
 import { SeriesIndex, writeSampleRow, seriesRow, SAMPLE_COLUMNS } from '../../storage/rows.js';
@@ -9,7 +9,7 @@ import { readSeries, listSeries, listDevices, chooseSource, RAW_SAMPLES, QueryEr
 
 let ch: ClickHouse;
 const dir = tempDir('query');
-const t0 = Date.UTC(2026, 10, 27, 10, 0, 0);
+const t0 = recentWeekdayAt(10);
 
 before(async () => {
   ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 3650 }, dir.path);

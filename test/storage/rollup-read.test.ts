@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tempDir } from '../peers/util.js';
+import { recentWeekdayAt, tempDir } from '../peers/util.js';
 import { openClickHouse } from '../../storage/clickhouse.js';
 import { migrate } from '../../storage/migrations.js';
 import { seriesId, seriesKey } from '../../core/series.js';
@@ -13,7 +13,7 @@ test('a stepped read answers from the 1-minute rollups, and the newest buckets (
   const ch = await openClickHouse({ user: 'default', password: '', database: 'noctua', profile: 'auto', rawTtlDays: 3650 }, dir.path);
   try {
     await migrate(ch, { rawTtlDays: 3650 });
-    const t0 = Date.UTC(2026, 10, 27, 10, 0, 0);
+    const t0 = recentWeekdayAt(10);
     const labels = { device: 'r1', ifIndex: '1' };
     const key = seriesKey('if_in_bps', labels);
     const id = seriesId(key);
