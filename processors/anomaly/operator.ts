@@ -52,6 +52,14 @@ export const AnomalyConfig = Type.Object({
    * 10. Duration ('1d', '6h', '0s' = from the warm-up's end).
    */
   eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d', description: "history a series needs before its anomalies raise events ('1d'; '0s' = from the end of the warm-up)" }),
+  /**
+   * A series' anomaly events as a state alert rules can watch: `anomaly_active{of=...}` goes to 1 at
+   * its first event and back to 0 at its first point this long after its last one (only the
+   * changes are emitted). Scores are points - a new shape scores at one point, then 0 - so a rule on
+   * `anomaly_score` with a `for:` never holds; this is what the shipped `AnomalyDetected` rule
+   * watches. '0s' = off.
+   */
+  alertHold: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '15m', description: "how long after a series' last anomaly event its anomaly_active stays 1 (for alert rules; '0s' = off)" }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   /**
    * 'artime' (adaptive-resonance shapes and new extremes; NAB 73.9 standard) or 'likelihood' (the
@@ -94,6 +102,8 @@ export interface AnomalyScore {
   readonly explanation: string;
   /** Learned model version that contributed (0 = statistics only). */
   readonly modelVersion: number;
+  /** The series' anomaly_active when it changes at this point (1: an event, none in the hold before; 0: the hold ran out). */
+  readonly active?: 0 | 1;
 }
 
 export interface OperatorOutput {
@@ -108,11 +118,14 @@ interface Tracked {
   /** The learned model's input window (only while the learned layer runs). */
   win: WindowState | null;
   lastTs: number;
+  /** anomaly_active: the last value emitted, and the event time it returns to 0 (last event + hold). */
+  on: boolean;
+  until: number;
 }
 
 export interface OperatorCheckpoint {
   v: 1;
-  series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number }>;
+  series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number; u?: number }>;
 }
 
 const rejected = counter('noctua_anomaly_rejected_total', 'Samples the anomaly operator did not score, by reason', ['reason']);
@@ -134,10 +147,12 @@ export class AnomalyOperator {
 
   readonly params: DetectorParams;
   private readonly eventsAfterMs: number;
+  private readonly holdMs: number;
 
   constructor(readonly config: AnomalyConfig = anomalyConfig({}), params: DetectorParams = DEFAULT_PARAMS) {
     this.params = { ...params, mode: config.mode };
     this.eventsAfterMs = parseDuration(config.eventsAfter, 'processors.anomaly.eventsAfter');
+    this.holdMs = parseDuration(config.alertHold, 'processors.anomaly.alertHold');
   }
 
   /** Whether the learned layer runs: configured on and taken by the detector's mode (else tfjs is never loaded). */
@@ -184,7 +199,7 @@ export class AnomalyOperator {
       this.series.set(key, t);
       return t;
     }
-    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
+    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity, on: false, until: -Infinity };
     this.series.set(key, t);
     if (this.series.size > this.config.maxSeries) {
       const oldest = this.series.keys().next().value as string;
@@ -260,19 +275,31 @@ export class AnomalyOperator {
       if (p.model && p.win && p.model.observe(p.win, p.x)) this.trainInBackground(p.model);
       const id = seriesId(p.key);
       const modelVersion = learned === undefined ? 0 : p.model?.version ?? 0;
-      scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
       const beyond = Math.abs(v.excursion);
       const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && -v.deviation >= this.config.extremeDeviation);
+      let raised = false;
       if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null)) {
-        if (p.s.ts - p.t.since < this.eventsAfterMs) {
-          eventsHeld.inc({ metric: p.s.metric });
-          continue;
+        if (p.s.ts - p.t.since < this.eventsAfterMs) eventsHeld.inc({ metric: p.s.metric });
+        else {
+          events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
+          eventsRaised.inc({ metric: p.s.metric });
+          raised = true;
         }
-        events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
-        eventsRaised.inc({ metric: p.s.metric });
       }
+      const active = this.activeChange(p.t, p.s.ts, raised);
+      scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion, ...(active === undefined ? {} : { active }) });
     }
     return { scores, events };
+  }
+
+  /** anomaly_active for this point when it changes (alertHold): on at an event, off at the first point the hold has run out. */
+  private activeChange(t: Tracked, ts: number, raised: boolean): 0 | 1 | undefined {
+    if (this.holdMs <= 0) return undefined;
+    if (raised) t.until = ts + this.holdMs;
+    const on = t.until > ts;
+    if (on === t.on) return undefined;
+    t.on = on;
+    return on ? 1 : 0;
   }
 
   private event(key: string, s: DerivedSample, score: number, expected: number, lower: number, upper: number, explanation: string): NetEvent {
@@ -318,7 +345,7 @@ export class AnomalyOperator {
 
   checkpoint(): OperatorCheckpoint {
     const series: OperatorCheckpoint['series'] = {};
-    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs, s: sinceToJSON(t.since) };
+    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs, s: sinceToJSON(t.since), ...(t.on ? { u: t.until } : {}) };
     return { v: 1, series };
   }
 
@@ -327,7 +354,7 @@ export class AnomalyOperator {
     this.series.clear();
     for (const [k, s] of Object.entries(cp.series)) {
       try {
-        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), since: sinceFromJSON(s.s), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity });
+        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), since: sinceFromJSON(s.s), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity, on: typeof s.u === 'number', until: typeof s.u === 'number' ? s.u : -Infinity });
       } catch (err) {
         // One corrupt series starts afresh; the others keep their state.
         M.errors.inc({ component: 'anomaly', kind: 'checkpoint_series' });

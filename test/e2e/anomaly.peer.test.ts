@@ -8,7 +8,8 @@ import { freePort, tempDir, waitFor } from '../peers/util.js';
 /**
  * The whole embedded pipeline (demo -> bus -> rate -> anomaly detector -> events -> ClickHouse -> API):
  * an incident injected through the API yields an `anomaly` event whose event time is within 30 s of
- * the incident's first sample. The demo backfills enough history for the detector's warm-up.
+ * the incident's first sample, and the shipped rules' AnomalyDetected alert for the device. The demo
+ * backfills enough history for the detector's warm-up.
  */
 test('an incident injected into the demo network produces an anomaly event within 30 s of its first sample', { timeout: 300_000 }, async () => {
   const dir = tempDir('e2e-anomaly');
@@ -48,6 +49,14 @@ test('an incident injected into the demo network produces an anomaly event withi
     assert.equal(ev.severity, 'warning', 'anomalies are warnings by default');
     assert.match(String(ev.message), new RegExp(device));
     assert.ok(before >= 0);
+    // ... and the shipped AnomalyDetected rule (anomaly_active > 0) holds it as a warning alert naming the series
+    const alert = await waitFor('an AnomalyDetected alert for the device', async () => {
+      const r = await fetch(`${base}/api/v1/alerts?device=${device}&state=firing`, { headers: auth });
+      const body = (await r.json()) as { alerts: Array<{ labels: Record<string, string>; severity: string; state: string }> };
+      return body.alerts.find((a) => a.labels.alertname === 'AnomalyDetected');
+    }, 30_000, 500);
+    assert.equal(alert.severity, 'warning');
+    assert.ok(alert.labels.of, `the alert names the scored metric (${JSON.stringify(alert.labels)})`);
   } finally {
     await rt.stop();
     dir.remove();

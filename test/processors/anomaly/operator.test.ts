@@ -213,3 +213,40 @@ test('changeEvents: a night-time level three times its usual raises one event na
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), []);
 });
+
+test('alertHold: anomaly_active turns 1 at a series\' first event and 0 at its first point the hold after its last one, across a checkpoint; 0s turns it off', () => {
+  const mk = (hold: string) => new AnomalyOperator(anomalyConfig({ learned: false, eventsAfter: '0s', alertHold: hold }));
+  // an incident of 6x from point 1400 on r0 (1-min steps): events at its start, then quiet as it lasts
+  const batches = traffic(2, 1500, 1400).map((b, i) => (i >= 1440 ? b.map((s) => (s.labels.device === 'r0' ? { ...s, value: s.value / 6 } : s)) : b));
+  const run = (op: AnomalyOperator, from: number, to: number) => {
+    const out: Array<[number, string, 0 | 1]> = [];
+    const evts: number[] = [];
+    for (let i = from; i < to; i++) {
+      const o = op.process(batches[i]!);
+      for (const s of o.scores) if (s.active !== undefined) out.push([(s.ts - T0) / STEP, s.labels.device!, s.active]);
+      for (const e of o.events) if (e.device === 'r0') evts.push((e.ts - T0) / STEP);
+    }
+    return { out, evts };
+  };
+  const whole = run(mk('15m'), 0, 1500);
+  assert.ok(whole.evts.length >= 1, 'the incident raised events');
+  assert.deepEqual(whole.out[0], [whole.evts[0], 'r0', 1], 'on at the first event');
+  assert.ok(whole.out.every(([, d]) => d === 'r0'), 'quiet series never turn on');
+  // off 15 points after the last event of a run of events (the next event, if any, turns it on again)
+  const offs = whole.out.filter(([, , v]) => v === 0).map(([i]) => i);
+  assert.ok(offs.length >= 1, 'and off again');
+  for (const off of offs) {
+    const before = whole.evts.filter((i) => i < off).at(-1)!;
+    assert.equal(off - before, 15, `off 15 min after the event at ${before}`);
+  }
+  // a checkpoint taken while on: the restored operator turns it off at the same point
+  const onAt = whole.out[0]![0];
+  const a = mk('15m');
+  const first = run(a, 0, onAt + 2);
+  const b = mk('15m');
+  b.restore(JSON.parse(JSON.stringify(a.checkpoint())));
+  const rest = run(b, onAt + 2, 1500);
+  assert.deepEqual([...first.out, ...rest.out], whole.out);
+  // off: no anomaly_active at all
+  assert.deepEqual(run(mk('0s'), 0, 1500).out, []);
+});
