@@ -287,7 +287,8 @@ export class AnomalyOperator {
         }
       }
       const active = this.activeChange(p.t, p.s.ts, raised);
-      scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion, ...(active === undefined ? {} : { active }) });
+      const sc: AnomalyScore = { series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion };
+      scores.push(active === undefined ? sc : { ...sc, active });
     }
     return { scores, events };
   }
