@@ -47,6 +47,10 @@ const log = (s: string) => {
   if (!args.quiet) process.stdout.write(s + '\n');
 };
 
+/** A table row: a name, then one figure per profile. */
+const fmtRow = (name: string, xs: readonly number[]) => `${name.padEnd(22)}${xs.map((x) => x.toFixed(2).padStart(12)).join('')}`;
+const PROFILE_HEADER = `${'detector'.padEnd(22)}${['standard', 'low_FP', 'low_FN'].map((h) => h.padStart(12)).join('')}`;
+
 function category(key: string): string {
   return key.split('/')[0] ?? '';
 }
@@ -121,9 +125,9 @@ async function main(): Promise<void> {
       log(`(${det}: published results not usable here: ${(err as Error).message})`);
     }
   }
-  const row = (name: string, s: Summary[]) => `${name.padEnd(22)}${s.map((x) => x.score.toFixed(2).padStart(12)).join('')}`;
+  const row = (name: string, s: Summary[]) => fmtRow(name, s.map((x) => x.score));
   log(`\nNAB scores on this corpus (null = 0, perfect = 100), threshold swept per profile`);
-  log(`${'detector'.padEnd(22)}${['standard', 'low_FP', 'low_FN'].map((h) => h.padStart(12)).join('')}`);
+  log(PROFILE_HEADER);
   log(row('noctua', mine));
   for (const [d, s] of Object.entries(others)) log(row(d === 'contextOSE' ? 'CAD OSE (published)' : `${d} (published)`, s));
   log(`\nper category, standard profile (raw score for categories without windows)`);
@@ -164,13 +168,13 @@ async function main(): Promise<void> {
     const rows = splitRows(ours);
     const nA = ours.filter((f) => tag.get(f.key) === 'A').length;
     log(`\nhalves (alternate files within each category: ${nA} in A, ${ours.length - nA} in B)`);
-    for (const [name, v] of rows) log(`${name.padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
+    for (const [name, v] of rows) log(fmtRow(name, v));
     out.split = Object.fromEntries(rows.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
     const refs: Record<string, unknown> = {};
     for (const [d, files] of Object.entries(otherFiles)) {
       const r = splitRows(files);
       log(`${d} (published), same protocol:`);
-      for (const [name, v] of r) log(`${('  ' + name).padEnd(22)}${v.map((x) => x.toFixed(2).padStart(12)).join('')}`);
+      for (const [name, v] of r) log(fmtRow('  ' + name, v));
       refs[d] = Object.fromEntries(r.map(([name, v]) => [name, v.map((x) => Number(x.toFixed(2)))]));
     }
     out.split_reference = refs;
@@ -180,7 +184,6 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
-const fmtRow = (name: string, xs: readonly number[]) => `${name.padEnd(22)}${xs.map((x) => x.toFixed(2).padStart(12)).join('')}`;
 
 /**
  * When this folder is part of the full NAB corpus and NAB's published full-corpus raw scores are
@@ -198,7 +201,7 @@ function restOfFullCorpus(keys: string[], windows: WindowMap, mine: Summary[], o
   log(`
 the full NAB corpus (${FULL_CORPUS.files} files, ${FULL_CORPUS.windows} windows) and its ${restFiles} files (${restWindows} windows) not in this folder,`);
   log(`from NAB's published full-corpus raw scores less each detector's here at its published threshold`);
-  log(`${'detector'.padEnd(22)}${['standard', 'low_FP', 'low_FN'].map((h) => h.padStart(12)).join('')}`);
+  log(PROFILE_HEADER);
   const refs: Record<string, { full: number[]; rest: number[] }> = {};
   for (const [d, files] of Object.entries(otherFiles)) {
     const pub = published[d];
