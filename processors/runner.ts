@@ -220,14 +220,14 @@ export class Pipeline {
     for (const sc of res.scores) {
       const labels = { ...sc.labels, of: sc.metric };
       samples.push({ metric: 'anomaly_score', labels, ts: sc.ts, value: sc.score });
-      // for alert rules: 1 from an anomaly event until alertHold passes without another (changes only)
-      if (sc.active !== undefined) samples.push({ metric: 'anomaly_active', labels, ts: sc.ts, value: sc.active });
       // the band charts draw around the series (expected ± band robust sigmas), once the baseline has one
       if (sc.upper > sc.lower) {
         samples.push({ metric: 'anomaly_lower', labels, ts: sc.ts, value: sc.lower });
         samples.push({ metric: 'anomaly_upper', labels, ts: sc.ts, value: sc.upper });
       }
     }
+    // for alert rules: 1 from an anomaly event until alertHold passes without another (changes only)
+    for (const c of res.active) samples.push({ metric: 'anomaly_active', labels: { ...c.labels, of: c.metric }, ts: c.ts, value: c.value });
     return res.events;
   }
 

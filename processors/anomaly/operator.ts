@@ -54,8 +54,8 @@ export const AnomalyConfig = Type.Object({
   eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d', description: "history a series needs before its anomalies raise events ('1d'; '0s' = from the end of the warm-up)" }),
   /**
    * A series' anomaly events as a state alert rules can watch: `anomaly_active{of=...}` goes to 1 at
-   * its first event and back to 0 at its first point this long after its last one (only the
-   * changes are emitted). Scores are points - a new shape scores at one point, then 0 - so a rule on
+   * its first event and back to 0 this long after its last one - at its first point past that, or,
+   * if it has gone quiet, once any series' points are past it (only the changes are emitted). Scores are points - a new shape scores at one point, then 0 - so a rule on
    * `anomaly_score` with a `for:` never holds; this is what the shipped `AnomalyDetected` rule
    * watches. '0s' = off.
    */
@@ -102,13 +102,21 @@ export interface AnomalyScore {
   readonly explanation: string;
   /** Learned model version that contributed (0 = statistics only). */
   readonly modelVersion: number;
-  /** The series' anomaly_active when it changes at this point (1: an event, none in the hold before; 0: the hold ran out). */
-  readonly active?: 0 | 1;
+}
+
+/** A change of a series' anomaly_active (alertHold). */
+export interface ActiveChange {
+  readonly metric: string;
+  readonly labels: Labels;
+  readonly ts: number;
+  readonly value: 0 | 1;
 }
 
 export interface OperatorOutput {
   readonly scores: AnomalyScore[];
   readonly events: NetEvent[];
+  /** anomaly_active changes: 1 at an event with none in the hold before, 0 once the hold ran out. */
+  readonly active: ActiveChange[];
 }
 
 interface Tracked {
@@ -118,14 +126,20 @@ interface Tracked {
   /** The learned model's input window (only while the learned layer runs). */
   win: WindowState | null;
   lastTs: number;
-  /** anomaly_active: the last value emitted, and the event time it returns to 0 (last event + hold). */
-  on: boolean;
+}
+
+/** A series whose anomaly_active is 1: until when (its last event + alertHold), and what names it. */
+interface Active {
   until: number;
+  readonly metric: string;
+  readonly labels: Labels;
 }
 
 export interface OperatorCheckpoint {
   v: 1;
-  series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number; u?: number }>;
+  series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number }>;
+  /** Series whose anomaly_active is 1 (kept apart: a quiet or evicted series still has to turn off). */
+  active?: Record<string, Active>;
 }
 
 const rejected = counter('noctua_anomaly_rejected_total', 'Samples the anomaly operator did not score, by reason', ['reason']);
@@ -148,6 +162,10 @@ export class AnomalyOperator {
   readonly params: DetectorParams;
   private readonly eventsAfterMs: number;
   private readonly holdMs: number;
+  /** Series whose anomaly_active is 1 (they may stop reporting, or be evicted, before their hold runs out). */
+  private readonly on = new Map<string, Active>();
+  /** Newest event time seen: a quiet series' hold runs out against it. */
+  private newest = -Infinity;
 
   constructor(readonly config: AnomalyConfig = anomalyConfig({}), params: DetectorParams = DEFAULT_PARAMS) {
     this.params = { ...params, mode: config.mode };
@@ -199,7 +217,7 @@ export class AnomalyOperator {
       this.series.set(key, t);
       return t;
     }
-    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity, on: false, until: -Infinity };
+    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
     this.series.set(key, t);
     if (this.series.size > this.config.maxSeries) {
       const oldest = this.series.keys().next().value as string;
@@ -218,6 +236,7 @@ export class AnomalyOperator {
   process(samples: readonly DerivedSample[]): OperatorOutput {
     const scores: AnomalyScore[] = [];
     const events: NetEvent[] = [];
+    const active: ActiveChange[] = [];
     // 1. prepare learned-model inputs per family, so each family predicts in one batch
     type Prep = { s: DerivedSample; key: string; t: Tracked; x: number; slot: number; win?: number[]; model?: FamilyModel };
     const preps: Prep[] = [];
@@ -286,21 +305,33 @@ export class AnomalyOperator {
           raised = true;
         }
       }
-      const active = this.activeChange(p.t, p.s.ts, raised);
-      const sc: AnomalyScore = { series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion };
-      scores.push(active === undefined ? sc : { ...sc, active });
+      this.activeChange(p.key, p.s, raised, active);
+      scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
+      if (p.s.ts > this.newest) this.newest = p.s.ts;
     }
-    return { scores, events };
+    // series that went quiet (or were evicted) while on: off once the others' points pass their hold
+    for (const [key, a] of this.on) {
+      if (a.until > this.newest) continue;
+      this.on.delete(key);
+      active.push({ metric: a.metric, labels: a.labels, ts: a.until, value: 0 });
+    }
+    return { scores, events, active };
   }
 
-  /** anomaly_active for this point when it changes (alertHold): on at an event, off at the first point the hold has run out. */
-  private activeChange(t: Tracked, ts: number, raised: boolean): 0 | 1 | undefined {
-    if (this.holdMs <= 0) return undefined;
-    if (raised) t.until = ts + this.holdMs;
-    const on = t.until > ts;
-    if (on === t.on) return undefined;
-    t.on = on;
-    return on ? 1 : 0;
+  /** anomaly_active at this point, when it changes (alertHold): on at an event, off at the first point the hold has run out. */
+  private activeChange(key: string, s: DerivedSample, raised: boolean, out: ActiveChange[]): void {
+    if (this.holdMs <= 0) return;
+    const a = this.on.get(key);
+    if (raised) {
+      if (a) a.until = s.ts + this.holdMs;
+      else {
+        this.on.set(key, { until: s.ts + this.holdMs, metric: s.metric, labels: s.labels ?? {} });
+        out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 1 });
+      }
+    } else if (a && a.until <= s.ts) {
+      this.on.delete(key);
+      out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 0 });
+    }
   }
 
   private event(key: string, s: DerivedSample, score: number, expected: number, lower: number, upper: number, explanation: string): NetEvent {
@@ -346,8 +377,8 @@ export class AnomalyOperator {
 
   checkpoint(): OperatorCheckpoint {
     const series: OperatorCheckpoint['series'] = {};
-    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs, s: sinceToJSON(t.since), ...(t.on ? { u: t.until } : {}) };
-    return { v: 1, series };
+    for (const [k, t] of this.series) series[k] = { d: t.det.toJSON(), ...(t.win ? { w: { ...t.win, buf: t.win.buf.slice() } } : {}), t: t.lastTs, s: sinceToJSON(t.since) };
+    return { v: 1, series, ...(this.on.size > 0 ? { active: Object.fromEntries([...this.on].map(([k, a]) => [k, { ...a }])) } : {}) };
   }
 
   restore(cp: OperatorCheckpoint): void {
@@ -355,12 +386,16 @@ export class AnomalyOperator {
     this.series.clear();
     for (const [k, s] of Object.entries(cp.series)) {
       try {
-        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), since: sinceFromJSON(s.s), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity, on: typeof s.u === 'number', until: typeof s.u === 'number' ? s.u : -Infinity });
+        this.series.set(k, { det: SeriesDetector.fromJSON(s.d, this.params), since: sinceFromJSON(s.s), win: s.w && this.learnedOn ? { ...s.w, buf: s.w.buf.slice() } : null, lastTs: s.t ?? -Infinity });
       } catch (err) {
         // One corrupt series starts afresh; the others keep their state.
         M.errors.inc({ component: 'anomaly', kind: 'checkpoint_series' });
         process.emitWarning(`anomaly checkpoint: series ${k}: ${(err as Error).message}`);
       }
+    }
+    this.on.clear();
+    for (const [k, a] of Object.entries(cp.active ?? {})) {
+      if (typeof a?.until === 'number' && typeof a.metric === 'string' && a.labels && typeof a.labels === 'object') this.on.set(k, { until: a.until, metric: a.metric, labels: { ...a.labels } });
     }
     seriesGauge.set(this.series.size);
   }

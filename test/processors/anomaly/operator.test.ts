@@ -214,7 +214,7 @@ test('changeEvents: a night-time level three times its usual raises one event na
   assert.deepEqual(events(false), []);
 });
 
-test('alertHold: anomaly_active turns 1 at a series\' first event and 0 at its first point the hold after its last one, across a checkpoint; 0s turns it off', () => {
+test('alertHold: anomaly_active turns 1 at a series\' first event and 0 the hold after its last one (at its next point, or when the others pass it if it went quiet), across a checkpoint; 0s turns it off', () => {
   const mk = (hold: string) => new AnomalyOperator(anomalyConfig({ learned: false, eventsAfter: '0s', alertHold: hold }));
   // an incident of 6x from point 1400 on r0 (1-min steps): events at its start, then quiet as it lasts
   const batches = traffic(2, 1500, 1400).map((b, i) => (i >= 1440 ? b.map((s) => (s.labels.device === 'r0' ? { ...s, value: s.value / 6 } : s)) : b));
@@ -223,7 +223,7 @@ test('alertHold: anomaly_active turns 1 at a series\' first event and 0 at its f
     const evts: number[] = [];
     for (let i = from; i < to; i++) {
       const o = op.process(batches[i]!);
-      for (const s of o.scores) if (s.active !== undefined) out.push([(s.ts - T0) / STEP, s.labels.device!, s.active]);
+      for (const c of o.active) out.push([(c.ts - T0) / STEP, c.labels.device!, c.value]);
       for (const e of o.events) if (e.device === 'r0') evts.push((e.ts - T0) / STEP);
     }
     return { out, evts };
@@ -247,6 +247,12 @@ test('alertHold: anomaly_active turns 1 at a series\' first event and 0 at its f
   b.restore(JSON.parse(JSON.stringify(a.checkpoint())));
   const rest = run(b, onAt + 2, 1500);
   assert.deepEqual([...first.out, ...rest.out], whole.out);
+  // a series that stops reporting while on turns off when the others' points pass its hold
+  const quiet = batches.map((b, i) => (i > onAt ? b.filter((s) => s.labels.device !== 'r0') : b));
+  const q = mk('15m');
+  const qa: Array<[number, string, 0 | 1]> = [];
+  for (const b of quiet) for (const c of q.process(b).active) qa.push([(c.ts - T0) / STEP, c.labels.device!, c.value]);
+  assert.deepEqual(qa, [[onAt, 'r0', 1], [onAt + 15, 'r0', 0]]);
   // off: no anomaly_active at all
   assert.deepEqual(run(mk('0s'), 0, 1500).out, []);
 });
