@@ -55,9 +55,9 @@ export const AnomalyConfig = Type.Object({
   /**
    * A series' anomaly events as a state alert rules can watch: `anomaly_active{of=...}` goes to 1 at
    * its first event and back to 0 this long after its last one - at its first point past that, or,
-   * if it has gone quiet, once any series' points are past it (only the changes are emitted). Scores are points - a new shape scores at one point, then 0 - so a rule on
-   * `anomaly_score` with a `for:` never holds; this is what the shipped `AnomalyDetected` rule
-   * watches. '0s' = off.
+   * if it has gone quiet, once any series' points are past it (only the changes are emitted).
+   * Scores are points - a new shape scores at one point, then 0 - so a rule on `anomaly_score` with
+   * a `for:` never holds; this is what the shipped `AnomalyDetected` rule watches. '0s' = off.
    */
   alertHold: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '15m', description: "how long after a series' last anomaly event its anomaly_active stays 1 (for alert rules; '0s' = off)" }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
