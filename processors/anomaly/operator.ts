@@ -309,11 +309,12 @@ export class AnomalyOperator {
       scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
       if (p.s.ts > this.newest) this.newest = p.s.ts;
     }
-    // series that went quiet (or were evicted) while on: off once the others' points pass their hold
+    // series that went quiet (or were evicted) while on: off once the others' points pass their hold,
+    // at the newest event time (at the hold's end it could be behind the windows' watermark: late)
     for (const [key, a] of this.on) {
       if (a.until > this.newest) continue;
       this.on.delete(key);
-      active.push({ metric: a.metric, labels: a.labels, ts: a.until, value: 0 });
+      active.push({ metric: a.metric, labels: a.labels, ts: this.newest, value: 0 });
     }
     return { scores, events, active };
   }
