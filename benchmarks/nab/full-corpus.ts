@@ -9,16 +9,14 @@
  * threshold); for ours the second is a lower bound, since the full corpus' sweep may settle on
  * another threshold than this folder's, where this folder scores less.
  */
-import type { CostMatrix } from './scorer.js';
+import { normalise, type CostMatrix } from './scorer.js';
 
 /** NAB v1.1: 58 files, 116 labelled windows. */
 export const FULL_CORPUS = { files: 58, windows: 116 } as const;
 
 /** NAB's normalisation for a corpus of `windows` windows: null (every window missed) = 0, perfect (each detected at its first row) = 100. */
 export function normaliseFor(raw: number, windows: number, cost: CostMatrix): number {
-  const nul = -windows * cost.fnWeight;
-  const perfect = windows * cost.tpWeight;
-  return (100 * (raw - nul)) / (perfect - nul);
+  return normalise(raw, -windows * cost.fnWeight, windows * cost.tpWeight);
 }
 
 /** Inverse of normaliseFor. */
