@@ -23,8 +23,8 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  *
  * Deviations, on purpose (streaming and bounded): NAB hands ARTime the file's min and max (look-ahead);
  * here the range comes from the probation data with a margin and grows when exceeded (the memory is
- * rescaled; clamping instead cost ~5 NAB points). The category memory is capped (least recently
- * resonating replaced) and checkpointed deflated. Candidates stay masked for 3 feature windows after
+ * rescaled; clamping instead cost ~5 NAB points). The category memory is capped (the category
+ * that resonates least, by recency and frequency, is replaced) and checkpointed deflated. Candidates stay masked for 3 feature windows after
  * a new cluster (1.5 in the original; measured better on NAB). The probation length is a fixed
  * warm-up count in production (NAB's harness passes its own value).
  */
@@ -73,6 +73,14 @@ export interface ArtimeParams {
   readonly catMaskFactor?: number;
   /** Eviction head start (downsampled steps) of a category that resonated over one only created. */
   readonly keep: number;
+  /**
+   * Head starts a category may bank, in keeps: each resonance moves its eviction rank `keep` past
+   * the later of its rank and now, at most credit x keep ahead of now (1 = least recently resonating
+   * first, with the head start). A category that resonates every day is the series' routine and
+   * outlives one-off shapes; under plain recency a memory smaller than a day's shapes evicted the one
+   * due next. The cap lets a routine that ended be forgotten.
+   */
+  readonly credit: number;
 }
 
 export const DEFAULT_ARTIME: ArtimeParams = {
@@ -92,6 +100,7 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   haarSign: -1,
   early: false,
   keep: 100,
+  credit: 4,
   maskFactor: 1.5,
   catMaskFactor: 3,
 };
@@ -139,7 +148,7 @@ export interface ArtState {
   nc: number;
   /**
    * The binary memory, deflated, base64: categories (complement coded, in grid units, bytes, nc x
-   * 2 dim), the last step each resonated or was made (uint32 x nc), the ring of recent best matches
+   * 2 dim), each one's eviction rank (the step it was made, or past its last resonance by its banked head starts; uint32 x nc), the ring of recent best matches
    * (uint16 of 1/65535) and of ub - match (int16 of 1/32767). Deflate halves it: categories share
    * most of their bytes.
    */
@@ -473,7 +482,7 @@ function unb64(s: string | undefined): Buffer {
 }
 
 /** Dual-vigilance fuzzy ART with ARTime's vigilance adaptation and masking, on a byte grid. */
-class Art {
+export class Art {
   readonly s: Omit<ArtState, 'z' | 'w' | 'used' | 'sim' | 'diff'>;
   private w: Uint8Array;
   private used: Uint32Array;
@@ -677,7 +686,7 @@ class Art {
         if (M[j]! >= s.ub) {
           const o = j * D2;
           for (let k = 0; k < D2; k++) if (x[k]! < w[o + k]!) w[o + k] = x[k]!;
-          this.used[j] = s.n + this.p.keep;
+          this.used[j] = Math.min(s.n + this.p.credit * this.p.keep, Math.max(this.used[j]!, s.n) + this.p.keep);
         }
       }
       return { A: r.A, Ae: r.Ae, novel: false };
@@ -687,7 +696,7 @@ class Art {
     return { A: r.A, Ae: r.Ae, novel };
   }
 
-  /** Stores the loaded sample as a category; when full, over the one that resonated longest ago. */
+  /** Stores the loaded sample as a category; when full, over the one of lowest eviction rank (see `credit`). */
   private commit(): void {
     const s = this.s;
     const D2 = 2 * s.dim;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeriesDetector, DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
-import { Artime, DEFAULT_ARTIME, horizons } from '../../../processors/anomaly/artime.js';
+import { Art, Artime, DEFAULT_ARTIME, horizons } from '../../../processors/anomaly/artime.js';
 import { FamilyModel, WINDOW, rng, initBackend } from '../../../processors/anomaly/learned.js';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -58,6 +58,28 @@ test('ARTime layer: a repeating shape becomes familiar; a new shape in it is rep
   for (let i = 4000; i < 4096; i++) again.push(b.step(15).score);
   assert.deepEqual(again, novel);
   assert.ok(a.categories <= DEFAULT_ARTIME.maxCategories);
+});
+
+test('ARTime memory, when full: a shape that keeps resonating outlives a run of one-off shapes (credit); plain recency evicted it', () => {
+  const recall = (credit: number) => {
+    const p = { ...DEFAULT_ARTIME, probation: 750, maxCategories: 3, keep: 10, credit };
+    const art = new Art(p, horizons(p), 2 * p.window);
+    art.s.lb = art.s.ub = 0.9;
+    const r = rng(7);
+    const shape = () => Float64Array.from({ length: 2 * p.window }, () => r());
+    const routine = shape();
+    art.train(routine, true); // the first sample only makes the uncommitted category
+    assert.equal(art.train(routine, true).novel, true);
+    for (let k = 0; k < 4; k++) assert.equal(art.train(routine, true).novel, false, 'the routine resonates');
+    // twice the head starts it banked at credit 1 (its rank: its last resonance + keep)
+    for (let k = 0; k < 20; k++) assert.equal(art.train(shape(), true).novel, true, 'a one-off is new');
+    assert.equal(art.categories, 3);
+    return art.train(routine, false);
+  };
+  const plain = recall(1);
+  assert.ok(plain.A < 0.9, `under plain recency the routine was evicted: below the vigilance, new again (match ${plain.A})`);
+  const banked = recall(DEFAULT_ARTIME.credit);
+  assert.ok(banked.A >= 0.99, `the routine is still in memory (match ${banked.A})`);
 });
 
 test('a new extreme beyond everything seen scores at its own point (before ARTime\'s block ends), and says so', () => {
@@ -269,6 +291,7 @@ test('defaults are the measured configuration', () => {
   assert.equal(DEFAULT_PARAMS.artime.probation, 750);
   assert.equal(DEFAULT_PARAMS.artime.range, 'probation', 'no look-ahead range');
   assert.ok(DEFAULT_PARAMS.artime.maxCategories > 0, 'bounded memory');
+  assert.ok(DEFAULT_PARAMS.artime.credit > 1, 'eviction weighs how often a category resonated, not only how lately');
   assert.equal(DEFAULT_PARAMS.artime.overflow, 'grow', 'the range grows rather than clamps');
   assert.ok(DEFAULT_PARAMS.excursionMin > 0, 'the new-extreme opinion is on');
   assert.equal(DEFAULT_PARAMS.incidentMasks, 1, 'repeats within an incident are dropped');
