@@ -92,6 +92,8 @@ export interface Expectation {
   /** One robust scale unit (about one standard deviation of the one-step error). */
   readonly scale: number;
   readonly seasonal: boolean;
+  /** The baseline has seen this hour of the week (minSlotVisits visits): the expectation is for this time, seasonal or flat. */
+  readonly known: boolean;
   readonly slot: number;
 }
 
@@ -239,12 +241,12 @@ export class Baseline {
   expect(ts: number): Expectation {
     const s = this.s;
     const slot = seasonSlot(ts);
-    if (s.n === 0) return { expected: NaN, scale: NaN, seasonal: false, slot };
+    if (s.n === 0) return { expected: NaN, scale: NaN, seasonal: false, known: false, slot };
     const seasonalOk = s.visits[slot]! >= this.p.minSlotVisits && s.n > 2 * SLOTS;
     const seasonal = seasonalOk && s.errSeason < s.errFast * 0.9;
     const expected = seasonal ? s.slow + s.offset[slot]! : s.fast;
     const err = seasonal ? s.errSeason : s.errFast;
-    return { expected, scale: Math.max(1.25 * err, this.floor()), seasonal, slot };
+    return { expected, scale: Math.max(1.25 * err, this.floor()), seasonal, known: seasonalOk, slot };
   }
 
   /** Learns from the point at `ts`; `e` must be `expect(ts)` of the same point, and `change` (if called) must come first. */

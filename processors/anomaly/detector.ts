@@ -160,6 +160,8 @@ export interface Verdict {
   readonly excursion: number;
   /** How far the point is from the expected value, in the baseline's robust scale units (signed; 0 while learning). */
   readonly deviation: number;
+  /** The baseline has seen this hour of the week: the expected value is for this time, not a guess from the recent level at an hour never seen. */
+  readonly known: boolean;
   /**
    * A change of level this point completes (the baseline's CUSUM against the usual value for the
    * hour of the week), reported once per change; null otherwise. Independent of the score.
@@ -241,7 +243,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, change: null };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -310,7 +312,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, change };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -348,7 +350,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, change };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change };
   }
 
   /**

@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import { AnomalyOperator, anomalyConfig, type DerivedSample } from '../../../processors/anomaly/operator.js';
 import { FamilyModel, loadModel, initBackend } from '../../../processors/anomaly/learned.js';
 import { registry } from '../../../core/metrics.js';
+import type { NetEvent } from '../../../core/types.js';
 import { rng } from '../../../processors/anomaly/learned.js';
 import { tempDir } from '../../peers/util.js';
 import { DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
@@ -140,29 +141,37 @@ test('a new all-time extreme beyond the whole range raises an event at its first
   assert.deepEqual(none, []);
 });
 
-test('a new all-time low far below the expected value (a link down in the busy hour) raises an event at its first point; a burst as far above does not', () => {
+test('a new all-time low far below the expected value (a link down in the busy hour) raises an event at its first point; not at an hour never seen; a burst as far above does not', () => {
   // A diurnal series whose night-time low is near 0: 0 leaves its range by ~25% of it (under
   // extremeLevel) but its expected value by far more than extremeDeviation robust sigmas.
   const r = rng(7);
-  const at = 1300; // near the daily peak
-  const series = (shape: (v: number, i: number) => number): DerivedSample[][] =>
-    Array.from({ length: 1500 }, (_, i) => {
-      const v = 1e6 * (0.6 + 0.4 * Math.sin((2 * Math.PI * i) / 1440)) * (1 + 0.02 * (r() - 0.5));
+  const DAY = 1440;
+  const at = 3 * DAY + 1300; // near the daily peak, on the fourth day: that hour has been seen three times
+  const series = (shape: (v: number, i: number) => number, n = at + 200): DerivedSample[][] =>
+    Array.from({ length: n }, (_, i) => {
+      const v = 1e6 * (0.6 + 0.4 * Math.sin((2 * Math.PI * i) / DAY)) * (1 + 0.02 * (r() - 0.5));
       return [{ metric: 'if_in_bps', labels: { device: 'r0', ifName: 'eth0' }, ts: T0 + i * STEP, value: shape(v, i) }];
     });
   const down = series((v, i) => (i >= at && i < at + 30 ? 0 : v));
   const op = () => new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, eventsAfter: '0s' }));
+  const notScore = (evs: NetEvent[]) => evs.filter((e) => (e.fields as { score: number }).score < 1);
   const opDown = op();
   const events = down.flatMap((b) => opDown.process(b).events);
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + at * STEP, 'at the first point of the outage');
   assert.match(events[0]!.message, /new low \d+% of the range/);
   const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, eventsAfter: '0s' }));
-  assert.deepEqual(down.flatMap((b) => off.process(b).events).filter((e) => (e.fields as { score: number }).score < 1), [], 'extremeDeviation 0 turns it off');
+  assert.deepEqual(notScore(down.flatMap((b) => off.process(b).events)), [], 'extremeDeviation 0 turns it off');
+  // the same drop on the first day: the baseline has never seen that hour, its expectation is only the
+  // recent level (the first weekend's lower traffic is not an outage): no event by this rule
+  const early = 1300;
+  const first = series((v, i) => (i >= early && i < early + 30 ? 0 : v), early + 200);
+  const firstOp = op();
+  assert.deepEqual(notScore(first.flatMap((b) => firstOp.process(b).events)), [], 'an hour never seen is not judged');
   // the mirror image, a burst to the daily high plus the same distance, is no event by this rule
   const up = series((v, i) => (i >= at && i < at + 30 ? 1.25e6 : v));
   const upOp = op();
-  assert.deepEqual(up.flatMap((b) => upOp.process(b).events).filter((e) => (e.fields as { score: number }).score < 1), []);
+  assert.deepEqual(notScore(up.flatMap((b) => upOp.process(b).events)), []);
 });
 
 test('eventsAfter: a series raises no event before it has that much history (counted as held), then does; the history survives a checkpoint', () => {
