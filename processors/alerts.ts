@@ -84,6 +84,15 @@ export interface AlertingConfig {
   readonly silences: readonly Silence[];
   readonly maintenance: readonly MaintenanceWindow[];
   readonly flap: FlapConfig;
+  /**
+   * Staleness, as Prometheus has it: a pending or firing alert whose series has sent nothing for
+   * this long, and for three of its own sampling intervals, resolves - a device removed from the
+   * pollers or an interface gone from its table leaves no alert firing for good. Event time: the
+   * watermark must pass it, so a stalled input resolves nothing. A series that has sent a single
+   * sample has no known interval and never goes stale (`anomaly_active` sends only its changes).
+   * 0 = off.
+   */
+  readonly staleAfterMs: number;
   /** Used in webhook payloads (externalURL, generatorURL). */
   readonly externalUrl: string;
 }
@@ -101,6 +110,7 @@ export const DEFAULT_ALERTING: AlertingConfig = {
   silences: [],
   maintenance: [],
   flap: { windowMs: 3_600_000, enterChanges: 6, exitChanges: 3 },
+  staleAfterMs: 300_000,
   externalUrl: 'http://127.0.0.1:8080',
 };
 
@@ -148,6 +158,9 @@ interface Alert {
   flapping: boolean;
   /** Resolved alerts linger for flap counting and for the resolved notification. */
   lastChange: number;
+  /** Event time of the condition's last sample, and the gap before it (0 = one sample so far): staleness. */
+  seen: number;
+  every: number;
 }
 
 interface Group {
@@ -162,6 +175,7 @@ interface Group {
 
 const transitionsTotal = counter('noctua_alert_transitions_total', 'Alert state changes', ['state']);
 const notificationsTotal = counter('noctua_alert_notifications_total', 'Alert group notifications', ['status']);
+const staleTotal = counter('noctua_alert_stale_resolved_total', 'Alerts resolved because their series stopped sending samples', ['rule']);
 const suppressedTotal = counter('noctua_alert_suppressed_total', 'Alerts held back from a notification', ['reason']);
 
 /** Alertmanager's fingerprint: 64-bit FNV-1a over sorted label names and values with 0xff separators. */
@@ -245,6 +259,8 @@ export class AlertManager {
   private readonly flappingAlerts = new Set<Alert>();
   private nextFlushAt = Infinity;
   private nextGcAt = -Infinity;
+  /** No alert goes stale before this (a lower bound: sample times only move dues later). */
+  private nextStaleAt = Infinity;
   private readonly groups = new Map<string, Group>();
   /** Silences added at run time (API); the rule file's silences come with the config. */
   private readonly runtimeSilences = new Map<string, Silence>();
@@ -263,6 +279,8 @@ export class AlertManager {
     for (const a of this.alerts.values()) this.byCondition.setCid(a.cid, a.fp);
     this.inhibitors.clear();
     for (const a of this.alerts.values()) if (a.state === 'firing' && this.canInhibit(a)) this.inhibitors.add(a);
+    // the staleness horizon may have changed: look again at the next advance (a look resolves only what is due)
+    this.nextStaleAt = -Infinity;
   }
 
   private canInhibit(a: Alert): boolean {
@@ -326,6 +344,8 @@ export class AlertManager {
         changes: a ? a.changes : [],
         flapping: a ? a.flapping : false,
         lastChange: c.ts,
+        seen: c.ts,
+        every: 0,
       };
       const prev: AlertState | 'inactive' = a ? 'resolved' : 'inactive';
       if (a) {
@@ -339,7 +359,33 @@ export class AlertManager {
       return;
     }
     a.value = c.value;
+    if (c.ts > a.seen) {
+      a.every = c.ts - a.seen;
+      a.seen = c.ts;
+      this.nextStaleAt = Math.min(this.nextStaleAt, this.staleAt(a));
+    }
     if (a.state === 'pending' && c.ts - a.activeAt >= a.forMs) this.transition(a, 'firing', c.ts);
+  }
+
+  /** When an active alert goes stale without another sample (Infinity: never). */
+  private staleAt(a: Alert): number {
+    const after = this.cfg.staleAfterMs;
+    return after > 0 && a.every > 0 ? a.seen + Math.max(after, 3 * a.every) : Infinity;
+  }
+
+  /** Resolves the active alerts whose series stopped sending samples before `now`; sets the next check. */
+  private resolveStale(now: number): void {
+    let next = Infinity;
+    // fingerprint order, not Map history: a restored instance resolves in the same order
+    for (const a of [...this.alerts.values()].sort((x, y) => (x.fp < y.fp ? -1 : 1))) {
+      if (a.state === 'resolved') continue;
+      const at = this.staleAt(a);
+      if (at <= now) {
+        staleTotal.inc({ rule: a.rule });
+        this.transition(a, 'resolved', now);
+      } else if (at < next) next = at;
+    }
+    this.nextStaleAt = next;
   }
 
   private transition(a: Alert, to: AlertState, ts: number, prevOverride?: AlertState | 'inactive'): void {
@@ -516,6 +562,7 @@ export class AlertManager {
   /** Moves event time to `now`: groups due before it (or at it, when `inclusive`) flush. */
   private advance(now: number, inclusive: boolean): void {
     this.now = now;
+    if (this.nextStaleAt <= now) this.resolveStale(now);
     // Groups flush in key order so that output order never depends on Map history. Flushes due
     // before `now` run first: they report the state as it was then, before flapping is re-judged.
     if (this.nextFlushAt < now || (inclusive && this.nextFlushAt === now)) {
@@ -665,8 +712,9 @@ export class AlertManager {
     m.now = j.now < 0 ? -Infinity : j.now;
     m.nextGcAt = j.nextGcAt < 0 ? -Infinity : j.nextGcAt;
     for (const a of j.alerts) {
-      const al: Alert = { ...a, changes: a.changes.slice() };
+      const al: Alert = { ...a, changes: a.changes.slice(), seen: a.seen ?? a.lastChange, every: a.every ?? 0 };
       m.alerts.set(a.fp, al);
+      if (al.state !== 'resolved') m.nextStaleAt = Math.min(m.nextStaleAt, m.staleAt(al));
       m.byCondition.setCid(a.cid, a.fp);
       if (al.flapping) m.flappingAlerts.add(al);
       if (al.state === 'firing' && m.canInhibit(al)) m.inhibitors.add(al);
@@ -684,7 +732,8 @@ export interface AlertStateJSON {
   v: 1;
   now: number;
   nextGcAt: number;
-  alerts: Alert[];
+  /** seen/every: absent from checkpoints made before staleness. */
+  alerts: (Omit<Alert, 'seen' | 'every'> & Partial<Pick<Alert, 'seen' | 'every'>>)[];
   groups: (Omit<Group, 'alerts' | 'sent'> & { alerts: string[]; sent: string[] })[];
   silences: Silence[];
 }

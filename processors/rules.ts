@@ -35,6 +35,7 @@ import { Cron } from 'croner';
  *   maintenance:
  *     - { name: lab-nightly, matchers: ['site="lab"'], cron: '0 2 * * *', duration: 2h, timezone: Europe/Paris }
  *   flap: { window: 1h, enter: 6, exit: 3 }
+ *   stale_after: 5m      # an alert whose series stopped sending samples resolves (0 = never)
  */
 
 const DurationT = Type.Union([Type.String(), Type.Number({ minimum: 0 })], { description: 'a duration like 30s, 5m, 1h or ms' });
@@ -115,6 +116,7 @@ const FileT = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    stale_after: Type.Optional(DurationT),
     external_url: Type.Optional(Type.String({ pattern: '^https?://' })),
   },
   { additionalProperties: false },
@@ -284,8 +286,9 @@ export function compileRules(doc: unknown, where = 'rules'): RuleSet {
     ? { windowMs: guard(() => dur(f.flap!.window, `${where}.flap.window`), 1), enterChanges: f.flap.enter, exitChanges: f.flap.exit }
     : d.flap;
   if (flap.exitChanges > flap.enterChanges) problems.push(`${where}.flap.exit: must be <= flap.enter`);
+  const staleAfterMs = f.stale_after === undefined ? d.staleAfterMs : guard(() => dur(f.stale_after!, `${where}.stale_after`), 0);
   if (problems.length > 0) throw new ConfigError(problems);
-  return { rules, alerting: { route, inhibitRules, silences, maintenance, flap, externalUrl: f.external_url ?? d.externalUrl } };
+  return { rules, alerting: { route, inhibitRules, silences, maintenance, flap, staleAfterMs, externalUrl: f.external_url ?? d.externalUrl } };
 }
 
 export function loadRulesFile(path: string): RuleSet {

@@ -293,3 +293,41 @@ test('alert state round-trips through a checkpoint mid-scenario', () => {
   assert.deepEqual(b.notes, a.notes);
   assert.ok(a.notes.length >= 3);
 });
+
+test('staleness: an alert whose series stops sending resolves once the watermark passes 5 min (or 3 of its intervals) after its last sample; it fires again if the series returns', () => {
+  const IF2: Labels = { device: 'r2', ifIndex: '1', role: 'core' };
+  const ONCE = `
+groups:
+  - name: anomaly
+    rules:
+      - alert: AnomalyDetected
+        expr: anomaly_active > 0
+        severity: warning
+`;
+  const run = (yaml: string, restoreAt = -1) => {
+    const h = new Harness(yaml + ROUTE);
+    for (let s = 0; s <= 3600; s += 10) {
+      if (s === restoreAt) h.am = AlertManager.fromJSON(compileRules(parse(yaml + ROUTE)).alerting, JSON.parse(JSON.stringify(h.am.toJSON())));
+      // r1: every 10 s until 100 s, gone until 1200 s, then back above the threshold
+      if (s <= 100 || s >= 1200) h.feed('if_in_util_pct', IF1, T0 + s * 1000, 95);
+      // r3: polled every 5 min, above the threshold throughout
+      if (s % 300 === 0) h.feed('if_in_util_pct', { device: 'r3', ifIndex: '1', role: 'core' }, T0 + s * 1000, 95);
+      // a single anomaly_active sample (only changes are sent): no interval, never stale
+      if (s === 0) h.feed('anomaly_active', { device: 'r4', of: 'if_in_bps' }, T0, 1);
+      // r2 keeps event time moving
+      h.feed('if_in_util_pct', IF2, T0 + s * 1000, 50);
+    }
+    return h;
+  };
+  const h = run(UTIL + ONCE.replace('groups:\n', ''));
+  const of = (dev: string) => h.changes.filter((c) => c.event === 'state' && c.labels.device === dev).map((c) => `${c.previous}->${c.state}@${(c.ts - T0) / 1000}`);
+  assert.deepEqual(of('r1'), ['inactive->pending@0', 'pending->firing@60', 'firing->resolved@400', 'resolved->pending@1200', 'pending->firing@1260']);
+  assert.deepEqual(of('r3'), ['inactive->pending@0', 'pending->firing@300'], 'a 5-min poll is not stale between polls');
+  assert.deepEqual(of('r4'), ['inactive->firing@0'], 'a change-only series never goes stale');
+  assert.ok(h.noteSummary().some((n) => /resolved HighUtil:r1\/1=resolved/.test(n)), 'the resolution is notified');
+  // exact across a checkpoint taken while r1 is silent
+  assert.deepEqual(run(UTIL + ONCE.replace('groups:\n', ''), 250).changes, h.changes);
+  // stale_after: 0 turns it off
+  const off = run(UTIL + ONCE.replace('groups:\n', '') + 'stale_after: 0\n');
+  assert.ok(!off.changes.some((c) => c.state === 'resolved'), 'nothing resolves');
+});

@@ -54,6 +54,8 @@ test('a Prometheus-like rule file compiles into threshold rules and alerting con
   assert.deepEqual(rs.alerting.route, { receiver: 'noc', groupBy: ['device'], groupWaitMs: 10_000, groupIntervalMs: 120_000, repeatIntervalMs: 10_800_000 });
   assert.equal(rs.alerting.maintenance[0]!.startsAt, Date.UTC(2026, 10, 27, 1));
   assert.equal(rs.alerting.inhibitRules.length, 1, 'default inhibition: unreachable device suppresses its interfaces');
+  assert.equal(rs.alerting.staleAfterMs, 300_000, 'staleness as Prometheus: 5 min by default');
+  assert.equal(compileRules(parse('groups: []\nstale_after: 15m')).alerting.staleAfterMs, 900_000);
 });
 
 test('errors name the rule and the field', () => {
@@ -68,6 +70,7 @@ test('errors name the rule and the field', () => {
   assert.match(problems('groups: []\nsilences:\n  - { id: s1, matchers: [], starts_at: "2026-11-27T02:00:00Z", ends_at: "2026-11-27T01:00:00Z", created_by: a }').join('\n'), /silences\[0\] \(s1\)\.ends_at: must be after starts_at/);
   assert.match(problems('groups: []\nmaintenance:\n  - { name: w, matchers: [\'a="b"\'], cron: "0 2 * * *" }').join('\n'), /maintenance\[0\] \(w\)\.duration: a recurring/);
   assert.match(problems('groups: []\nroute: { group_wait: soon }').join('\n'), /route\.group_wait: "soon"/);
+  assert.match(problems('groups: []\nstale_after: later').join('\n'), /stale_after: "later" is not a duration/);
 });
 
 test('expression parser: selector forms and numbers', () => {
