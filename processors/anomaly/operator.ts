@@ -35,8 +35,8 @@ export const AnomalyConfig = Type.Object({
    * 6/16 -> 16/16 and of office traffic 0/16 -> 12/16, at their first point, for one added false
    * event in 4,800 healthy series-days (office traffic; none on the other kinds). Only at an hour
    * of the week the baseline has seen (three visits): elsewhere its expectation is only the recent
-   * level, and the demo network's first Saturday (traffic x0.6 from midnight) raised 409 events on
-   * 300 series in its first minutes (7 days at 1-min polls; 51 after). 0 = off.
+   * level, and the demo network's first Saturday (traffic x0.6 from midnight) raised 240 events on
+   * 300 series, nearly all in its first minute (7 days at 1-min polls; 28 after). 0 = off.
    */
   extremeDeviation: Type.Number({ minimum: 0, default: 5, description: 'new all-time low this many robust sigmas below the expected value raises an event (0 = off)' }),
   /**
