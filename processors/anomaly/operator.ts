@@ -50,9 +50,9 @@ export const AnomalyConfig = Type.Object({
   /**
    * History a series needs before its anomalies raise events; its scores are stored from the end
    * of the detector's warm-up (in points) either way. A seasonal series cannot be judged before it
-   * has shown a day: on the demo network polled every 10 s, the first day raised 90 events away
+   * has shown a day: on the demo network polled every 10 s, the first day raised 87 events away
    * from any incident (the morning ramp beyond the night's range, a new pattern per hour), the next
-   * 10. Duration ('1d', '6h', '0s' = from the warm-up's end).
+   * 9. Duration ('1d', '6h', '0s' = from the warm-up's end).
    */
   eventsAfter: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '1d', description: "history a series needs before its anomalies raise events ('1d'; '0s' = from the end of the warm-up)" }),
   /**
