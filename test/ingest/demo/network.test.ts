@@ -67,3 +67,16 @@ test('utilisation stays within line speed', () => {
     }
   }
 });
+
+test('scheduled incidents spread over the ports and kinds, not the same few again and again', () => {
+  // the hash's low bits once cycled: a week's incidents fell on 24 of 96 ports, each always the same kind
+  const net = new DemoNetwork({ ...opts, incidentEveryMs: 30 * 60_000 });
+  const seen = new Map<string, { device: string; ifIndex: number; kind: string }>();
+  for (let t = T0; t < T0 + 7 * 86_400_000; t += 60_000) for (const i of net.scheduledIncidents(t)) seen.set(`${i.device}/${i.ifIndex}/${i.start}`, i);
+  const all = [...seen.values()];
+  assert.ok(all.length > 250, `${all.length} incidents in a week`);
+  const ports = new Set(all.map((i) => `${i.device}/${i.ifIndex}`));
+  const pairs = new Set(all.map((i) => `${i.device}/${i.ifIndex}/${i.kind}`));
+  assert.ok(ports.size >= 80, `${ports.size} of 96 ports`);
+  assert.ok(pairs.size >= 150, `${pairs.size} port-kind pairs`);
+});
