@@ -377,8 +377,8 @@ export class AlertManager {
   private resolveStale(now: number): void {
     let next = Infinity;
     // fingerprint order, not Map history: a restored instance resolves in the same order
-    for (const a of [...this.alerts.values()].sort((x, y) => (x.fp < y.fp ? -1 : 1))) {
-      if (a.state === 'resolved') continue;
+    const active = [...this.alerts.values()].filter((a) => a.state !== 'resolved');
+    for (const a of active.sort((x, y) => (x.fp < y.fp ? -1 : 1))) {
       const at = this.staleAt(a);
       if (at <= now) {
         staleTotal.inc({ rule: a.rule });

@@ -24,8 +24,9 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  * Deviations, on purpose (streaming and bounded): NAB hands ARTime the file's min and max (look-ahead);
  * here the range comes from the probation data with a margin and grows when exceeded (the memory is
  * rescaled; clamping instead cost ~5 NAB points). The category memory is capped (the category
- * that resonates least, by recency and frequency, is replaced) and checkpointed deflated. Candidates stay masked for 3 feature windows after
- * a new cluster (1.5 in the original; measured better on NAB). The probation length is a fixed
+ * that resonates least, by recency and frequency, is replaced) and checkpointed deflated.
+ * Candidates stay masked for 3 feature windows after a new cluster (1.5 in the original; measured
+ * better on NAB). The probation length is a fixed
  * warm-up count in production (NAB's harness passes its own value).
  */
 
@@ -148,9 +149,9 @@ export interface ArtState {
   nc: number;
   /**
    * The binary memory, deflated, base64: categories (complement coded, in grid units, bytes, nc x
-   * 2 dim), each one's eviction rank (the step it was made, or past its last resonance by its banked head starts; uint32 x nc), the ring of recent best matches
-   * (uint16 of 1/65535) and of ub - match (int16 of 1/32767). Deflate halves it: categories share
-   * most of their bytes.
+   * 2 dim), each one's eviction rank (the step it was made, or past its last resonance by its
+   * banked head starts; uint32 x nc), the ring of recent best matches (uint16 of 1/65535) and of
+   * ub - match (int16 of 1/32767). Deflate halves it: categories share most of their bytes.
    */
   z?: string;
   /** The same parts, separately and not deflated (older checkpoints). */
