@@ -11,8 +11,10 @@
  * incident or settling rules), counted at the same event level.
  */
 import { AnomalyOperator, anomalyConfig, type AnomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
-import { SeriesDetector, DEFAULT_PARAMS } from '../processors/anomaly/detector.js';
+import { SeriesDetector } from '../processors/anomaly/detector.js';
 import { rng } from '../processors/anomaly/learned.js';
+import { gauss, poisson } from './random.js';
+import { publishedArtimeParams } from './nab/detect.js';
 
 export const STEP = 300_000;
 const DAYS = 60;
@@ -21,22 +23,6 @@ const PER_KIND = 16;
 export const T0 = Date.UTC(2024, 0, 1);
 
 export type Gen = (i: number, r: () => number) => number;
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-
-function poisson(lambda: number, r: () => number): number {
-  if (lambda > 50) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * gauss(r)));
-  const l = Math.exp(-lambda);
-  let k = 0;
-  let p = 1;
-  do {
-    k++;
-    p *= r();
-  } while (p > l);
-  return k - 1;
-}
 
 /** Hour of day and weekend flag of point i. */
 function clock(i: number): { h: number; weekend: boolean } {
@@ -81,7 +67,7 @@ export function referenceHits(xs: Float64Array, level: number): number[] {
     lo = Math.min(lo, x);
     hi = Math.max(hi, x);
   }
-  const d = new SeriesDetector({ ...DEFAULT_PARAMS, excursionMin: 0, incidentMasks: 0, grownFactor: 1, changeLevel: 0, noveltyFloor: 1, artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min: lo, max: hi, maxCategories: 0, catMaskFactor: 1.5 } });
+  const d = new SeriesDetector(publishedArtimeParams(lo, hi));
   const hits: number[] = [];
   for (let i = 0; i < xs.length; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= level) hits.push(i);
   return hits;

@@ -26,6 +26,23 @@ export function paramsFromEnv(base: DetectorParams = DEFAULT_PARAMS): DetectorPa
   return out as unknown as DetectorParams;
 }
 
+/**
+ * ARTime exactly as NAB ran it, in our implementation (which reproduces its published results on the
+ * shipped files): the series' whole range given (NAB's look-ahead), unbounded memory, the original
+ * masks, none of our extra rules. The reference beside our figures wherever a same-run ARTime is due.
+ */
+export function publishedArtimeParams(min: number, max: number): DetectorParams {
+  return {
+    ...DEFAULT_PARAMS,
+    excursionMin: 0,
+    incidentMasks: 0,
+    grownFactor: 1,
+    changeLevel: 0,
+    noveltyFloor: 1,
+    artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min, max, maxCategories: 0, catMaskFactor: 1.5 },
+  };
+}
+
 /** One model per family (here: per NAB category), shared by the family's series, in file order. */
 const families = new Map<string, FamilyModel>();
 const CHUNK = 256;
