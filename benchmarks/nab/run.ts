@@ -3,7 +3,11 @@
  * (timestamp,value,anomaly_score,label per file), scores them with benchmarks/nab/scorer.ts and prints
  * the three profile scores, per-category scores, and the shipped detectors' figures beside ours.
  *
- *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N] [--robust N]
+ *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N] [--robust N] [--unseen N]
+ *
+ * --unseen N also scores ours and the published ARTime on N seeded corpora of each kind in unseen.ts
+ * (series of kinds the shipped files lack, written before any detector ran on them): a score on data
+ * the detector was not tuned on, with its reference from the same run.
  *
  * --robust N also scores N - 1 random settings of the ARTime layer around the defaults (seeded) and
  * prints the mean and spread with the defaults': how much of the figure is a well-chosen point.
@@ -17,6 +21,7 @@ import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile
 import { FULL_CORPUS, restOfCorpus, restNeeded } from './full-corpus.js';
 import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput } from './scorer.js';
 import { detectSeries, DETECTOR_NAME } from './detect.js';
+import { scoreUnseen, UNSEEN_KINDS } from './unseen.js';
 import { DEFAULT_PARAMS, type DetectorParams } from '../../processors/anomaly/detector.js';
 import type { ArtimeParams } from '../../processors/anomaly/artime.js';
 
@@ -34,6 +39,8 @@ const { values: args } = parseArgs({
     split: { type: 'boolean', default: false },
     /** Also score this many settings of the ARTime layer (the defaults and random ones around them). */
     robust: { type: 'string', default: '0' },
+    /** Also score labelled synthetic corpora of kinds the shipped files lack (unseen.ts), this many seeds each. */
+    unseen: { type: 'string', default: '0' },
   },
 });
 
@@ -43,6 +50,8 @@ const labelsFile = args.labels ?? join(dataDir, '..', 'labels', 'combined_window
 const resultsDir = args.results ?? join(dataDir, '..', 'results');
 const outDir = args.out ?? join(process.cwd(), 'benchmarks', 'results', 'nab');
 const warmup: 'nab' | number = args.warmup === 'nab' ? 'nab' : Number(args.warmup);
+/** Files per unseen corpus. */
+const UNSEEN_FILES = 16;
 const log = (s: string) => {
   if (!args.quiet) process.stdout.write(s + '\n');
 };
@@ -181,6 +190,8 @@ async function main(): Promise<void> {
   }
   const settings = Number(args.robust);
   if (settings > 1) out.robust = await robustness(keys, windows, settings, mine.map((x) => x.score));
+  const seeds = Number(args.unseen);
+  if (seeds > 0) out.unseen = await unseen(seeds, mine.map((x) => x.threshold));
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
@@ -218,6 +229,30 @@ the full NAB corpus (${FULL_CORPUS.files} files, ${FULL_CORPUS.windows} windows)
   log(fmtRow('noctua must give', need));
   log(`  on the rest, at least, for the full corpus to reach the best published (${best.map((x) => x.toFixed(2)).join(' / ')}), given ${mine.map((x) => x.score.toFixed(2)).join(' / ')} here`);
   return { files: restFiles, windows: restWindows, reference: refs, best_published_full: best, noctua_needs_on_rest: need.map((x) => Number(x.toFixed(2))) };
+}
+
+/** Ours and the published ARTime on corpora of kinds the shipped files lack (unseen.ts), at their own thresholds and at those chosen on NAB. */
+async function unseen(seeds: number, ourThresholds: number[]): Promise<Record<string, unknown>> {
+  const file = join(dataDir, '..', 'config', 'thresholds.json');
+  const published = existsSync(file) ? readThresholds(join(dataDir, '..')).ARTime : undefined;
+  const artime = published && PROFILE_NAMES.every((p) => published[p]) ? PROFILE_NAMES.map((p) => published[p]!.threshold) : null;
+  const out: Record<string, unknown> = {};
+  log(`\nkinds the shipped files lack (benchmarks/nab/unseen.ts; ${seeds} seeded corpora of ${UNSEEN_FILES} files each, not tuned on): ours beside ARTime as NAB ran it`);
+  log(PROFILE_HEADER);
+  for (const kind of UNSEEN_KINDS) {
+    process.stderr.write(`unseen: ${kind} `);
+    const r = await scoreUnseen(kind, seeds, UNSEEN_FILES, { ours: ourThresholds, artime });
+    process.stderr.write('\n');
+    log(`${kind}: ${r.files} files, ${r.windows} windows; mean of the corpora, each swept for its threshold`);
+    log(fmtRow('  noctua', r.ours));
+    log(fmtRow('  ARTime', r.artime));
+    if (r.oursAtNab) log(fmtRow('  noctua, NAB threshold', r.oursAtNab));
+    if (r.artimeAtNab) log(fmtRow('  ARTime, its NAB thr.', r.artimeAtNab));
+    log(`  windows with a detection (standard), noctua / ARTime of all: ${Object.entries(r.caught).map(([k, [a, b, n]]) => `${k} ${a} / ${b} of ${n}`).join(', ')}`);
+    const fix = (xs: number[] | null) => xs?.map((x) => Number(x.toFixed(2))) ?? null;
+    out[kind] = { files: r.files, windows: r.windows, noctua: fix(r.ours), ARTime: fix(r.artime), noctua_at_nab_threshold: fix(r.oursAtNab), ARTime_at_nab_threshold: fix(r.artimeAtNab), caught: r.caught };
+  }
+  return { seeds, ...out };
 }
 
 /** Settings around the defaults, drawn by a seeded generator so runs compare. */
