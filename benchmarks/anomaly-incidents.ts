@@ -4,7 +4,8 @@
  * and day 28 (long after the warm-up):
  *   - shift: the level triples (noise: +4 sigma) for 2 h;
  *   - outage: the value drops to 0 for 1 h (a link down, a counter that stops);
- *   - spike: one point at ten times the value (noise: +8 sigma).
+ *   - spike: one point at ten times the value (noise: +8 sigma);
+ *   - stuck: the value before it, repeated for 2 h (a frozen sensor, agent or poller).
  * An incident counts as caught when an event is raised from its first point to 30 min after its
  * end; the delay is from its first point. Not NAB data and not used to choose any setting: a check
  * that what was chosen on NAB carries over to other series.
@@ -23,13 +24,15 @@ const GRACE = 6; // points after the incident's end (30 min at 5 min steps)
 
 interface Incident {
   readonly points: number;
-  readonly apply: (kind: string, x: number) => number;
+  /** The incident's value for a healthy value `x`; `before` is the value before its first point. */
+  readonly apply: (kind: string, x: number, before: number) => number;
 }
 
 export const INCIDENTS: Readonly<Record<string, Incident>> = {
   shift: { points: 24, apply: (kind, x) => (kind === 'noise' ? x + 40 : 3 * x) },
   outage: { points: 12, apply: () => 0 },
   spike: { points: 1, apply: (kind, x) => (kind === 'noise' ? x + 80 : 10 * x + 10) },
+  stuck: { points: 24, apply: (_kind, _x, before) => before },
 };
 
 export interface Catch {
@@ -68,7 +71,8 @@ export function incidentsCaught(operator: Record<string, unknown> = {}): Inciden
       seed += PER_CELL;
       const starts = series.map((xs) => {
         const at = Math.floor((20 + 8 * place()) * 288);
-        for (let i = at; i < at + inc.points; i++) xs[i] = inc.apply(kind, xs[i]!);
+        const before = xs[at - 1]!;
+        for (let i = at; i < at + inc.points; i++) xs[i] = inc.apply(kind, xs[i]!, before);
         return at;
       });
       const caught = (s: number, i: number, first: (number | null)[]) => {

@@ -38,6 +38,7 @@ export function publishedArtimeParams(min: number, max: number): DetectorParams 
     incidentMasks: 0,
     grownFactor: 1,
     changeLevel: 0,
+    flatLevel: 0,
     noveltyFloor: 1,
     artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min, max, maxCategories: 0, catMaskFactor: 1.5 },
   };

@@ -3,6 +3,7 @@ import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from '
 import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
 import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './artime.js';
+import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineState, type Flatline } from './flatline.js';
 
 /**
  * A pure streaming detector for one series: it sees each point once, in order, and answers from
@@ -11,7 +12,8 @@ import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './a
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
- * Two rules shape what is reported: candidates of either opinion close together are one incident
+ * Two lower ones rank under both: a change of level (the baseline's CUSUM) and a series stuck on
+ * one value for longer than it ever held one (flatline.ts). Two rules shape what is reported: candidates of either opinion close together are one incident
  * (only a new high within it is reported again), and for a while after the range grew (the memory
  * rescaled to a scale it has not learnt at) a new pattern that is not itself a new extreme counts less.
  * The older statistical modes (baseline residual and range novelty, optionally a learned model's
@@ -25,6 +27,10 @@ export interface DetectorParams {
   readonly tail: TailParams;
   /** The ARTime layer ('artime' mode); its probation is the warm-up in points. */
   readonly artime: ArtimeParams;
+  /** ARTime mode: a series stuck on one value for longer than it has ever held one (flatline.ts). */
+  readonly flatline: FlatlineParams;
+  /** ARTime mode: the score of a stuck run's report (0 = the score ignores it; events take it either way). */
+  readonly flatLevel: number;
   /** EVT mode: a tail probability of 10^-decades (or less) scores 1. */
   readonly decades: number;
   /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
@@ -108,6 +114,8 @@ export const DEFAULT_PARAMS: DetectorParams = {
   shape: DEFAULT_SHAPE,
   tail: DEFAULT_TAIL,
   artime: DEFAULT_ARTIME,
+  flatline: DEFAULT_FLATLINE,
+  flatLevel: 0.25,
   decades: 8,
   zScale: 6,
   rangeScale: 0.2,
@@ -167,6 +175,8 @@ export interface Verdict {
    * hour of the week), reported once per change; null otherwise. Independent of the score.
    */
   readonly change: Change | null;
+  /** A run of one value longer than any before it, reported once per run (ARTime mode); null otherwise. */
+  readonly flat: Flatline | null;
 }
 
 export interface DetectorState {
@@ -192,6 +202,8 @@ export interface DetectorState {
   hp?: number;
   /** ARTime mode: similarities of the last new patterns (noveltyMemory), oldest first. */
   nv?: string | number[];
+  /** ARTime mode: the run of equal values (absent in older checkpoints: starts afresh). */
+  fl?: FlatlineState;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -210,6 +222,7 @@ export class SeriesDetector {
   private lastHit: number;
   private hitPeak: number;
   private readonly novelties: number[];
+  private readonly flat: FlatlineWatch | undefined;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
@@ -222,6 +235,7 @@ export class SeriesDetector {
     this.tailP = params.mode === 'evt' ? new Tail(params.tail, state?.tp) : undefined;
     this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
+    this.flat = this.art ? new FlatlineWatch(params.flatline, state?.fl) : undefined;
     this.lastHit = state?.hit ?? -Infinity;
     this.hitPeak = state?.hp ?? 0;
     // float32 like every value the record compares, so a restored record compares as the live one
@@ -243,7 +257,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null, flat: null };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -312,7 +326,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change, flat: null };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -333,6 +347,8 @@ export class SeriesDetector {
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
     const change = this.base.change(ts, value, e);
     if (!learning && change && p.changeLevel > 0) score = Math.max(score, p.changeLevel);
+    const flat = this.flat!.step(ts, value, !learning);
+    if (flat && p.flatLevel > 0) score = Math.max(score, p.flatLevel);
     const settled = this.whileSettling(score, excursion);
     const incident = this.sameIncident(settled.score);
     score = incident.score;
@@ -345,12 +361,12 @@ export class SeriesDetector {
       if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
-    explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot);
+    explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts);
     this.base.update(ts, value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat };
   }
 
   /**
@@ -412,7 +428,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}) } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}) } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
@@ -432,6 +448,11 @@ function describeChange(c: Change | null, ts: number, usual: number, slot: numbe
   if (!c) return '';
   const mins = Math.round((ts - c.since) / 60_000);
   return `; level change: ${c.dir > 0 ? 'above' : 'below'} the usual ${fmt(usual)} for ${SLOT_NAME(slot)} for ${mins} min`;
+}
+
+function describeFlat(f: Flatline | null, ts: number): string {
+  if (!f) return '';
+  return `; stuck: unchanged at ${fmt(f.value)} for ${Math.round((ts - f.since) / 60_000)} min (${f.points} points; the longest run before: ${f.record})`;
 }
 
 function fmt(x: number): string {

@@ -48,6 +48,12 @@ export const AnomalyConfig = Type.Object({
    */
   changeEvents: Type.Boolean({ default: true, description: 'a lasting change of level against the usual for the hour of the week raises an event' }),
   /**
+   * A series stuck on one value for longer than it has ever held one (more than twice its longest
+   * run, and 6 points; never at its floor) raises an event: a frozen sensor, agent or poller shows no
+   * deviation, only no movement. Reported once per run.
+   */
+  flatEvents: Type.Boolean({ default: true, description: 'a series stuck on one value for more than twice its longest run before raises an event' }),
+  /**
    * History a series needs before its anomalies raise events; its scores are stored from the end
    * of the detector's warm-up (in points) either way. A seasonal series cannot be judged before it
    * has shown a day: on the demo network polled every 10 s, the first day raised 87 events away
@@ -300,7 +306,7 @@ export class AnomalyOperator {
       const beyond = Math.abs(v.excursion);
       const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && v.known && -v.deviation >= this.config.extremeDeviation);
       let raised = false;
-      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null)) {
+      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null) || (this.config.flatEvents && v.flat !== null)) {
         if (p.s.ts - p.t.since < this.eventsAfterMs) eventsHeld.inc({ metric: p.s.metric });
         else {
           events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));

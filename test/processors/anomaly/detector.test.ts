@@ -249,6 +249,10 @@ test('checkpoint: compact encodings restore exactly; a corrupt memory blob is a 
   assert.deepEqual(run(SeriesDetector.fromJSON(wcp), pts.slice(300, 1500)), run(w, pts.slice(300, 1500)));
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, ar: { ...cp.ar, art: { ...cp.ar.art, z: cp.ar.art.z.slice(0, 20) } } }), /anomaly detector state: corrupt/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, offset: 'AAAA' } }), /anomaly detector state: corrupt \(baseline offsets/);
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, fl: { ...cp.fl, r: 'x' } }), /anomaly detector state: corrupt \(flatline state/);
+  // a checkpoint from before the stuck-run watch restores, the watch starting afresh
+  const { fl: _fl, ...older } = cp;
+  assert.equal(SeriesDetector.fromJSON(older).step(pts[2200]![0], pts[2200]![1]).score, SeriesDetector.fromJSON(cp).step(pts[2200]![0], pts[2200]![1]).score);
 });
 
 test('bad input: a non-finite value is not learned from and does not disturb later scores', () => {
@@ -299,6 +303,7 @@ test('defaults are the measured configuration', () => {
   assert.ok(DEFAULT_PARAMS.changeLevel > 0 && DEFAULT_PARAMS.changeLevel < DEFAULT_PARAMS.excursionLevel, 'a change report counts, under a new extreme');
   assert.ok(DEFAULT_PARAMS.baseline.change.allowance > 0, 'change detection is on');
   assert.equal(DEFAULT_PARAMS.noveltyFloor, 1, 'the novelty grading is off: it cost the demo network\'s incidents their events');
+  assert.ok(DEFAULT_PARAMS.flatline.factor > 1 && DEFAULT_PARAMS.flatLevel > 0, 'a series stuck on one value is reported');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
@@ -375,4 +380,36 @@ test('change detection: a restored detector reports the change an uninterrupted 
   const o = SeriesDetector.fromJSON(old);
   assert.ok(tail(o).every((v) => Number.isFinite(v.score)));
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, es: 'AAAA' } }), /anomaly detector state: corrupt \(baseline slot scales/);
+});
+
+test('stuck: a series that stops moving is reported once, when its run outgrows twice its longest before; a constant, or a series at its floor, is not', () => {
+  // speed-like readings rounded to whole units: repeats by chance, runs of 2-4
+  const r = rng(7);
+  const pts: Array<[number, number]> = [];
+  for (let i = 0; i < 2000; i++) pts.push([T0 + i * STEP, Math.round(60 + 3 * Math.sin(i / 40) + 5 * (r() - 0.5))]);
+  const from = 1500;
+  const stuck = pts.map(([t, v], i): [number, number] => [t, i >= from && i < from + 48 ? pts[from - 1]![1] : v]);
+  const reports = (xs: Array<[number, number]>, d = new SeriesDetector()) => xs.map(([t, v], i) => ({ i, v: d.step(t, v) })).filter((x) => x.v.flat);
+  assert.deepEqual(reports(pts).map((x) => x.i), [], 'healthy: chance repeats are never a report');
+  const got = reports(stuck);
+  assert.equal(got.length, 1, `one report, at ${got.map((x) => x.i).join(', ')}`);
+  const at = got[0]!;
+  const f = at.v.flat!;
+  assert.ok(f.record >= 2 && f.points === 2 * f.record + 1, `run of ${f.points} points against a longest run of ${f.record}`);
+  assert.ok(at.i < from + 12, `within the hour (point ${at.i - from} of the run)`);
+  assert.equal(f.value, pts[from - 1]![1]);
+  assert.match(at.v.explanation, /stuck: unchanged at \d+ for \d+ min \(\d+ points; the longest run before: \d+\)/);
+  assert.ok(at.v.score >= DEFAULT_PARAMS.flatLevel && DEFAULT_PARAMS.flatLevel > 0, `score ${at.v.score}`);
+  const quiet = new SeriesDetector({ ...DEFAULT_PARAMS, flatLevel: 0 });
+  assert.ok(stuck.map(([t, v]) => quiet.step(t, v).score)[at.i]! < DEFAULT_PARAMS.flatLevel, 'without flatLevel, the point scores lower');
+  // a checkpoint inside the run: the restored detector reports at the same point
+  const live = new SeriesDetector();
+  stuck.slice(0, from + 2).forEach(([t, v]) => live.step(t, v));
+  const restored = SeriesDetector.fromJSON(JSON.parse(JSON.stringify(live)));
+  const after = stuck.slice(from + 2).map(([t, v], k) => ({ i: from + 2 + k, flat: restored.step(t, v).flat })).filter((x) => x.flat);
+  assert.deepEqual(after.map((x) => x.i), [at.i]);
+  // a series that never varied is constant, not stuck; one resting at its floor (an idle link) is quiet
+  assert.deepEqual(reports(pts.map(([t]): [number, number] => [t, 5])), []);
+  const idle = pts.map(([t, v], i): [number, number] => [t, i >= from && i < from + 200 ? 0 : (i % 100 < 3 ? 0 : v)]);
+  assert.deepEqual(reports(idle), []);
 });

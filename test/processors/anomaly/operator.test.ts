@@ -169,7 +169,7 @@ test('a new all-time low far below the expected value (a link down in the busy h
   const firstOp = op();
   assert.deepEqual(notScore(first.flatMap((b) => firstOp.process(b).events)), [], 'an hour never seen is not judged');
   // the mirror image, a burst to the daily high plus the same distance, is no event by this rule
-  const up = series((v, i) => (i >= at && i < at + 30 ? 1.25e6 : v));
+  const up = series((v, i) => (i >= at && i < at + 30 ? 1.25e6 * (1 + 0.02 * (r() - 0.5)) : v));
   const upOp = op();
   assert.deepEqual(notScore(up.flatMap((b) => upOp.process(b).events)), []);
 });
@@ -261,4 +261,28 @@ test('alertHold: anomaly_active turns 1 at a series\' first event and 0 the hold
   assert.deepEqual(run(mk('15m'), 0, 1500, quiet).out, [[onAt, 'r0', 1], [onAt + 15, 'r0', 0]]);
   // off: no anomaly_active at all
   assert.deepEqual(run(mk('0s'), 0, 1500).out, []);
+});
+
+test('flatEvents: a gauge stuck on its last reading raises one event saying so; false turns it off', () => {
+  // a CPU gauge in whole percent polled every 5 min for three days (past the 750-point warm-up), then
+  // frozen for 5 h (an agent answering from a cache)
+  const step = 300_000;
+  const from = 3 * 288;
+  const r = rng(12);
+  let last = 0;
+  const batches: DerivedSample[][] = Array.from({ length: from + 60 }, (_, i) => {
+    const busy = 30 + 15 * Math.sin((2 * Math.PI * i) / 288);
+    if (i < from) last = Math.round(busy + 8 * (r() - 0.5));
+    return [{ metric: 'hrProcessorLoad', labels: { device: 'r0' }, ts: T0 + i * step, value: last }];
+  });
+  const events = (flatEvents: boolean) => {
+    const op = new AnomalyOperator(anomalyConfig({ learned: false, flatEvents, eventsAfter: '12h' }));
+    return batches.flatMap((b) => op.process(b).events);
+  };
+  const on = events(true);
+  assert.equal(on.length, 1, on.map((e) => e.message).join('\n'));
+  assert.ok(on[0]!.ts >= T0 + from * step && on[0]!.ts < T0 + (from + 12) * step, `within the hour of the freeze (point ${(on[0]!.ts - T0) / step - from})`);
+  assert.match(on[0]!.message, /stuck: unchanged at \d+ for \d+ min/);
+  assert.equal(on[0]!.severity, 'warning');
+  assert.deepEqual(events(false), []);
 });
