@@ -19,6 +19,13 @@
  *   labelled). Labelled: incident congestion at any hour (30 min to 3 h), a stuck sensor (a constant
  *   reading for 1-12 h) and a burst of absurd readings (2-4 points).
  *
+ * - `requests`: a web service's requests per 5 minutes, 30-50 days, written later than the two above
+ *   (and before any detector ran on it, to check a change made while looking at `mentions`). Daily
+ *   and weekly rhythm, over-dispersed counts, growth over the weeks, ordinary campaign days (1.3-2x
+ *   for a day, not labelled) and short bumps. Labelled: outages (5-20% of the usual for 15 min to
+ *   2 h), flash crowds (3-20x, decaying over 15 min to 3 h) and bot floods (+2-5x the usual, flat, for
+ *   2-12 h).
+ *
  * Windows follow NAB's rule: 10% of the file's length shared among its anomalies, centred on each.
  */
 import type { DataFile, WindowMap } from './corpus.js';
@@ -39,14 +46,14 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2025, 2, 3);
 
-export const UNSEEN_KINDS = ['mentions', 'road'] as const;
+export const UNSEEN_KINDS = ['mentions', 'road', 'requests'] as const;
 export type UnseenKind = (typeof UNSEEN_KINDS)[number];
 
 export function unseenCorpus(kind: UnseenKind, seed: number, files: number): Corpus {
   const out: Corpus = { files: [], windows: {}, kinds: {} };
   for (let f = 0; f < files; f++) {
     const r = rng(seed * 7919 + f * 104_729 + (kind === 'road' ? 1 : 0));
-    const one = kind === 'mentions' ? mentions(r) : road(r, f);
+    const one = kind === 'mentions' ? mentions(r) : kind === 'road' ? road(r, f) : requests(r);
     const key = `${kind}/${one.name}${f}.csv`;
     out.files.push({ key, timestamps: one.timestamps, values: one.values });
     out.windows[key] = nabWindows(one.timestamps, one.onsets);
@@ -125,6 +132,51 @@ function mentions(r: Uniform): Generated {
     values.push(poisson((gamma(shape, r) * mean) / shape, r));
   }
   return { name: 'topic', timestamps, values, onsets, labels };
+}
+
+function requests(r: Uniform): Generated {
+  const n = Math.floor(between(30, 50, r) * 288);
+  const start = T0 + Math.floor(r() * 14) * DAY;
+  const level = logBetween(20, 2000, r);
+  const peak = between(13, 20, r);
+  const night = between(0.05, 0.4, r);
+  const weekend = between(0.4, 1.1, r);
+  const shape = between(5, 30, r);
+  const growth = between(-0.2, 0.6, r) / n;
+  const count = 1 + Math.floor(r() * 3);
+  const onsets = placeOnsets(n, count, 600, r);
+  const labels = onsets.map(() => pick(['outage', 'outage', 'crowd', 'crowd', 'bots'], r));
+  const events = onsets.map((at, a) => {
+    const kind = labels[a]!;
+    if (kind === 'outage') return { at, kind, amp: between(0.05, 0.2, r), len: between(3, 24, r) };
+    if (kind === 'crowd') return { at, kind, amp: logBetween(3, 20, r), len: between(3, 36, r) };
+    return { at, kind, amp: between(2, 5, r), len: between(24, 144, r) };
+  });
+  const campaign = new Map<number, number>();
+  const bumps: Array<{ at: number; amp: number; tau: number }> = [];
+  for (let i = 0; i < n; i++) if (r() < 1 / 288) bumps.push({ at: i, amp: between(1.2, 2, r), tau: between(2, 12, r) });
+  const timestamps: number[] = [];
+  const values: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = start + i * STEP;
+    const d = new Date(t);
+    const dayNo = Math.floor(t / DAY);
+    if (!campaign.has(dayNo)) campaign.set(dayNo, r() < 0.08 ? between(1.3, 2, r) : 1);
+    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+    const day = night + (1 - night) * Math.max(0, Math.cos(((h - peak) / 24) * 2 * Math.PI)) ** 1.5;
+    let mean = level * (1 + growth * i) * day * (d.getUTCDay() % 6 === 0 ? weekend : 1) * campaign.get(dayNo)!;
+    for (const b of bumps) if (i >= b.at && i < b.at + 6 * b.tau) mean *= 1 + (b.amp - 1) * Math.exp(-(i - b.at) / b.tau);
+    const usual = mean;
+    for (const e of events) {
+      if (i < e.at) continue;
+      if (e.kind === 'outage' && i < e.at + e.len) mean = usual * e.amp;
+      if (e.kind === 'crowd' && i < e.at + 8 * e.len) mean *= 1 + (e.amp - 1) * Math.exp(-(i - e.at) / e.len);
+      if (e.kind === 'bots' && i < e.at + e.len) mean += level * (e.amp - 1) * 0.5;
+    }
+    timestamps.push(t);
+    values.push(poisson((gamma(shape, r) * mean) / shape, r));
+  }
+  return { name: 'service', timestamps, values, onsets, labels };
 }
 
 function road(r: Uniform, f: number): Generated {
