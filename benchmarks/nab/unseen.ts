@@ -92,14 +92,33 @@ function pick<T>(xs: readonly T[], r: Uniform): T {
   return xs[Math.floor(r() * xs.length)]!;
 }
 
+/** A count series' rhythm: its length in points, start, level, peak hour, night and weekend factors and over-dispersion (gamma shape), drawn in this order. */
+interface Rhythm {
+  n: number;
+  start: number;
+  level: number;
+  peak: number;
+  night: number;
+  weekend: number;
+  shape: number;
+}
+
+type Range = readonly [number, number];
+
+function rhythm(r: Uniform, days: Range, level: Range, peak: Range, night: Range, weekend: Range, shape: Range): Rhythm {
+  return {
+    n: Math.floor(between(days[0], days[1], r) * 288),
+    start: T0 + Math.floor(r() * 14) * DAY,
+    level: logBetween(level[0], level[1], r),
+    peak: between(peak[0], peak[1], r),
+    night: between(night[0], night[1], r),
+    weekend: between(weekend[0], weekend[1], r),
+    shape: between(shape[0], shape[1], r),
+  };
+}
+
 function mentions(r: Uniform): Generated {
-  const n = Math.floor(between(40, 55, r) * 288);
-  const start = T0 + Math.floor(r() * 14) * DAY;
-  const level = logBetween(5, 300, r);
-  const peak = between(12, 22, r);
-  const night = between(0.15, 0.5, r);
-  const weekend = between(0.6, 1, r);
-  const shape = between(2, 10, r);
+  const { n, start, level, peak, night, weekend, shape } = rhythm(r, [40, 55], [5, 300], [12, 22], [0.15, 0.5], [0.6, 1], [2, 10]);
   const flurriesPerDay = between(1, 5, r);
   const count = 1 + Math.floor(r() * 4);
   const onsets = placeOnsets(n, count, 900, r);
@@ -136,13 +155,7 @@ function mentions(r: Uniform): Generated {
 }
 
 function requests(r: Uniform): Generated {
-  const n = Math.floor(between(30, 50, r) * 288);
-  const start = T0 + Math.floor(r() * 14) * DAY;
-  const level = logBetween(20, 2000, r);
-  const peak = between(13, 20, r);
-  const night = between(0.05, 0.4, r);
-  const weekend = between(0.4, 1.1, r);
-  const shape = between(5, 30, r);
+  const { n, start, level, peak, night, weekend, shape } = rhythm(r, [30, 50], [20, 2000], [13, 20], [0.05, 0.4], [0.4, 1.1], [5, 30]);
   const growth = between(-0.2, 0.6, r) / n;
   const count = 1 + Math.floor(r() * 3);
   const onsets = placeOnsets(n, count, 600, r);
