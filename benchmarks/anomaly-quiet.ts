@@ -61,13 +61,7 @@ export interface QuietFigures {
 
 /** The published ARTime on `xs` as NAB runs it (the whole range given, unbounded memory, no extra rules): the indices it scores at `level` or above. */
 export function referenceHits(xs: Float64Array, level: number): number[] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const x of xs) {
-    lo = Math.min(lo, x);
-    hi = Math.max(hi, x);
-  }
-  const d = new SeriesDetector(publishedArtimeParams(lo, hi));
+  const d = new SeriesDetector(publishedArtimeParams(xs));
   const hits: number[] = [];
   for (let i = 0; i < xs.length; i++) if (d.step(T0 + i * STEP, xs[i]!).score >= level) hits.push(i);
   return hits;

@@ -28,10 +28,17 @@ export function paramsFromEnv(base: DetectorParams = DEFAULT_PARAMS): DetectorPa
 
 /**
  * ARTime exactly as NAB ran it, in our implementation (which reproduces its published results on the
- * shipped files): the series' whole range given (NAB's look-ahead), unbounded memory, the original
- * masks, none of our extra rules. The reference beside our figures wherever a same-run ARTime is due.
+ * shipped files) for the series `values`: their whole range given (NAB's look-ahead), unbounded
+ * memory, the original masks, none of our extra rules. The reference beside our figures wherever a
+ * same-run ARTime is due.
  */
-export function publishedArtimeParams(min: number, max: number): DetectorParams {
+export function publishedArtimeParams(values: ArrayLike<number>): DetectorParams {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    min = Math.min(min, values[i]!);
+    max = Math.max(max, values[i]!);
+  }
   return {
     ...DEFAULT_PARAMS,
     excursionMin: 0,

@@ -282,22 +282,17 @@ export async function scoreUnseen(kind: UnseenKind, seeds: number, files: number
     const ours: FileInput[] = [];
     const ref: FileInput[] = [];
     for (const f of c.files) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const v of f.values) {
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
       ours.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { learned: false, warmup: 'nab' })).scores });
-      ref.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { learned: false, warmup: 'nab', params: publishedArtimeParams(lo, hi) })).scores });
+      ref.push({ key: f.key, timestamps: f.timestamps, scores: (await detectSeries(f, { learned: false, warmup: 'nab', params: publishedArtimeParams(f.values) })).scores });
     }
+    const swept = PROFILE_NAMES.map((p) => [scoreCorpus(ours, c.windows, p), scoreCorpus(ref, c.windows, p)] as const);
     PROFILE_NAMES.forEach((p, j) => {
-      sums.ours[j] += scoreCorpus(ours, c.windows, p).normalised;
-      sums.artime[j] += scoreCorpus(ref, c.windows, p).normalised;
+      sums.ours[j] += swept[j]![0].normalised;
+      sums.artime[j] += swept[j]![1].normalised;
       if (thresholds) sums.oursAtNab[j] += scoreCorpus(ours, c.windows, p, thresholds.ours[j]).normalised;
       if (thresholds?.artime) sums.artimeAtNab[j] += scoreCorpus(ref, c.windows, p, thresholds.artime[j]).normalised;
     });
-    const std = [scoreCorpus(ours, c.windows, 'standard'), scoreCorpus(ref, c.windows, 'standard')] as const;
+    const std = swept[PROFILE_NAMES.indexOf('standard')]!;
     perSeed.push([std[0].normalised, std[1].normalised]);
     [ours, ref].forEach((run, who) => {
       for (const f of run) {

@@ -13,9 +13,10 @@ import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineStat
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
  * Two lower ones rank under both: a change of level (the baseline's CUSUM) and a series stuck on
- * one value for longer than it ever held one (flatline.ts). Two rules shape what is reported: candidates of either opinion close together are one incident
- * (only a new high within it is reported again), and for a while after the range grew (the memory
- * rescaled to a scale it has not learnt at) a new pattern that is not itself a new extreme counts less.
+ * one value for longer than it ever held one (flatline.ts). Two rules shape what is reported:
+ * candidates of either opinion close together are one incident (only a new high within it is
+ * reported again), and for a while after the range grew (the memory rescaled to a scale it has not
+ * learnt at) a new pattern that is not itself a new extreme counts less.
  * The older statistical modes (baseline residual and range novelty, optionally a learned model's
  * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
  */
