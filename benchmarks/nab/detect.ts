@@ -46,6 +46,7 @@ export function publishedArtimeParams(values: ArrayLike<number>): DetectorParams
     grownFactor: 1,
     changeLevel: 0,
     flatLevel: 0,
+    silence: { ...DEFAULT_PARAMS.silence, factor: 0 },
     noveltyFloor: 1,
     artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min, max, maxCategories: 0, catMaskFactor: 1.5 },
   };

@@ -4,6 +4,7 @@ import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from '
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
 import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './artime.js';
 import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineState, type Flatline } from './flatline.js';
+import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, type Silence } from './silence.js';
 
 /**
  * A pure streaming detector for one series: it sees each point once, in order, and answers from
@@ -13,7 +14,9 @@ import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineStat
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
  * Two lower ones rank under both: a change of level (the baseline's CUSUM) and a series stuck on
- * one value for longer than it ever held one (flatline.ts). Two rules shape what is reported:
+ * one value for longer than it ever held one (flatline.ts). A silence stranger than any before it
+ * (silence.ts: resting at the floor at an hour that rarely does) is reported beside the score, not in
+ * it (in it, NAB fell 0.16: its two reports there are outside the windows). Two rules shape what is reported:
  * candidates of either opinion close together are one incident (only a new high within it is
  * reported again), and for a while after the range grew (the memory rescaled to a scale it has not
  * learnt at) a new pattern that is not itself a new extreme counts less.
@@ -32,6 +35,10 @@ export interface DetectorParams {
   readonly flatline: FlatlineParams;
   /** ARTime mode: the score of a stuck run's report (0 = the score ignores it; events take it either way). */
   readonly flatLevel: number;
+  /** ARTime mode: a series resting at its floor at an hour of the week that rarely is (silence.ts). */
+  readonly silence: SilenceParams;
+  /** ARTime mode: the score of a silence report (0 = the score ignores it; events take it either way). */
+  readonly silenceLevel: number;
   /** EVT mode: a tail probability of 10^-decades (or less) scores 1. */
   readonly decades: number;
   /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
@@ -117,6 +124,8 @@ export const DEFAULT_PARAMS: DetectorParams = {
   artime: DEFAULT_ARTIME,
   flatline: DEFAULT_FLATLINE,
   flatLevel: 0.25,
+  silence: DEFAULT_SILENCE,
+  silenceLevel: 0,
   decades: 8,
   zScale: 6,
   rangeScale: 0.2,
@@ -178,6 +187,8 @@ export interface Verdict {
   readonly change: Change | null;
   /** A run of one value longer than any before it, reported once per run (ARTime mode); null otherwise. */
   readonly flat: Flatline | null;
+  /** A spell at the floor stranger than any before it, reported once per spell (ARTime mode); null otherwise. */
+  readonly silence: Silence | null;
 }
 
 export interface DetectorState {
@@ -205,6 +216,8 @@ export interface DetectorState {
   nv?: string | number[];
   /** ARTime mode: the run of equal values (absent in older checkpoints: starts afresh). */
   fl?: FlatlineState;
+  /** ARTime mode: spells at the floor (absent in older checkpoints: starts afresh). */
+  si?: SilenceState;
 }
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
@@ -224,6 +237,7 @@ export class SeriesDetector {
   private hitPeak: number;
   private readonly novelties: number[];
   private readonly flat: FlatlineWatch | undefined;
+  private readonly quiet: SilenceWatch | undefined;
 
   constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
     this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
@@ -237,6 +251,7 @@ export class SeriesDetector {
     this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
     this.flat = this.art ? new FlatlineWatch(params.flatline, state?.fl) : undefined;
+    this.quiet = this.art ? new SilenceWatch(params.silence, state?.si) : undefined;
     this.lastHit = state?.hit ?? -Infinity;
     this.hitPeak = state?.hp ?? 0;
     // float32 like every value the record compares, so a restored record compares as the live one
@@ -258,7 +273,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null, flat: null };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null, flat: null, silence: null };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -327,7 +342,7 @@ export class SeriesDetector {
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change, flat: null };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change, flat: null, silence: null };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -350,6 +365,8 @@ export class SeriesDetector {
     if (!learning && change && p.changeLevel > 0) score = Math.max(score, p.changeLevel);
     const flat = this.flat!.step(ts, value, !learning);
     if (flat && p.flatLevel > 0) score = Math.max(score, p.flatLevel);
+    const silence = this.quiet!.step(ts, value, !learning, { lo: b.lo, last: Number.isFinite(b.last) ? b.last : null, slot: e.slot });
+    if (silence && p.silenceLevel > 0) score = Math.max(score, p.silenceLevel);
     const settled = this.whileSettling(score, excursion);
     const incident = this.sameIncident(settled.score);
     score = incident.score;
@@ -362,12 +379,12 @@ export class SeriesDetector {
       if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
-    explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts);
+    explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
     this.base.update(ts, value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat, silence };
   }
 
   /**
@@ -429,7 +446,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}) } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}), ...(this.quiet ? { si: this.quiet.toJSON() } : {}) } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
@@ -454,6 +471,12 @@ function describeChange(c: Change | null, ts: number, usual: number, slot: numbe
 function describeFlat(f: Flatline | null, ts: number): string {
   if (!f) return '';
   return `; stuck: unchanged at ${fmt(f.value)} for ${Math.round((ts - f.since) / 60_000)} min (${f.points} points; the longest run before: ${f.record})`;
+}
+
+function describeSilence(q: Silence | null, ts: number): string {
+  if (!q) return '';
+  const share = q.share < 0.01 ? 'less than 1%' : `${Math.round(q.share * 100)}%`;
+  return `; silent: at its floor (${fmt(q.floor)}) for ${Math.round((ts - q.since) / 60_000)} min (${q.points} points) at an hour of the week that rests there ${share} of the time (evidence ${q.evidence.toFixed(1)}; the most of any quiet spell before: ${q.record.toFixed(1)})`;
 }
 
 function fmt(x: number): string {

@@ -53,6 +53,7 @@ export const AnomalyConfig = Type.Object({
    * deviation, only no movement. Reported once per run.
    */
   flatEvents: Type.Boolean({ default: true, description: 'a series stuck on one value for more than twice its longest run before raises an event' }),
+  silenceEvents: Type.Boolean({ default: true, description: 'a series resting at its floor at an hour of the week that rarely is, longer than any quiet spell before, raises an event' }),
   /**
    * History a series needs before its anomalies raise events; its scores are stored from the end
    * of the detector's warm-up (in points) either way. A seasonal series cannot be judged before it
@@ -306,7 +307,7 @@ export class AnomalyOperator {
       const beyond = Math.abs(v.excursion);
       const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && v.known && -v.deviation >= this.config.extremeDeviation);
       let raised = false;
-      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null) || (this.config.flatEvents && v.flat !== null)) {
+      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null) || (this.config.flatEvents && v.flat !== null) || (this.config.silenceEvents && v.silence !== null)) {
         if (p.s.ts - p.t.since < this.eventsAfterMs) eventsHeld.inc({ metric: p.s.metric });
         else {
           events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));

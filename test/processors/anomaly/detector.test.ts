@@ -250,7 +250,10 @@ test('checkpoint: compact encodings restore exactly; a corrupt memory blob is a 
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, ar: { ...cp.ar, art: { ...cp.ar.art, z: cp.ar.art.z.slice(0, 20) } } }), /anomaly detector state: corrupt/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, offset: 'AAAA' } }), /anomaly detector state: corrupt \(baseline offsets/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, fl: { ...cp.fl, r: 'x' } }), /anomaly detector state: corrupt \(flatline state/);
-  // a checkpoint from before the stuck-run watch restores, the watch starting afresh
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, si: { ...cp.si, sl: 'AAAA' } }), /anomaly detector state: corrupt \(silence state/);
+  // a checkpoint from before the stuck-run and silence watches restores, the watches starting afresh
+  const { si: _si, ...olderSilence } = cp;
+  assert.equal(SeriesDetector.fromJSON(olderSilence).step(pts[2200]![0], pts[2200]![1]).score, SeriesDetector.fromJSON(cp).step(pts[2200]![0], pts[2200]![1]).score);
   const { fl: _fl, ...older } = cp;
   assert.equal(SeriesDetector.fromJSON(older).step(pts[2200]![0], pts[2200]![1]).score, SeriesDetector.fromJSON(cp).step(pts[2200]![0], pts[2200]![1]).score);
 });
@@ -304,6 +307,7 @@ test('defaults are the measured configuration', () => {
   assert.ok(DEFAULT_PARAMS.baseline.change.allowance > 0, 'change detection is on');
   assert.equal(DEFAULT_PARAMS.noveltyFloor, 1, 'the novelty grading is off: it cost the demo network\'s incidents their events');
   assert.ok(DEFAULT_PARAMS.flatline.factor > 1 && DEFAULT_PARAMS.flatLevel > 0, 'a series stuck on one value is reported');
+  assert.ok(DEFAULT_PARAMS.silence.factor > 1 && DEFAULT_PARAMS.silenceLevel === 0, 'a strange silence is reported (events), outside the score: in it NAB fell 73.99 -> 73.83');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
@@ -412,4 +416,44 @@ test('stuck: a series that stops moving is reported once, when its run outgrows 
   assert.deepEqual(reports(pts.map(([t]): [number, number] => [t, 5])), []);
   const idle = pts.map(([t, v], i): [number, number] => [t, i >= from && i < from + 200 ? 0 : (i % 100 < 3 ? 0 : v)]);
   assert.deepEqual(reports(idle), []);
+});
+
+/** A log source's messages per 5 min for `days`: Poisson, busy by day (about 40), nearly silent at night (0.3), at 0 over `outage`. */
+function messages(days: number, seed: number, outage?: { from: number; points: number }): Array<[number, number]> {
+  const r = rng(seed);
+  const poisson = (l: number) => {
+    let k = 0;
+    for (let p = Math.exp(-l), q = r(); q > p; q *= r()) k++;
+    return k;
+  };
+  return Array.from({ length: (days * 86_400_000) / STEP }, (_, i) => {
+    const ts = T0 + i * STEP;
+    const h = new Date(ts).getUTCHours();
+    const v = outage && i >= outage.from && i < outage.from + outage.points ? 0 : poisson(h >= 8 && h < 20 ? 40 : 0.3);
+    return [ts, v] as [number, number];
+  });
+}
+
+test('silence: a log source at 0 in hours that never are is reported once, within 20 min; the same hour of zeros at night is not', () => {
+  const silences = (pts: Array<[number, number]>, d = new SeriesDetector()) => pts.map(([t, v], i) => ({ i, v: d.step(t, v) })).filter((x) => x.v.silence);
+  assert.deepEqual(silences(messages(28, 5)).map((x) => x.i), [], 'four weeks of busy days and silent nights: no report');
+  const from = 22 * 288 + 14 * 12; // 14:00 on day 22
+  const out = messages(28, 5, { from, points: 12 });
+  const got = silences(out);
+  assert.equal(got.length, 1, `one report, at ${got.map((x) => x.i).join(', ')}`);
+  const at = got[0]!;
+  assert.ok(at.i >= from && at.i < from + 4, `within 20 min: point ${at.i - from} of the outage`);
+  assert.equal(at.v.silence!.since, out[from]![0]);
+  assert.ok(at.v.silence!.share < 0.01, `this hour rests at 0 ${at.v.silence!.share} of the time`);
+  assert.match(at.v.explanation, /silent: at its floor \(0\) for \d+ min \(\d+ points\) at an hour of the week that rests there less than 1% of the time/);
+  // outside the score by default: the point scores as it does with the watch off
+  const off = new SeriesDetector({ ...DEFAULT_PARAMS, silence: { ...DEFAULT_PARAMS.silence, factor: 0 } });
+  assert.equal(out.map(([t, v]) => off.step(t, v).score)[at.i], at.v.score);
+  // a checkpoint inside the outage: the restored detector reports at the same point
+  const live = new SeriesDetector();
+  out.slice(0, from + 1).forEach(([t, v]) => live.step(t, v));
+  const restored = SeriesDetector.fromJSON(JSON.parse(JSON.stringify(live)));
+  assert.deepEqual(out.slice(from + 1).map(([t, v], k) => ({ i: from + 1 + k, q: restored.step(t, v).silence })).filter((x) => x.q).map((x) => x.i), [at.i]);
+  // the same hour of zeros at 02:00, where this source is at 0 most of the time: quiet, not silent
+  assert.deepEqual(silences(messages(28, 5, { from: 22 * 288 + 2 * 12, points: 12 })).map((x) => x.i), []);
 });

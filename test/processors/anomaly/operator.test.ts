@@ -160,8 +160,14 @@ test('a new all-time low far below the expected value (a link down in the busy h
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + at * STEP, 'at the first point of the outage');
   assert.match(events[0]!.message, /new low \d+% of the range/);
-  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, eventsAfter: '0s' }));
+  const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, silenceEvents: false, eventsAfter: '0s' }));
   assert.deepEqual(notScore(down.flatMap((b) => off.process(b).events)), [], 'extremeDeviation 0 turns it off');
+  // the silence watch sees the same outage from its second point on (0, the new floor, held where it never is)
+  const silent = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, eventsAfter: '0s' }));
+  const bySilence = notScore(down.flatMap((b) => silent.process(b).events));
+  assert.equal(bySilence.length, 1);
+  assert.match(bySilence[0]!.message, /silent: at its floor \(0\)/);
+  assert.ok(bySilence[0]!.ts > T0 + at * STEP && bySilence[0]!.ts <= T0 + (at + 20) * STEP, `within 20 min (minute ${(bySilence[0]!.ts - T0) / STEP - at})`);
   // the same drop on the first day: the baseline has never seen that hour, its expectation is only the
   // recent level (the first weekend's lower traffic is not an outage): no event by this rule
   const early = 1300;
@@ -285,4 +291,34 @@ test('flatEvents: a gauge stuck on its last reading raises one event saying so; 
   assert.match(on[0]!.message, /stuck: unchanged at \d+ for \d+ min/);
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), []);
+});
+
+test('silenceEvents: a bursty count that falls to 0 in its busy hour raises an event only the silence watch gives; false turns it off', () => {
+  // requests per 5 min, heavy-tailed (the bursty kind of bench:anomaly: no deviation rule sees a 0 in
+  // its wide scale), three weeks, then an hour at 0 from 13:00 on day 22
+  const step = 300_000;
+  const r = rng(21);
+  const poisson = (l: number) => {
+    if (l > 50) return Math.max(0, Math.round(l + Math.sqrt(l) * (r() + r() + r() - 1.5) * 2));
+    let k = 0;
+    for (let p = Math.exp(-l), q = r(); q > p; q *= r()) k++;
+    return k;
+  };
+  const from = 22 * 288 + 13 * 12;
+  const batches: DerivedSample[][] = Array.from({ length: from + 24 }, (_, i) => {
+    const h = ((i % 288) / 12 + 18) % 24; // diurnal, peaking at 12:00
+    const level = 0.35 + 0.65 * Math.max(0, Math.sin((h / 24) * 2 * Math.PI));
+    const v = i >= from && i < from + 12 ? 0 : poisson((20 * level) / Math.max(0.05, r()) ** 0.5);
+    return [{ metric: 'http_requests', labels: { device: 'web0' }, ts: T0 + i * step, value: v }];
+  });
+  const events = (silenceEvents: boolean) => {
+    const op = new AnomalyOperator(anomalyConfig({ learned: false, silenceEvents }));
+    return batches.flatMap((b) => op.process(b).events).filter((e) => e.ts >= T0 + from * step);
+  };
+  const on = events(true);
+  assert.equal(on.length, 1, on.map((e) => e.message).join('\n'));
+  assert.ok(on[0]!.ts < T0 + (from + 4) * step, `within 20 min (point ${(on[0]!.ts - T0) / step - from})`);
+  assert.match(on[0]!.message, /silent: at its floor \(0\) for \d+ min/);
+  assert.equal(on[0]!.severity, 'warning');
+  assert.deepEqual(events(false), [], 'no other rule sees it');
 });
