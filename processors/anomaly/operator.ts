@@ -5,7 +5,7 @@ import { counter, gauge, M } from '../../core/metrics.js';
 import { validate } from '../../core/config.js';
 import { parseDuration } from '../window.js';
 import type { Labels, NetEvent, Severity } from '../../core/types.js';
-import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState } from './detector.js';
+import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState, type Verdict } from './detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
 
 /**
@@ -113,6 +113,13 @@ export interface AnomalyScore {
   /** Learned model version that contributed (0 = statistics only). */
   readonly modelVersion: number;
 }
+
+/**
+ * Why an anomaly event was raised (its `fields.reasons`, one or more): the score reached eventLevel;
+ * a new all-time extreme beyond extremeLevel of the range; a new all-time low extremeDeviation robust
+ * sigmas below the expected value; a change of level; a series stuck on one value; a strange silence.
+ */
+export type AnomalyReason = 'score' | 'extreme' | 'low' | 'change' | 'stuck' | 'silence';
 
 /** A change of a series' anomaly_active (alertHold). */
 export interface ActiveChange {
@@ -304,13 +311,12 @@ export class AnomalyOperator {
       if (p.model && p.win && p.model.observe(p.win, p.x)) this.trainInBackground(p.model);
       const id = seriesId(p.key);
       const modelVersion = learned === undefined ? 0 : p.model?.version ?? 0;
-      const beyond = Math.abs(v.excursion);
-      const extreme = (this.config.extremeLevel > 0 && beyond >= this.config.extremeLevel) || (this.config.extremeDeviation > 0 && v.excursion < 0 && v.known && -v.deviation >= this.config.extremeDeviation);
+      const reasons = this.reasons(v);
       let raised = false;
-      if (v.score >= this.config.eventLevel || extreme || (this.config.changeEvents && v.change !== null) || (this.config.flatEvents && v.flat !== null) || (this.config.silenceEvents && v.silence !== null)) {
+      if (reasons.length > 0) {
         if (p.s.ts - p.t.since < this.eventsAfterMs) eventsHeld.inc({ metric: p.s.metric });
         else {
-          events.push(this.event(p.key, p.s, v.score, v.expected, v.lower, v.upper, v.explanation));
+          events.push(this.event(p.key, p.s, v, reasons));
           eventsRaised.inc({ metric: p.s.metric });
           raised = true;
         }
@@ -345,7 +351,21 @@ export class AnomalyOperator {
     }
   }
 
-  private event(key: string, s: DerivedSample, score: number, expected: number, lower: number, upper: number, explanation: string): NetEvent {
+  /** Which rules make this verdict an event (none: no event). */
+  private reasons(v: Verdict): AnomalyReason[] {
+    const c = this.config;
+    const out: AnomalyReason[] = [];
+    if (v.score >= c.eventLevel) out.push('score');
+    if (c.extremeLevel > 0 && Math.abs(v.excursion) >= c.extremeLevel) out.push('extreme');
+    if (c.extremeDeviation > 0 && v.excursion < 0 && v.known && -v.deviation >= c.extremeDeviation) out.push('low');
+    if (c.changeEvents && v.change !== null) out.push('change');
+    if (c.flatEvents && v.flat !== null) out.push('stuck');
+    if (c.silenceEvents && v.silence !== null) out.push('silence');
+    return out;
+  }
+
+  private event(key: string, s: DerivedSample, v: Verdict, reasons: AnomalyReason[]): NetEvent {
+    const { score, expected, lower, upper, explanation } = v;
     const id = createHash('sha1').update(`anomaly\0${key}\0${s.ts}`).digest('hex').slice(0, 24);
     return {
       id,
@@ -355,7 +375,7 @@ export class AnomalyOperator {
       severity: this.config.severity as Severity,
       device: s.labels?.device ?? '',
       message: `anomaly on ${key}: ${explanation}`,
-      fields: { series: key, metric: s.metric, labels: s.labels ?? {}, score, value: s.value, expected, lower, upper },
+      fields: { series: key, metric: s.metric, labels: s.labels ?? {}, score, value: s.value, expected, lower, upper, reasons },
     };
   }
 

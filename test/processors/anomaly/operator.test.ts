@@ -135,6 +135,7 @@ test('a new all-time extreme beyond the whole range raises an event at its first
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + 1400 * STEP, 'at the first point beyond the range');
   assert.match(events[0]!.message, /new high \d+% of the range/);
+  assert.ok((events[0]!.fields.reasons as string[]).includes('extreme'), String(events[0]!.fields.reasons));
   assert.ok(events.every((e) => e.device === 'r0'));
   const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, extremeLevel: 0, eventsAfter: '0s' }));
   const none = batches.flatMap((b) => off.process(b).events).filter((e) => (e.fields as { score: number }).score < 1);
@@ -160,6 +161,7 @@ test('a new all-time low far below the expected value (a link down in the busy h
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + at * STEP, 'at the first point of the outage');
   assert.match(events[0]!.message, /new low \d+% of the range/);
+  assert.ok((events[0]!.fields.reasons as string[]).includes('low'), String(events[0]!.fields.reasons));
   const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, silenceEvents: false, eventsAfter: '0s' }));
   assert.deepEqual(notScore(down.flatMap((b) => off.process(b).events)), [], 'extremeDeviation 0 turns it off');
   // the silence watch sees the same outage from its second point on (0, the new floor, held where it never is)
@@ -289,6 +291,7 @@ test('flatEvents: a gauge stuck on its last reading raises one event saying so; 
   assert.equal(on.length, 1, on.map((e) => e.message).join('\n'));
   assert.ok(on[0]!.ts >= T0 + from * step && on[0]!.ts < T0 + (from + 12) * step, `within the hour of the freeze (point ${(on[0]!.ts - T0) / step - from})`);
   assert.match(on[0]!.message, /stuck: unchanged at \d+ for \d+ min/);
+  assert.deepEqual(on[0]!.fields.reasons, ['stuck']);
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), []);
 });
@@ -319,6 +322,7 @@ test('silenceEvents: a bursty count that falls to 0 in its busy hour raises an e
   assert.equal(on.length, 1, on.map((e) => e.message).join('\n'));
   assert.ok(on[0]!.ts < T0 + (from + 4) * step, `within 20 min (point ${(on[0]!.ts - T0) / step - from})`);
   assert.match(on[0]!.message, /silent: at its floor \(0\) for \d+ min/);
+  assert.deepEqual(on[0]!.fields.reasons, ['silence'], 'fields.reasons names the rule');
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), [], 'no other rule sees it');
 });
