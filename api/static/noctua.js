@@ -201,8 +201,9 @@ async function refreshTables() {
     await refreshActive();
     const alerts = await sql("SELECT ts, state, severity, rule, device FROM noctua.alert_history ORDER BY ts DESC LIMIT 25");
     $('alerts').tBodies[0].innerHTML = alerts.map((a) => `<tr class="state-${esc(a.state)}"><td>${hhmm(a.ts)}</td><td>${esc(a.state)}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td>${esc(a.rule)}</td><td>${esc(a.device)}</td></tr>`).join('');
-    const events = await sql("SELECT ts, severity, kind, device, message FROM noctua.events ORDER BY ts DESC LIMIT 25");
-    $('events').tBodies[0].innerHTML = events.map((e) => `<tr><td>${hhmm(e.ts)}</td><td class="sev-${esc(e.severity)}">${esc(e.severity)}</td><td>${esc(e.kind)}</td><td>${esc(e.message)}</td></tr>`).join('');
+    // an anomaly event's reasons (new shape, silence, stuck, ...) say at a glance what kind of trouble it is
+    const events = await sql("SELECT ts, severity, kind, device, message, JSONExtract(fields, 'reasons', 'Array(String)') AS reasons FROM noctua.events ORDER BY ts DESC LIMIT 25");
+    $('events').tBodies[0].innerHTML = events.map((e) => `<tr><td>${hhmm(e.ts)}</td><td class="sev-${esc(e.severity)}">${esc(e.severity)}</td><td>${esc(e.kind)}${e.reasons && e.reasons.length ? ` (${esc(e.reasons.join(', '))})` : ''}</td><td>${esc(e.message)}</td></tr>`).join('');
     $('status').textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (err) {
     $('status').textContent = err.message;
