@@ -1,8 +1,8 @@
 import { SLOTS } from './baseline.js';
 
 /**
- * A series that goes quiet when it never does: resting at its floor (a count at 0, a CPU at idle,
- * a link at no traffic) at an hour of the week where it is rarely there. A log source that stopped,
+ * A series that goes quiet when it never does: resting at its floor (a count at 0, a whole-percent
+ * CPU at its idle value, a link at no traffic) at an hour of the week where it is rarely there. A log source that stopped,
  * an error counter whose collector died, a service whose CPU fell to idle in the busy hour: the
  * value is low, but a low count's 0 is only a sigma or two below its level, so no deviation rule
  * and no shape sees it. What makes the silence strange is how seldom this hour rests at the floor:
@@ -12,7 +12,9 @@ import { SLOTS } from './baseline.js';
  *   the baseline's offsets: a night that is often at 0 says little, a busy hour that never is says a lot;
  * - a spell at the floor gathers evidence −ln(share) per `unitMs` of time (at least `minShare`,
  *   so one point cannot be infinite evidence; per unit of time so a 10-s poll is not 30 times as sure
- *   as a 5-min one; no evidence from a slot seen fewer than `minVisits` times);
+ *   as a 5-min one; no evidence from a slot seen fewer than `minVisits` times, nor from one at the
+ *   floor more than `maxShare` of the time: there zeros come in clumps, and -ln of a large share
+ *   summed over a long spell would count each clump as independent luck);
  * - reported once per spell when its evidence passes `minEvidence` and `factor` x the most any
  *   spell gathered before (the series' own quietest-looking ordinary spells are the yardstick,
  *   as in flatline.ts: zeros that come in clumps raise it).
