@@ -227,7 +227,7 @@ export class Pipeline {
       }
     }
     // for alert rules: 1 from an anomaly event until alertHold passes without another (changes only)
-    for (const c of res.active) samples.push({ metric: 'anomaly_active', labels: { ...c.labels, of: c.metric }, ts: c.ts, value: c.value });
+    for (const c of res.active) samples.push({ metric: 'anomaly_active', labels: { ...c.labels, of: c.metric, ...(c.reason ? { reason: c.reason } : {}) }, ts: c.ts, value: c.value });
     return res.events;
   }
 

@@ -127,6 +127,12 @@ export interface ActiveChange {
   readonly labels: Labels;
   readonly ts: number;
   readonly value: 0 | 1;
+  /**
+   * The reasons of the event that turned it on, joined by '+' (e.g. 'silence', 'score+extreme'),
+   * carried by its on and its off alike: a label of the anomaly_active series, so the alert and the
+   * ticket say what kind of trouble it is. Absent for one turned on before reasons were kept.
+   */
+  readonly reason?: string;
 }
 
 export interface OperatorOutput {
@@ -150,6 +156,7 @@ interface Active {
   until: number;
   readonly metric: string;
   readonly labels: Labels;
+  readonly reason?: string;
 }
 
 export interface OperatorCheckpoint {
@@ -321,7 +328,7 @@ export class AnomalyOperator {
           raised = true;
         }
       }
-      this.activeChange(p.key, p.s, raised, active);
+      this.activeChange(p.key, p.s, raised ? reasons : null, active);
       scores.push({ series: p.key, seriesId: id, metric: p.s.metric, labels: p.s.labels ?? {}, ts: p.s.ts, value: p.s.value, score: v.score, expected: v.expected, lower: v.lower, upper: v.upper, explanation: v.explanation, modelVersion });
       if (p.s.ts > this.newest) this.newest = p.s.ts;
     }
@@ -330,24 +337,25 @@ export class AnomalyOperator {
     for (const [key, a] of this.on) {
       if (a.until > this.newest) continue;
       this.on.delete(key);
-      active.push({ metric: a.metric, labels: a.labels, ts: this.newest, value: 0 });
+      active.push({ metric: a.metric, labels: a.labels, ts: this.newest, value: 0, ...(a.reason ? { reason: a.reason } : {}) });
     }
     return { scores, events, active };
   }
 
   /** anomaly_active at this point, when it changes (alertHold): on at an event, off at the first point the hold has run out. */
-  private activeChange(key: string, s: DerivedSample, raised: boolean, out: ActiveChange[]): void {
+  private activeChange(key: string, s: DerivedSample, raised: AnomalyReason[] | null, out: ActiveChange[]): void {
     if (this.holdMs <= 0) return;
     const a = this.on.get(key);
     if (raised) {
       if (a) a.until = s.ts + this.holdMs;
       else {
-        this.on.set(key, { until: s.ts + this.holdMs, metric: s.metric, labels: s.labels ?? {} });
-        out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 1 });
+        const reason = raised.join('+');
+        this.on.set(key, { until: s.ts + this.holdMs, metric: s.metric, labels: s.labels ?? {}, reason });
+        out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 1, reason });
       }
     } else if (a && a.until <= s.ts) {
       this.on.delete(key);
-      out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 0 });
+      out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 0, ...(a.reason ? { reason: a.reason } : {}) });
     }
   }
 
@@ -426,7 +434,7 @@ export class AnomalyOperator {
     }
     this.on.clear();
     for (const [k, a] of Object.entries(cp.active ?? {})) {
-      if (typeof a?.until === 'number' && typeof a.metric === 'string' && a.labels && typeof a.labels === 'object') this.on.set(k, { until: a.until, metric: a.metric, labels: { ...a.labels } });
+      if (typeof a?.until === 'number' && typeof a.metric === 'string' && a.labels && typeof a.labels === 'object') this.on.set(k, { until: a.until, metric: a.metric, labels: { ...a.labels }, ...(typeof a.reason === 'string' && a.reason ? { reason: a.reason } : {}) });
     }
     seriesGauge.set(this.series.size);
   }

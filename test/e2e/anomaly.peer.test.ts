@@ -52,11 +52,14 @@ test('an incident injected into the demo network produces an anomaly event withi
     // ... and the shipped AnomalyDetected rule (anomaly_active > 0) holds it as a warning alert naming the series
     const alert = await waitFor('an AnomalyDetected alert for the device', async () => {
       const r = await fetch(`${base}/api/v1/alerts?device=${device}&state=firing`, { headers: auth });
-      const body = (await r.json()) as { alerts: Array<{ labels: Record<string, string>; severity: string; state: string }> };
+      const body = (await r.json()) as { alerts: Array<{ labels: Record<string, string>; annotations: Record<string, string>; severity: string; state: string }> };
       return body.alerts.find((a) => a.labels.alertname === 'AnomalyDetected');
     }, 30_000, 500);
     assert.equal(alert.severity, 'warning');
     assert.ok(alert.labels.of, `the alert names the scored metric (${JSON.stringify(alert.labels)})`);
+    // ... and what kind of trouble it is, in its labels and in the summary a ticket gets
+    assert.match(alert.labels.reason ?? '', /^(score|extreme|low|change|stuck|silence)(\+\w+)*$/, JSON.stringify(alert.labels));
+    assert.ok(alert.annotations.summary!.includes(`(${alert.labels.reason};`), alert.annotations.summary);
   } finally {
     await rt.stop();
     dir.remove();

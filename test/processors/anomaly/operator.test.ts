@@ -237,17 +237,32 @@ test('alertHold: anomaly_active turns 1 at a series\' first event and 0 the hold
   const batches = traffic(2, 1500, 1400).map((b, i) => (i >= 1440 ? b.map((s) => (s.labels.device === 'r0' ? { ...s, value: s.value / 6 } : s)) : b));
   const run = (op: AnomalyOperator, from: number, to: number, input = batches) => {
     const out: Array<[number, string, 0 | 1]> = [];
+    const why: Array<string | undefined> = [];
     const evts: number[] = [];
+    const reasons: string[] = [];
     for (let i = from; i < to; i++) {
       const o = op.process(input[i]!);
-      for (const c of o.active) out.push([(c.ts - T0) / STEP, c.labels.device!, c.value]);
-      for (const e of o.events) if (e.device === 'r0') evts.push((e.ts - T0) / STEP);
+      for (const c of o.active) {
+        out.push([(c.ts - T0) / STEP, c.labels.device!, c.value]);
+        why.push(c.reason);
+      }
+      for (const e of o.events) if (e.device === 'r0') {
+        evts.push((e.ts - T0) / STEP);
+        reasons.push((e.fields.reasons as string[]).join('+'));
+      }
     }
-    return { out, evts };
+    return { out, why, evts, reasons };
   };
   const whole = run(mk('15m'), 0, 1500);
   assert.ok(whole.evts.length >= 1, 'the incident raised events');
   assert.deepEqual(whole.out[0], [whole.evts[0], 'r0', 1], 'on at the first event');
+  // each on and its off carry the reasons of the event that turned it on (a label of the series)
+  let reason: string | undefined;
+  whole.out.forEach(([at, , v], k) => {
+    if (v === 1) reason = whole.reasons[whole.evts.indexOf(at)];
+    assert.equal(whole.why[k], reason, `${v === 1 ? 'on' : 'off'} at ${at}: the reasons of the event that turned it on`);
+  });
+  assert.match(whole.why[0]!, /^(score|extreme|low|change|stuck|silence)(\+(score|extreme|low|change|stuck|silence))*$/);
   assert.ok(whole.out.every(([, d]) => d === 'r0'), 'quiet series never turn on');
   // off 15 points after the last event of a run of events (the next event, if any, turns it on again)
   const offs = whole.out.filter(([, , v]) => v === 0).map(([i]) => i);
@@ -264,6 +279,13 @@ test('alertHold: anomaly_active turns 1 at a series\' first event and 0 the hold
   b.restore(JSON.parse(JSON.stringify(a.checkpoint())));
   const rest = run(b, onAt + 2, 1500);
   assert.deepEqual([...first.out, ...rest.out], whole.out);
+  assert.deepEqual([...first.why, ...rest.why], whole.why, 'the reason survives the checkpoint');
+  // a checkpoint from before reasons were kept: the off goes out without one, as its on did
+  const older = JSON.parse(JSON.stringify(a.checkpoint()));
+  for (const x of Object.values(older.active ?? {})) delete (x as { reason?: string }).reason;
+  const c = mk('15m');
+  c.restore(older);
+  assert.deepEqual(run(c, onAt + 2, 1500).why.slice(0, 1), [undefined]);
   // a series that stops reporting while on turns off when the others' points pass its hold
   const quiet = batches.map((b, i) => (i > onAt ? b.filter((s) => s.labels.device !== 'r0') : b));
   assert.deepEqual(run(mk('15m'), 0, 1500, quiet).out, [[onAt, 'r0', 1], [onAt + 15, 'r0', 0]]);
