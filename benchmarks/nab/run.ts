@@ -1,7 +1,9 @@
 /**
  * NAB harness: runs Noctua's anomaly detector over a NAB-layout folder, writes NAB-format results
- * (timestamp,value,anomaly_score,label per file), scores them with benchmarks/nab/scorer.ts and prints
- * the three profile scores, per-category scores, and the shipped detectors' figures beside ours.
+ * (timestamp,value,anomaly_score,label per file) and NAB's per-file score files at the corpus threshold
+ * (noctua_<profile>_scores.csv, the columns of the published detectors' own), scores them with
+ * benchmarks/nab/scorer.ts and prints the three profile scores, per-category scores, and the shipped
+ * detectors' figures beside ours.
  *
  *   node dist/benchmarks/nab/run.js [--data DIR] [--labels FILE] [--results DIR] [--out DIR] [--no-learned] [--split] [--warmup nab|N] [--robust N] [--unseen N]
  *
@@ -19,7 +21,7 @@ import { join, dirname, basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile, readThresholds, formatTimestamp, type DataFile, type WindowMap } from './corpus.js';
 import { FULL_CORPUS, restOfCorpus, restNeeded } from './full-corpus.js';
-import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput } from './scorer.js';
+import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput, type FileScore } from './scorer.js';
 import { detectSeries, DETECTOR_NAME } from './detect.js';
 import { scoreUnseen, UNSEEN_KINDS } from './unseen.js';
 import { DEFAULT_PARAMS, type DetectorParams } from '../../processors/anomaly/detector.js';
@@ -84,6 +86,15 @@ interface Summary {
   raw: number;
   threshold: number;
   perCategory: Record<string, number>;
+  perFile: FileScore[];
+}
+
+/** NAB's per-file score file (`<detector>_<profile>_scores.csv`, its columns), at the corpus threshold: per file against the published detectors' own. */
+function writeScores(s: Summary): void {
+  const path = join(outDir, DETECTOR_NAME, `${DETECTOR_NAME}_${s.profile}_scores.csv`);
+  let out = 'Detector,Profile,File,Threshold,Score,TP,TN,FP,FN,Total_Count\n';
+  for (const f of s.perFile) out += `${DETECTOR_NAME},${s.profile},${f.key},${s.threshold},${f.score},${f.tp},${f.tn},${f.fp},${f.fn},${f.rows}\n`;
+  writeFileSync(path, out);
 }
 
 function summarise(files: FileInput[], windows: WindowMap): Summary[] {
@@ -98,7 +109,7 @@ function summarise(files: FileInput[], windows: WindowMap): Summary[] {
       // A category without windows has no normalised score: its raw score is the cost of its false positives.
       perCategory[c] = nWin === 0 ? raw : normalise(raw, nullRaw(inCat, windows, PROFILES[profile]), nWin * PROFILES[profile].tpWeight);
     }
-    return { profile, score: r.normalised, raw: r.raw, threshold: r.threshold, perCategory };
+    return { profile, score: r.normalised, raw: r.raw, threshold: r.threshold, perCategory, perFile: r.perFile };
   });
 }
 
@@ -122,6 +133,7 @@ async function main(): Promise<void> {
   }
   const runMs = performance.now() - t0;
   const mine = summarise(ours, windows);
+  for (const s of mine) writeScores(s);
   log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; largest detector state ${maxState} B (JSON); results in ${join(outDir, DETECTOR_NAME)}`);
   const others: Record<string, Summary[]> = {};
   const otherFiles: Record<string, FileInput[]> = {};
