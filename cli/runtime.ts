@@ -181,6 +181,9 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
   return { cfg, bus, ch, url, token, demo, sink, stop: stopAll };
 }
 
+/** The latest anomaly events with the rules that raised them (the banner's example; README: what each reason means). */
+export const ANOMALY_QUERY = "SELECT ts, device, JSONExtract(fields, 'reasons', 'Array(String)') AS reasons, message FROM noctua.events WHERE kind = 'anomaly' ORDER BY ts DESC LIMIT 10";
+
 function banner(rt: Runtime, roles: readonly RoleName[]): string {
   const lines = [
     `Noctua is running: roles ${roles.join(', ')}; bus ${rt.cfg.bus.kind === 'memory' ? 'in-process' : rt.cfg.bus.brokers.join(',')}; ClickHouse ${rt.ch ? (rt.ch.embedded ? `embedded (${rt.ch.where})` : rt.ch.where) : 'not in this process'}${rt.demo ? `; demo network of ${rt.demo.network.deviceNames.length} devices` : ''}`,
@@ -194,6 +197,7 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
       `  Series    curl ${auth} '${rt.url}/api/v1/series?metric=ifHCInOctets&device=core-rtr-1&from=-15m'`,
       `  SQL       curl ${auth} --data-urlencode 'q=SELECT metric, count() FROM noctua.samples GROUP BY metric' -G ${rt.url}/api/v1/sql`,
       `  Alerts    curl ${auth} '${rt.url}/api/v1/alerts?state=firing'   (ack: POST /api/v1/alerts/<fingerprint>/ack {"by":"you","comment":"..."})`,
+      `  Anomalies curl ${auth} --data-urlencode "q=${ANOMALY_QUERY}" -G ${rt.url}/api/v1/sql`,
       `  Token     ${rt.token}   (set api.token or NOCTUA_TOKEN; otherwise kept in ${resolve(rt.cfg.dataDir, 'api-token')})`,
     );
   }

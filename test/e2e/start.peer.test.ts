@@ -44,6 +44,13 @@ test('npm start runs the embedded pipeline: demo data is queryable within 30 s, 
     }, 30_000, 500);
     assert.ok(csv > 0);
 
+    // the banner's anomaly query answers (the events table with each anomaly's reasons)
+    const anomalies = /Anomalies curl .* --data-urlencode "q=(.+)" -G /.exec(proc.output());
+    assert.ok(anomalies, 'the banner shows where the anomalies are');
+    const ar = await get('/api/v1/sql?q=' + encodeURIComponent(anomalies[1]!));
+    assert.equal(ar.status, 200, await ar.clone().text());
+    assert.deepEqual(((await ar.json()) as { meta: { name: string }[] }).meta.map((m) => m.name), ['ts', 'device', 'reasons', 'message']);
+
     const sqlErr = await get('/api/v1/sql?q=' + encodeURIComponent('DROP TABLE noctua.samples'));
     assert.equal(sqlErr.status, 400);
 
