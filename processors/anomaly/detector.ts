@@ -377,7 +377,8 @@ export class SeriesDetector {
       if (settled.damped) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
       if (graded.of > 0 && graded.score < a.score) explanation += `; less novel than ${graded.of - graded.beyond} of the series' last ${graded.of} new patterns (counts less)`;
       if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
-      if (a.done && a.novel) explanation += `; new pattern (similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
+      const span = a.done && a.novel ? this.patternSpan() : null;
+      if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }
     explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
     this.base.update(ts, value, e);
@@ -385,6 +386,16 @@ export class SeriesDetector {
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
     return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat, silence };
+  }
+
+  /** The stretch of the series a shape covers (the ARTime feature window): its points, and its time from the series' mean step (null before there is one). */
+  private patternSpan(): { points: number; time: string | null } {
+    const points = this.art!.p.window * this.art!.h.sstep;
+    const b = this.base.s;
+    const step = b.n > 1 && Number.isFinite(b.t0) && Number.isFinite(b.last) ? (b.last - b.t0) / (b.n - 1) : NaN;
+    if (!(step > 0)) return { points, time: null };
+    const min = (points * step) / 60_000;
+    return { points, time: min >= 120 ? `${(min / 60).toFixed(1)} h` : `${Math.round(min)} min` };
   }
 
   /**

@@ -60,6 +60,18 @@ test('ARTime layer: a repeating shape becomes familiar; a new shape in it is rep
   assert.ok(a.categories <= DEFAULT_ARTIME.maxCategories);
 });
 
+test('a new pattern says how long a stretch it covers, in time and in points', () => {
+  const v = (i: number) => (Math.floor(i / 48) % 2 === 0 ? 10 : 20) + ((i * 7919) % 13) / 13;
+  const d = new SeriesDetector();
+  let said = '';
+  for (let i = 0; i < 4096 && !said; i++) {
+    const e = d.step(T0 + i * STEP, i < 4000 ? v(i) : 15).explanation;
+    if (/new pattern/.test(e)) said = e;
+  }
+  // the default warm-up (750 points) downsamples by 7: a shape is 8 steps of 7 points, 280 min at 5-min polls
+  assert.match(said, /new pattern over the last 4\.7 h \(56 points; similarity 0\.\d+ to the \d+ learnt, vigilance 0\.\d+\)/);
+});
+
 test('ARTime memory, when full: a shape that keeps resonating outlives a run of one-off shapes (credit); plain recency evicted it', () => {
   const recall = (credit: number) => {
     const p = { ...DEFAULT_ARTIME, probation: 750, maxCategories: 3, keep: 10, credit };
