@@ -54,6 +54,8 @@ export const KINDS: Readonly<Record<string, Gen>> = {
 export interface QuietFigures {
   /** Events per series per day, by kind: ours, and the reference detector's. */
   readonly ours: Record<string, number>;
+  /** Ours by kind and by the rule that raised them (an event raised by two rules counts under both). */
+  readonly byReason: Record<string, Record<string, number>>;
   readonly reference: Record<string, number>;
   readonly days: number;
   readonly seriesPerKind: number;
@@ -67,13 +69,13 @@ export function referenceHits(xs: Float64Array, level: number): number[] {
   return hits;
 }
 
-/** Our operator over `series` as the runner feeds it (one poll round of all of them per step): each event as (series index, point index). */
-export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array[], kind: string, onEvent: (s: number, i: number) => void): void {
+/** Our operator over `series` as the runner feeds it (one poll round of all of them per step): each event as (series index, point index, the rules that raised it). */
+export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array[], kind: string, onEvent: (s: number, i: number, reasons: readonly string[]) => void): void {
   const op = new AnomalyOperator(cfg);
   const points = series[0]?.length ?? 0;
   for (let i = 0; i < points; i++) {
     const b: DerivedSample[] = series.map((xs, s) => ({ metric: kind, labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
-    for (const e of op.process(b).events) onEvent(Number(e.device.slice(1)), i);
+    for (const e of op.process(b).events) onEvent(Number(e.device.slice(1)), i, (e.fields.reasons as string[] | undefined) ?? []);
   }
   op.dispose();
 }
@@ -94,16 +96,22 @@ export function quietOnHealthySeries(operator: Record<string, unknown> = {}): Qu
   const cfg = anomalyConfig({ seed: 1, learned: false, ...operator });
   const ours: Record<string, number> = {};
   const reference: Record<string, number> = {};
+  const byReason: Record<string, Record<string, number>> = {};
   let seed = 1;
   for (const [kind, gen] of Object.entries(KINDS)) {
     const series = healthySeries(gen, PER_KIND, seed);
     seed += PER_KIND;
     let events = 0;
-    operatorEvents(cfg, series, kind, () => events++);
+    const why: Record<string, number> = {};
+    operatorEvents(cfg, series, kind, (_s, _i, reasons) => {
+      events++;
+      for (const r of reasons) why[r] = (why[r] ?? 0) + 1;
+    });
     ours[kind] = events / PER_KIND / DAYS;
+    byReason[kind] = Object.fromEntries(Object.entries(why).map(([r, n]) => [r, n / PER_KIND / DAYS]));
     let refEvents = 0;
     for (const xs of series) refEvents += referenceHits(xs, cfg.eventLevel).length;
     reference[kind] = refEvents / PER_KIND / DAYS;
   }
-  return { ours, reference, days: DAYS, seriesPerKind: PER_KIND };
+  return { ours, byReason, reference, days: DAYS, seriesPerKind: PER_KIND };
 }
