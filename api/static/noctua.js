@@ -178,8 +178,10 @@ async function refreshActive() {
     const ack = a.ack
       ? `<span title="${esc(a.ack.comment || '')}">by ${esc(a.ack.by)}</span>`
       : a.state === 'firing' ? `<button data-fp="${esc(a.fingerprint)}" title="stop repeats until it resolves">ack</button>` : '';
-    const where = a.labels.ifName ? `${a.labels.device} ${a.labels.ifName}` : a.labels.device || '';
-    return `<tr class="state-${esc(a.state)}"><td>${hhmm(a.startsAt)}</td><td>${esc(a.state)}${a.flapping ? ' (flapping)' : ''}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td title="${esc(a.annotations.summary || '')}">${esc(a.rule)}</td><td>${esc(where)}</td><td>${ack}</td></tr>`;
+    // an anomaly alert names its metric and what kind of trouble (the reason label: silence, stuck, ...)
+    const where = [a.labels.device, a.labels.ifName, a.labels.of].filter(Boolean).join(' ');
+    const rule = a.labels.reason ? `${a.rule} (${a.labels.reason})` : a.rule;
+    return `<tr class="state-${esc(a.state)}"><td>${hhmm(a.startsAt)}</td><td>${esc(a.state)}${a.flapping ? ' (flapping)' : ''}</td><td class="sev-${esc(a.severity)}">${esc(a.severity)}</td><td title="${esc(a.annotations.summary || '')}">${esc(rule)}</td><td>${esc(where)}</td><td>${ack}</td></tr>`;
   }).join('');
 }
 
