@@ -107,7 +107,8 @@ export class SilenceWatch {
     if (state !== undefined) {
       const sl = Buffer.from(String(state.sl), 'base64');
       const nums = [state.cs, state.cn, state.cf, state.ev, state.t, state.n, state.rec];
-      if (sl.length !== SLOTS + SLOTS / 2 || !nums.every(Number.isFinite) || typeof state.told !== 'boolean') throw new Error('silence state: corrupt');
+      const slotOk = Number.isInteger(state.cs) && state.cs >= -1 && state.cs < SLOTS;
+      if (sl.length !== SLOTS + SLOTS / 2 || !nums.every(Number.isFinite) || !slotOk || typeof state.told !== 'boolean') throw new Error('silence state: corrupt');
       for (let i = 0; i < SLOTS; i++) {
         this.code[i] = sl[i]!;
         this.visits[i] = (sl[SLOTS + (i >> 1)]! >> (4 * (i & 1))) & 0xf;

@@ -263,6 +263,7 @@ test('checkpoint: compact encodings restore exactly; a corrupt memory blob is a 
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, offset: 'AAAA' } }), /anomaly detector state: corrupt \(baseline offsets/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, fl: { ...cp.fl, r: 'x' } }), /anomaly detector state: corrupt \(flatline state/);
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, si: { ...cp.si, sl: 'AAAA' } }), /anomaly detector state: corrupt \(silence state/);
+  assert.throws(() => SeriesDetector.fromJSON({ ...cp, si: { ...cp.si, cs: 48 } }), /anomaly detector state: corrupt \(silence state/);
   // a checkpoint from before the stuck-run and silence watches restores, the watches starting afresh
   const { si: _si, ...olderSilence } = cp;
   assert.equal(SeriesDetector.fromJSON(olderSilence).step(pts[2200]![0], pts[2200]![1]).score, SeriesDetector.fromJSON(cp).step(pts[2200]![0], pts[2200]![1]).score);
