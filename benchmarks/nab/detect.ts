@@ -45,6 +45,7 @@ export function publishedArtimeParams(values: ArrayLike<number>): DetectorParams
     incidentMasks: 0,
     grownFactor: 1,
     changeLevel: 0,
+    flatline: { ...DEFAULT_PARAMS.flatline, factor: 0 },
     flatLevel: 0,
     silence: { ...DEFAULT_PARAMS.silence, factor: 0 },
     noveltyFloor: 1,

@@ -363,7 +363,8 @@ export class SeriesDetector {
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
     const change = this.base.change(ts, value, e);
     if (!learning && change && p.changeLevel > 0) score = Math.max(score, p.changeLevel);
-    const flat = this.flat!.step(ts, value, !learning);
+    // both watches take the lowest value seen before this point from the baseline (it learns from the point below)
+    const flat = this.flat!.step(ts, value, !learning, Number.isFinite(b.lo) ? b.lo : null);
     if (flat && p.flatLevel > 0) score = Math.max(score, p.flatLevel);
     const silence = this.quiet!.step(ts, value, !learning, { lo: b.lo, last: Number.isFinite(b.last) ? b.last : null, slot: e.slot });
     if (silence && p.silenceLevel > 0) score = Math.max(score, p.silenceLevel);

@@ -24,6 +24,7 @@ export interface FlatlineParams {
 
 export const DEFAULT_FLATLINE: FlatlineParams = { factor: 2, minRun: 6, minRuns: 50 };
 
+/** Checkpoint form (older ones also held the lowest value seen, now the baseline's: ignored). */
 export interface FlatlineState {
   /** Current run: its value, length in points, first timestamp, the series' lowest value before it, reported. */
   v: number | null;
@@ -34,8 +35,6 @@ export interface FlatlineState {
   /** Longest completed run, and completed runs (capped at minRuns). */
   rec: number;
   runs: number;
-  /** Lowest value seen. */
-  min: number | null;
 }
 
 /** A run reported: the value held, since when, for how many points, and the longest run before it. */
@@ -47,7 +46,7 @@ export interface Flatline {
 }
 
 export function newFlatlineState(): FlatlineState {
-  return { v: null, r: 0, t: 0, lo: null, told: false, rec: 0, runs: 0, min: null };
+  return { v: null, r: 0, t: 0, lo: null, told: false, rec: 0, runs: 0 };
 }
 
 export class FlatlineWatch {
@@ -56,14 +55,17 @@ export class FlatlineWatch {
   constructor(readonly p: FlatlineParams = DEFAULT_FLATLINE, state?: FlatlineState) {
     if (state !== undefined) {
       const nums = [state.r, state.t, state.rec, state.runs];
-      const nullable = [state.v, state.lo, state.min];
+      const nullable = [state.v, state.lo];
       if (!nums.every(Number.isFinite) || !nullable.every((x) => x === null || Number.isFinite(x)) || typeof state.told !== 'boolean') throw new Error('flatline state: corrupt');
     }
-    this.s = state ? { ...state } : newFlatlineState();
+    this.s = state ? { v: state.v, r: state.r, t: state.t, lo: state.lo, told: state.told, rec: state.rec, runs: state.runs } : newFlatlineState();
   }
 
-  /** Learns from the point; when `judge`, reports a run that has just become too long. */
-  step(ts: number, value: number, judge: boolean): Flatline | null {
+  /**
+   * Learns from the point; when `judge`, reports a run that has just become too long. `lowest` is
+   * the lowest value the series showed before this point (the baseline keeps it; null before any).
+   */
+  step(ts: number, value: number, judge: boolean, lowest: number | null): Flatline | null {
     const s = this.s;
     if (s.v === value) s.r++;
     else {
@@ -74,10 +76,9 @@ export class FlatlineWatch {
       s.v = value;
       s.r = 1;
       s.t = ts;
-      s.lo = s.min;
+      s.lo = lowest;
       s.told = false;
     }
-    s.min = s.min === null ? value : Math.min(s.min, value);
     if (!judge || s.told || this.p.factor <= 0 || s.runs < this.p.minRuns) return null;
     if (s.lo === null || value <= s.lo) return null;
     if (s.r < this.p.minRun || s.r <= this.p.factor * s.rec) return null;

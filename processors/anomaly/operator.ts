@@ -159,6 +159,11 @@ interface Active {
   readonly reason?: string;
 }
 
+/** Its anomaly_active back to 0 at `ts`, under the labels (and reason) it went on with. */
+function turnedOff(a: Active, ts: number): ActiveChange {
+  return { metric: a.metric, labels: a.labels, ts, value: 0, ...(a.reason ? { reason: a.reason } : {}) };
+}
+
 export interface OperatorCheckpoint {
   v: 1;
   series: Record<string, { d: DetectorState; w?: WindowState; t: number; s?: number }>;
@@ -337,7 +342,7 @@ export class AnomalyOperator {
     for (const [key, a] of this.on) {
       if (a.until > this.newest) continue;
       this.on.delete(key);
-      active.push({ metric: a.metric, labels: a.labels, ts: this.newest, value: 0, ...(a.reason ? { reason: a.reason } : {}) });
+      active.push(turnedOff(a, this.newest));
     }
     return { scores, events, active };
   }
@@ -355,7 +360,7 @@ export class AnomalyOperator {
       }
     } else if (a && a.until <= s.ts) {
       this.on.delete(key);
-      out.push({ metric: s.metric, labels: s.labels ?? {}, ts: s.ts, value: 0, ...(a.reason ? { reason: a.reason } : {}) });
+      out.push(turnedOff(a, s.ts));
     }
   }
 
