@@ -8,8 +8,9 @@
  * Written from what such series do in general, before any detector ran on them, and not changed
  * afterwards (a generator changed to please the detector would make this another training set). One
  * rule was written after them: the road corpus showed both detectors blind to a stuck sensor, and
- * the stuck-series rule (processors/anomaly/flatline.ts) followed; `mentions` and `requests` are
- * untouched:
+ * the stuck-series rule (processors/anomaly/flatline.ts) followed. Counting the silence watch
+ * (silence.ts) in the score was decided with all three in view (mentions gained, the others did not
+ * move), so none of them is untouched any more; the generators themselves never changed:
  *
  * - `mentions`: counts of a topic's mentions per 5 minutes, 40-55 days. A daily rhythm with a
  *   quieter weekend, over-dispersed counts, a level that drifts from week to week, and the topic's

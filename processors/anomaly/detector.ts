@@ -13,13 +13,13 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
- * Two lower ones rank under both: a change of level (the baseline's CUSUM) and a series stuck on
- * one value for longer than it ever held one (flatline.ts). A silence stranger than any before it
- * (silence.ts: resting at the floor at an hour that rarely does) is reported beside the score, not in
- * it (in it, NAB fell 0.16: its two reports there are outside the windows). Two rules shape what is reported:
- * candidates of either opinion close together are one incident (only a new high within it is
- * reported again), and for a while after the range grew (the memory rescaled to a scale it has not
- * learnt at) a new pattern that is not itself a new extreme counts less.
+ * Three lower ones rank under both: a change of level (the baseline's CUSUM), a series stuck on
+ * one value for longer than it ever held one (flatline.ts) and a silence stranger than any before it
+ * (silence.ts: resting at the floor at an hour that rarely does). Two rules shape what is reported:
+ * candidates of either opinion and changes close together are one incident (only a new high within
+ * it is reported again; the stuck and silence watches report once per run or spell of their own, so
+ * their reports always count), and for a while after the range grew (the memory rescaled to a scale
+ * it has not learnt at) a new pattern that is not itself a new extreme counts less.
  * The older statistical modes (baseline residual and range novelty, optionally a learned model's
  * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
  */
@@ -125,7 +125,7 @@ export const DEFAULT_PARAMS: DetectorParams = {
   flatline: DEFAULT_FLATLINE,
   flatLevel: 0.25,
   silence: DEFAULT_SILENCE,
-  silenceLevel: 0,
+  silenceLevel: 0.25,
   decades: 8,
   zScale: 6,
   rangeScale: 0.2,
@@ -365,19 +365,22 @@ export class SeriesDetector {
     if (!learning && change && p.changeLevel > 0) score = Math.max(score, p.changeLevel);
     // both watches take the lowest value seen before this point from the baseline (it learns from the point below)
     const flat = this.flat!.step(ts, value, !learning, Number.isFinite(b.lo) ? b.lo : null);
-    if (flat && p.flatLevel > 0) score = Math.max(score, p.flatLevel);
     const silence = this.quiet!.step(ts, value, !learning, { lo: b.lo, last: Number.isFinite(b.last) ? b.last : null, slot: e.slot });
-    if (silence && p.silenceLevel > 0) score = Math.max(score, p.silenceLevel);
     const settled = this.whileSettling(score, excursion);
     const incident = this.sameIncident(settled.score);
     score = incident.score;
+    // the watches report once per run or spell by construction, so the incident rule (which drops the
+    // shape and extreme opinions' repeats) does not apply: their report always carries its level
+    if (flat && p.flatLevel > 0) score = Math.max(score, p.flatLevel);
+    if (silence && p.silenceLevel > 0) score = Math.max(score, p.silenceLevel);
     let explanation: string;
     if (learning) explanation = `learning (${this.art!.s.i - 1} of ${this.art!.h.probation} points)`;
     else {
       explanation = this.explain(value, e, z, excursion, score, Infinity);
       if (settled.damped) explanation += `; the range grew ${this.art!.sinceGrowth} points ago (memory still settling at the new scale: new patterns count less)`;
       if (graded.of > 0 && graded.score < a.score) explanation += `; less novel than ${graded.of - graded.beyond} of the series' last ${graded.of} new patterns (counts less)`;
-      if (incident.after > 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
+      // (a watch's report at this point is reported whatever the incident: then the clause would mislead)
+      if (incident.after > 0 && score === 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       const span = a.done && a.novel ? this.patternSpan() : null;
       if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
     }

@@ -320,7 +320,7 @@ test('defaults are the measured configuration', () => {
   assert.ok(DEFAULT_PARAMS.baseline.change.allowance > 0, 'change detection is on');
   assert.equal(DEFAULT_PARAMS.noveltyFloor, 1, 'the novelty grading is off: it cost the demo network\'s incidents their events');
   assert.ok(DEFAULT_PARAMS.flatline.factor > 1 && DEFAULT_PARAMS.flatLevel > 0, 'a series stuck on one value is reported');
-  assert.ok(DEFAULT_PARAMS.silence.factor > 1 && DEFAULT_PARAMS.silenceLevel === 0, 'a strange silence is reported (events), outside the score: in it NAB fell 73.99 -> 73.83');
+  assert.ok(DEFAULT_PARAMS.silence.factor > 1 && DEFAULT_PARAMS.silenceLevel > 0 && DEFAULT_PARAMS.silenceLevel < DEFAULT_PARAMS.excursionLevel, 'a strange silence is reported and counts in the score, under a new extreme');
 });
 
 test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
@@ -459,9 +459,11 @@ test('silence: a log source at 0 in hours that never are is reported once, withi
   assert.equal(at.v.silence!.since, out[from]![0]);
   assert.ok(at.v.silence!.share < 0.01, `this hour rests at 0 ${at.v.silence!.share} of the time`);
   assert.match(at.v.explanation, /silent: at its floor \(0\) for \d+ min \(\d+ points\) at an hour of the week that rests there less than 1% of the time/);
-  // outside the score by default: the point scores as it does with the watch off
+  // in the score at silenceLevel, like the other lower rules: the event and the stored score agree
   const off = new SeriesDetector({ ...DEFAULT_PARAMS, silence: { ...DEFAULT_PARAMS.silence, factor: 0 } });
-  assert.equal(out.map(([t, v]) => off.step(t, v).score)[at.i], at.v.score);
+  const without = out.map(([t, v]) => off.step(t, v).score)[at.i]!;
+  assert.ok(without < DEFAULT_PARAMS.silenceLevel, `without the watch the point scores ${without}`);
+  assert.equal(at.v.score, DEFAULT_PARAMS.silenceLevel);
   // a checkpoint inside the outage: the restored detector reports at the same point
   const live = new SeriesDetector();
   out.slice(0, from + 1).forEach(([t, v]) => live.step(t, v));

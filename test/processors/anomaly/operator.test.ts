@@ -345,6 +345,7 @@ test('silenceEvents: a bursty count that falls to 0 in its busy hour raises an e
   assert.ok(on[0]!.ts < T0 + (from + 4) * step, `within 20 min (point ${(on[0]!.ts - T0) / step - from})`);
   assert.match(on[0]!.message, /silent: at its floor \(0\) for \d+ min/);
   assert.deepEqual(on[0]!.fields.reasons, ['silence'], 'fields.reasons names the rule');
+  assert.equal(on[0]!.fields.score, DEFAULT_PARAMS.silenceLevel, 'the event carries the score the stored anomaly_score shows');
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), [], 'no other rule sees it');
 });
