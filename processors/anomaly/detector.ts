@@ -1,6 +1,4 @@
 import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, packF32, unpackNumbers, type BaselineParams, type BaselineJSON, type Expectation, type Change } from './baseline.js';
-import { ShapeNovelty, DEFAULT_SHAPE, type ShapeParams, type ShapeState } from './shape.js';
-import { Tail, DEFAULT_TAIL, probScore, type TailParams, type TailState } from './tail.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
 import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './artime.js';
 import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineState, type Flatline } from './flatline.js';
@@ -20,15 +18,15 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * it is reported again; the stuck and silence watches report once per run or spell of their own, so
  * their reports always count), and for a while after the range grew (the memory rescaled to a scale
  * it has not learnt at) a new pattern that is not itself a new extreme counts less.
- * The older statistical modes (baseline residual and range novelty, optionally a learned model's
- * raw score, through the anomaly likelihood, with a refractory period) remain selectable.
+ * The statistical mode ('likelihood': baseline residual and range novelty, blended with the learned
+ * model's surprise, through the anomaly likelihood, with a refractory period) remains selectable.
+ * Modes that measured worse (shape novelty, EVT tails, a decaying record) were removed; their
+ * figures stay in processors/README.md.
  */
 
 export interface DetectorParams {
   readonly baseline: BaselineParams;
   readonly likelihood: LikelihoodParams;
-  readonly shape: ShapeParams;
-  readonly tail: TailParams;
   /** The ARTime layer ('artime' mode); its probation is the warm-up in points. */
   readonly artime: ArtimeParams;
   /** ARTime mode: a series stuck on one value for longer than it has ever held one (flatline.ts). */
@@ -39,8 +37,6 @@ export interface DetectorParams {
   readonly silence: SilenceParams;
   /** ARTime mode: the score of a silence report (0 = the score ignores it; events take it either way). */
   readonly silenceLevel: number;
-  /** EVT mode: a tail probability of 10^-decades (or less) scores 1. */
-  readonly decades: number;
   /** Residual (in robust scale units) at which the point raw score reaches ~0.76 (tanh(1)). */
   readonly zScale: number;
   /** Excursion beyond the range ever seen, as a fraction of that range, reaching ~0.76. */
@@ -55,10 +51,8 @@ export interface DetectorParams {
   readonly warmup: number;
   /** Half-width of the expected band, in robust scale units. */
   readonly band: number;
-  /** 'likelihood': score the raw surprise against its own running distribution; 'raw': score it directly. */
-  readonly mode: 'artime' | 'likelihood' | 'raw' | 'novelty' | 'shape' | 'evt';
-  /** When > 0, the refractory period is a decaying record of the score (per-point decay) instead. */
-  readonly peakDecay: number;
+  /** 'artime' (the default), or 'likelihood': the statistics' (and the learned model's) raw surprise scored against its own running distribution. */
+  readonly mode: 'artime' | 'likelihood';
   /**
    * ARTime mode, second opinion: after the warm-up, a value beyond the range of everything seen
    * before by more than this fraction of that range scores up to `excursionLevel` (0 = off). A new
@@ -109,24 +103,16 @@ export interface DetectorParams {
    */
   readonly noveltyFloor: number;
   readonly noveltyMemory: number;
-  /** Raw mode: shape novelty (in typical distances) reaching ~0.76 (0 = shape layer off). */
-  readonly shapeScale: number;
-  /** Novelty mode: per-point decay of the series' record surprise, and the record's floor. */
-  readonly recordDecay: number;
-  readonly recordFloor: number;
 }
 
 export const DEFAULT_PARAMS: DetectorParams = {
   baseline: DEFAULT_BASELINE,
   likelihood: DEFAULT_LIKELIHOOD,
-  shape: DEFAULT_SHAPE,
-  tail: DEFAULT_TAIL,
   artime: DEFAULT_ARTIME,
   flatline: DEFAULT_FLATLINE,
   flatLevel: 0.25,
   silence: DEFAULT_SILENCE,
   silenceLevel: 0.25,
-  decades: 8,
   zScale: 6,
   rangeScale: 0.2,
   learnedWeight: 0.3,
@@ -135,10 +121,6 @@ export const DEFAULT_PARAMS: DetectorParams = {
   warmup: 200,
   band: 3,
   mode: 'artime',
-  recordDecay: 0.9995,
-  recordFloor: 4,
-  shapeScale: 6,
-  peakDecay: 0,
   excursionMin: 0.03,
   excursionLevel: 0.5,
   excursionSettle: 3,
@@ -153,11 +135,11 @@ export const DEFAULT_PARAMS: DetectorParams = {
 
 /**
  * Whether a detector with these parameters takes the learned model's surprise into its score: the
- * statistical modes that blend it ('likelihood', 'raw', with learnedWeight > 0). The ARTime mode
+ * statistical mode that blends it ('likelihood', with learnedWeight > 0). The ARTime mode
  * does not: no combination with the learned model measured better on NAB (processors/README.md).
  */
 export function usesLearned(p: DetectorParams): boolean {
-  return (p.mode === 'likelihood' || p.mode === 'raw') && p.learnedWeight > 0;
+  return p.mode === 'likelihood' && p.learnedWeight > 0;
 }
 
 export interface Verdict {
@@ -199,13 +181,6 @@ export interface DetectorState {
   peak: number;
   age: number;
   lastTs: number;
-  /** Decaying record of the surprise (novelty mode). */
-  rec: number;
-  /** Shape novelty (shape mode). */
-  sh?: ShapeState;
-  /** Tail fits of the point and shape surprises (evt mode). */
-  tp?: TailState;
-  ts?: TailState;
   /** ARTime layer (artime mode). */
   ar?: ArtimeState;
   /** ARTime mode: point index (ARTime's count) of the last candidate, for the incident mask. */
@@ -228,10 +203,6 @@ export class SeriesDetector {
   private peak: number;
   private age: number;
   private lastTs: number;
-  private rec: number;
-  private readonly shape: ShapeNovelty | undefined;
-  private readonly tailP: Tail | undefined;
-  private readonly tailS: Tail | undefined;
   private readonly art: Artime | undefined;
   private lastHit: number;
   private hitPeak: number;
@@ -245,10 +216,6 @@ export class SeriesDetector {
     this.peak = state?.peak ?? 0;
     this.age = state?.age ?? 0;
     this.lastTs = state?.lastTs ?? -Infinity;
-    this.rec = state?.rec ?? 0;
-    this.shape = params.mode === 'shape' || params.mode === 'evt' || (params.mode === 'raw' && params.shapeScale > 0) ? new ShapeNovelty(params.shape, state?.sh) : undefined;
-    this.tailP = params.mode === 'evt' ? new Tail(params.tail, state?.tp) : undefined;
-    this.tailS = params.mode === 'evt' ? new Tail(params.tail, state?.ts) : undefined;
     this.art = params.mode === 'artime' ? new Artime(params.artime, state?.ar) : undefined;
     this.flat = this.art ? new FlatlineWatch(params.flatline, state?.fl) : undefined;
     this.quiet = this.art ? new SilenceWatch(params.silence, state?.si) : undefined;
@@ -295,40 +262,11 @@ export class SeriesDetector {
       }
       raw = stat;
     }
-    if (p.mode === 'raw' && this.shape) {
-      const sh = this.shape.step(value);
-      if (sh.done) raw = Math.max(raw, Math.tanh(sh.ratio / p.shapeScale));
-    }
     const tail = this.lik.update(raw);
-    let score: number;
-    if (p.mode === 'novelty') {
-      // How far past the series' own recent record of surprise: what it does all the time is not news.
-      const u = Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale);
-      const r = u / Math.max(this.rec, p.recordFloor / p.zScale);
-      score = n < p.warmup ? 0 : r / (1 + r);
-      if (n >= p.warmup) this.rec = Math.max(u, this.rec * p.recordDecay);
-    } else if (this.tailP && this.tailS && this.shape) {
-      const sh = this.shape.step(value);
-      const u = n > 0 ? Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale) : 0;
-      let prob = this.tailP.update(u);
-      if (sh.done) prob = Math.min(prob, this.tailS.update(sh.ratio));
-      score = n < p.warmup ? 0 : probScore(prob, p.decades);
-    } else if (this.shape) {
-      const sh = this.shape.step(value);
-      const u = Math.max(Math.abs(z) / p.zScale, Math.abs(excursion) / p.rangeScale);
-      const rp = u / Math.max(this.rec, p.recordFloor / p.zScale);
-      if (n >= p.warmup) this.rec = Math.max(u, this.rec * p.recordDecay);
-      const r = Math.max(rp, sh.ratio / p.shape.vigilance);
-      score = n < p.warmup ? 0 : r / (1 + r);
-    } else score = n < p.warmup ? 0 : p.mode === 'raw' ? raw : logScore(tail);
+    let score = n < p.warmup ? 0 : logScore(tail);
     // Refractory period: within it, only a new high keeps its full score.
     this.age++;
-    if (p.peakDecay > 0) {
-      // decaying record of the score: only a point above it (an onset) keeps its full score
-      const prev = this.peak;
-      this.peak = Math.max(score, prev * p.peakDecay);
-      if (score < prev) score *= p.damp;
-    } else if (score > this.peak || this.age > p.refractory) {
+    if (score > this.peak || this.age > p.refractory) {
       if (score >= this.peak || this.age > p.refractory) {
         this.peak = score;
         this.age = 0;
@@ -461,7 +399,7 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, rec: this.rec, ...(this.shape ? { sh: this.shape.toJSON() } : {}), ...(this.tailP && this.tailS ? { tp: { ...this.tailP.s }, ts: { ...this.tailS.s } } : {}), ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}), ...(this.quiet ? { si: this.quiet.toJSON() } : {}) } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}), ...(this.quiet ? { si: this.quiet.toJSON() } : {}) } : {}) };
   }
 
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {

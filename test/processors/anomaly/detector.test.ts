@@ -323,25 +323,6 @@ test('defaults are the measured configuration', () => {
   assert.ok(DEFAULT_PARAMS.silence.factor > 1 && DEFAULT_PARAMS.silenceLevel > 0 && DEFAULT_PARAMS.silenceLevel < DEFAULT_PARAMS.excursionLevel, 'a strange silence is reported and counts in the score, under a new extreme');
 });
 
-test('shape novelty: a repeating pattern becomes familiar; a new shape in it stands out', async () => {
-  const { ShapeNovelty, DEFAULT_SHAPE } = await import('../../../processors/anomaly/shape.js');
-  const sh = new ShapeNovelty({ ...DEFAULT_SHAPE, maxMatch: 0.1 });
-  // a square wave with period 96 points, then one period with a flat middle
-  const v = (i: number) => (Math.floor(i / 48) % 2 === 0 ? 10 : 20);
-  let lateMax = 0;
-  for (let i = 0; i < 3000; i++) {
-    const r = sh.step(v(i)).ratio;
-    if (i > 2000) lateMax = Math.max(lateMax, r);
-  }
-  let novel = 0;
-  for (let i = 3000; i < 3096; i++) novel = Math.max(novel, sh.step(15).ratio);
-  assert.ok(lateMax <= sh.p.vigilance, `familiar pattern ratio ${lateMax}`);
-  assert.ok(novel > 2 * sh.p.vigilance, `novel pattern ratio ${novel}`);
-  // checkpoint round trip is exact
-  const again = new ShapeNovelty(sh.p, JSON.parse(JSON.stringify(sh.toJSON())));
-  for (let i = 0; i < 500; i++) assert.equal(again.step(v(i)).ratio, sh.step(v(i)).ratio);
-});
-
 /** Business-hours traffic at 5-min polls: weekdays 08:00-18:30 at full level, 15% otherwise; `shift` multiplies a stretch. */
 function office(days: number, seed: number, shift?: { from: number; points: number; factor: number }): Array<[number, number]> {
   const r = rng(seed);
