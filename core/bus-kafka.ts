@@ -178,22 +178,9 @@ export class KafkaBus implements Bus {
     if (max >= n) throw new BusError(`no partition ${max}: the topic has ${n}`, { topic, partition: max });
   }
 
-  /**
-   * Creates missing topics and grows partitions. A broker that just created a topic can answer
-   * the leader wait with UNKNOWN_TOPIC_OR_PARTITION for a moment (metadata not yet propagated):
-   * retriable errors are retried (the next attempt finds the topic) for up to ~15 s.
-   */
+  /** Creates missing topics and grows partitions (retried while a new topic settles, see whileTopicsSettle). */
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.ensureTopicsOnce(specs);
-      } catch (err) {
-        const cause = (err as { cause?: { retriable?: boolean; type?: string } }).cause ?? (err as { retriable?: boolean; type?: string });
-        const retriable = cause?.retriable === true || cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition|LEADER_NOT_AVAILABLE/.test((err as Error).message);
-        if (!retriable || attempt >= 15) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
-      }
-    }
+    await whileTopicsSettle(() => this.ensureTopicsOnce(specs));
   }
 
   private async ensureTopicsOnce(specs: readonly TopicSpec[]): Promise<void> {
@@ -463,7 +450,8 @@ class KafkaConsumer implements BusConsumer {
     await this.bus.assertTopicsExist(this.topics, { group: this.groupId });
     try {
       await this.c.connect();
-      await this.c.subscribe({ topics: this.topics, fromBeginning: this.opts.fromBeginning !== false });
+      // a topic another process has just created may not be in this broker's metadata yet
+      await whileTopicsSettle(() => this.c.subscribe({ topics: this.topics, fromBeginning: this.opts.fromBeginning !== false }));
     } catch (err) {
       M.errors.inc({ component: 'bus', kind: 'consumer_connect' });
       await this.c.disconnect().catch(() => {});
@@ -592,4 +580,24 @@ function membershipError(err: unknown): unknown {
     if (typeof type === 'string' && MEMBERSHIP_ERRORS.has(type)) return e;
   }
   return null;
+}
+
+/**
+ * Runs `fn`, retrying while a topic settles: a broker that has just created a topic (here or in
+ * another process) can answer UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE for a moment, until
+ * its metadata has propagated. Retriable errors are retried with backoff for up to ~20 s; anything
+ * else, at once, to the caller.
+ */
+export async function whileTopicsSettle<T>(fn: () => Promise<T>, attempts = 15): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const cause = (err as { cause?: { retriable?: boolean; type?: string } }).cause ?? (err as { retriable?: boolean; type?: string });
+      const retriable = cause?.retriable === true || cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition|LEADER_NOT_AVAILABLE/.test((err as Error).message);
+      if (!retriable || attempt >= attempts) throw err;
+      M.errors.inc({ component: 'bus', kind: 'topic_settling' });
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+    }
+  }
 }
