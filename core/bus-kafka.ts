@@ -263,7 +263,7 @@ export class KafkaBus implements Bus {
 
   async committed(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
     const admin = await this.admin();
-    const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const res = await whileTopicsSettle(() => admin.fetchOffsets({ groupId, topics: [topic] }));
     return (res.find((r) => r.topic === topic)?.partitions ?? [])
       .map((p) => ({ topic, partition: p.partition, offset: p.offset }))
       .sort((a, b) => a.partition - b.partition);
@@ -272,7 +272,7 @@ export class KafkaBus implements Bus {
   async endOffsets(topic: string): Promise<TopicPartitionOffset[]> {
     const admin = await this.admin();
     try {
-      const res = await admin.fetchTopicOffsets(topic);
+      const res = await whileTopicsSettle(() => admin.fetchTopicOffsets(topic));
       return res.map((p) => ({ topic, partition: p.partition, offset: p.high })).sort((a, b) => a.partition - b.partition);
     } catch (err) {
       throw new BusError(`cannot read end offsets: ${(err as Error).message}`, { topic }, { cause: err });
