@@ -49,7 +49,7 @@ export function publishedArtimeParams(values: ArrayLike<number>): DetectorParams
     flatLevel: 0,
     silence: { ...DEFAULT_PARAMS.silence, factor: 0 },
     noveltyFloor: 1,
-    artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min, max, maxCategories: 0, catMaskFactor: 1.5 },
+    artime: { ...DEFAULT_PARAMS.artime, range: 'fixed', min, max, maxCategories: 0, catMaskFactor: 1.5, logCounts: 0 },
   };
 }
 

@@ -10,7 +10,8 @@
  * rule was written after them: the road corpus showed both detectors blind to a stuck sensor, and
  * the stuck-series rule (processors/anomaly/flatline.ts) followed. Counting the silence watch
  * (silence.ts) in the score was decided with all three in view (mentions gained, the others did not
- * move), so none of them is untouched any more; the generators themselves never changed:
+ * move), and the log scale for counts (artime.ts, logCounts) with mentions and requests in view
+ * (both gained), so none of them is untouched any more; the generators themselves never changed:
  *
  * - `mentions`: counts of a topic's mentions per 5 minutes, 40-55 days. A daily rhythm with a
  *   quieter weekend, over-dispersed counts, a level that drifts from week to week, and the topic's

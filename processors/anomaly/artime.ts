@@ -26,7 +26,8 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  * rescaled; clamping instead cost ~5 NAB points). The category memory is capped (the category
  * that resonates least, by recency and frequency, is replaced) and checkpointed deflated.
  * Candidates stay masked for 3 feature windows after a new cluster (1.5 in the original; measured
- * better on NAB). The probation length is a fixed
+ * better on NAB). A count spanning several times its median is seen as log(1 + count) (logCounts:
+ * decided from the probation, which has no look-ahead). The probation length is a fixed
  * warm-up count in production (NAB's harness passes its own value).
  */
 
@@ -82,6 +83,17 @@ export interface ArtimeParams {
    * due next. The cap lets a routine that ended be forgotten.
    */
   readonly credit: number;
+  /**
+   * A count (every probation value a non-negative integer) whose 99th percentile is at least this
+   * many times its median is seen as log(1 + count) (0 = never). On a linear scale, one burst of
+   * 10x stretches the range so far that the count's ordinary life is squeezed into a few of the
+   * levels and its counting noise reads as ever-new patterns; in log(1 + count) a doubling is the
+   * same step at any level and an unusual zero still stands out. One event is the natural unit of
+   * a count, so this needs no scale; a gauge has no such unit and stays linear, as does a count that
+   * stays within a narrow multiple of its median (a busy service's daily rhythm), where the log
+   * would only magnify its quiet hours.
+   */
+  readonly logCounts: number;
 }
 
 export const DEFAULT_ARTIME: ArtimeParams = {
@@ -104,7 +116,11 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   credit: 4,
   maskFactor: 1.5,
   catMaskFactor: 3,
+  logCounts: 2.5,
 };
+
+/** The probation's count grid: 4 bins per doubling of 1 + count, up to 2^40 (larger counts share the last bin). */
+const COUNT_BINS = 160;
 
 /** Julia's round(Int, x): ties to even. */
 function roundEven(x: number): number {
@@ -139,6 +155,12 @@ export interface ArtimeState {
   rep: boolean;
   /** Point index (i) at which the range last grew; absent if it never has. */
   gi?: number;
+  /** Probation: a value that is not a count (negative or fractional) was seen. */
+  nci?: boolean;
+  /** Probation: the counts on a log2 grid (4 bins per doubling of 1 + count), for the span test; dropped after it. */
+  cq?: number[];
+  /** The series is seen as log(1 + count) (logCounts); absent: linear. */
+  log?: boolean;
   /** ART memory (see Art); present in JSON only. */
   art?: ArtState;
 }
@@ -213,7 +235,7 @@ export class Artime {
     this.tmp = new Float64Array(p.window);
     if (state) {
       const { art: _art, ...rest } = state;
-      this.s = { ...rest, bins: state.bins.slice(), fw: state.fw.slice(), pb: state.pb.slice(), bmin: state.bmin ?? Infinity, bmax: state.bmax ?? -Infinity };
+      this.s = { ...rest, bins: state.bins.slice(), fw: state.fw.slice(), pb: state.pb.slice(), ...(state.cq ? { cq: state.cq.slice() } : {}), bmin: state.bmin ?? Infinity, bmax: state.bmax ?? -Infinity };
     } else {
       const fixed = p.range === 'fixed';
       this.s = {
@@ -246,6 +268,7 @@ export class Artime {
     s.bs += value;
     if (value < s.bmin) s.bmin = value;
     if (value > s.bmax) s.bmax = value;
+    if (s.dsi <= trend && !s.nci) this.countValue(value);
     const i = s.i++;
     if (i % sstep !== 0) {
       if (!this.p.early || s.dsi <= trend || s.rep || (value !== s.bmax && value !== s.bmin)) return QUIET;
@@ -269,7 +292,7 @@ export class Artime {
       if (dsi === trend) this.endProbation();
       return { score: 0, done: true, similarity: 1, novel: false };
     }
-    const v = this.art.detect(this.encode(ds, dsi), dsi);
+    const v = this.art.detect(this.encode(this.scaled(ds), dsi), dsi);
     if (s.rep) {
       s.rep = false;
       // the block's anomaly was already reported early in the block
@@ -278,9 +301,49 @@ export class Artime {
     return v;
   }
 
+  /** Probation: is the series still a count, and where does this value fall on the count grid. */
+  private countValue(value: number): void {
+    const s = this.s;
+    if (!(value >= 0 && Number.isInteger(value))) {
+      s.nci = true;
+      delete s.cq;
+      return;
+    }
+    const cq = (s.cq ??= new Array<number>(COUNT_BINS).fill(0));
+    cq[Math.min(COUNT_BINS - 1, Math.floor(4 * Math.log2(1 + value)))]!++;
+  }
+
+  /** The end of probation: a count spanning logCounts times its median or more is seen on the log scale from now on. */
+  private chooseScale(): void {
+    const s = this.s;
+    const cq = s.cq;
+    delete s.cq;
+    if (s.nci || !cq || !(this.p.logCounts > 0)) return;
+    const total = cq.reduce((a, b) => a + b, 0);
+    // a bin's value: the middle of its doubling span (bin 0 holds exactly 0)
+    const quantile = (q: number): number => {
+      let acc = 0;
+      for (let k = 0; k < cq.length; k++) if ((acc += cq[k]!) > q * total) return k === 0 ? 0 : 2 ** ((k + 0.5) / 4) - 1;
+      return 0;
+    };
+    if (total > 0 && quantile(0.99) >= this.p.logCounts * quantile(0.5)) s.log = true;
+  }
+
+  /** A downsampled value on the series' scale (log(1 + count), or as it is). */
+  private scaled(ds: number): number {
+    return this.s.log ? Math.log1p(ds) : ds;
+  }
+
+  /** Whether the series is seen as log(1 + count) (logCounts). */
+  get logScale(): boolean {
+    return this.s.log === true;
+  }
+
   private endProbation(): void {
     const s = this.s;
     const p = this.p;
+    this.chooseScale();
+    if (s.log) s.pb = s.pb.map((v) => this.scaled(v));
     if (p.range === 'probation') {
       let lo = Infinity;
       let hi = -Infinity;
@@ -391,7 +454,7 @@ export class Artime {
     let ds = Math.abs(s.bmax - ma) < Math.abs(s.bmin - ma) ? s.bmin : s.bmax;
     if (Math.abs(ds - mean) < this.p.spikeMin * mean) ds = mean;
     const L = this.p.levels;
-    let v = this.level(ds, false) / L;
+    let v = this.level(this.scaled(ds), false) / L;
     const med = s.med / L;
     if (Math.abs(v - med) < this.p.chomp) v = med;
     // only a value beyond everything in the window (a spike or a step) is worth an early word
@@ -446,7 +509,7 @@ export class Artime {
   }
 
   toJSON(): ArtimeState {
-    return { ...this.s, bins: this.s.bins.slice(), fw: this.s.fw.slice(), pb: this.s.pb.slice(), art: this.art.toJSON() };
+    return { ...this.s, bins: this.s.bins.slice(), fw: this.s.fw.slice(), pb: this.s.pb.slice(), ...(this.s.cq ? { cq: this.s.cq.slice() } : {}), art: this.art.toJSON() };
   }
 }
 

@@ -9,6 +9,9 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * what came before (no look-ahead). The default ('artime' mode) scores with the ARTime layer
  * (artime.ts: adaptive-resonance memory of windowed shapes; a new cluster, unmasked, is the
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
+ * ARTime sees a count whose usual values span several times their median (errors, requests,
+ * mentions per poll) as log(1 + count), decided once at the end of the warm-up (artime.ts,
+ * logCounts); everything else, and every figure in the verdict, stays in the series' own units.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
  * Three lower ones rank under both: a change of level (the baseline's CUSUM), a series stuck on
@@ -320,7 +323,7 @@ export class SeriesDetector {
       // (a watch's report at this point is reported whatever the incident: then the clause would mislead)
       if (incident.after > 0 && score === 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       const span = a.done && a.novel ? this.patternSpan() : null;
-      if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)})`;
+      if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)}${this.art!.logScale ? '; seen as log(1 + count)' : ''})`;
     }
     explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
     this.base.update(ts, value, e);

@@ -321,6 +321,61 @@ test('defaults are the measured configuration', () => {
   assert.equal(DEFAULT_PARAMS.noveltyFloor, 1, 'the novelty grading is off: it cost the demo network\'s incidents their events');
   assert.ok(DEFAULT_PARAMS.flatline.factor > 1 && DEFAULT_PARAMS.flatLevel > 0, 'a series stuck on one value is reported');
   assert.ok(DEFAULT_PARAMS.silence.factor > 1 && DEFAULT_PARAMS.silenceLevel > 0 && DEFAULT_PARAMS.silenceLevel < DEFAULT_PARAMS.excursionLevel, 'a strange silence is reported and counts in the score, under a new extreme');
+  assert.ok(DEFAULT_PARAMS.artime.logCounts > 1, 'a count spanning several times its median is seen as log(1 + count)');
+});
+
+/** Counts per 5 minutes (Poisson, seeded) around `mean` x a daily rhythm (35% at night to 100% in the afternoon). */
+function counts(mean: number, points: number, seed: number): number[] {
+  const r = rng(seed);
+  return Array.from({ length: points }, (_, i) => {
+    const h = ((i * STEP) / 3_600_000) % 24;
+    const lambda = mean * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
+    const l = Math.exp(-lambda);
+    let k = 0;
+    for (let p = r(); p > l; p *= r()) k++;
+    return k;
+  });
+}
+
+test('log(1 + count): a count spanning several times its median is seen on the log scale; a gauge, a narrow count or logCounts 0 are not', () => {
+  const scale = (xs: readonly number[], p = DEFAULT_ARTIME) => {
+    const a = new Artime(p);
+    for (const x of xs) a.step(x);
+    return a.logScale;
+  };
+  const low = counts(2, 1500, 3);
+  assert.equal(scale(low), true, 'error counts of a few per poll');
+  assert.equal(scale(low.map((x) => x + 1000)), false, 'a count that stays within a narrow multiple of its median');
+  assert.equal(scale(low.map((x) => x / 3)), false, 'fractional: a gauge, not a count');
+  assert.equal(scale(low.map((x, i) => (i === 400 ? -1 : x))), false, 'a negative value: not a count');
+  assert.equal(scale(low, { ...DEFAULT_ARTIME, logCounts: 0 }), false, 'off');
+  // decided once, at the end of the warm-up: a later fraction does not undo it
+  assert.equal(scale([...low, 0.5, 2.5]), true);
+});
+
+test('log(1 + count): healthy low counts over 60 days raise no confident new pattern; seen linearly, their noise did; a checkpoint in the warm-up restores exactly', () => {
+  const confident = (logCounts: number) => {
+    let n = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const a = new Artime({ ...DEFAULT_ARTIME, logCounts });
+      for (const x of counts(2, 288 * 60, seed)) if (a.step(x).score >= 0.9) n++;
+    }
+    return n;
+  };
+  const seenLog = confident(DEFAULT_ARTIME.logCounts);
+  const seenLinear = confident(0);
+  assert.ok(seenLog <= 1, `log scale: ${seenLog} reports at 0.9 or more in 480 series-days`);
+  assert.ok(seenLinear >= seenLog + 5, `linear: ${seenLinear} (log: ${seenLog})`);
+  // the warm-up's count grid is state: a detector restored half-way through it decides and scores as the uninterrupted one
+  const xs = counts(2, 3000, 11);
+  const a = new Artime(DEFAULT_ARTIME);
+  const whole = xs.map((x) => a.step(x).score);
+  const b = new Artime(DEFAULT_ARTIME);
+  const first = xs.slice(0, 400).map((x) => b.step(x).score);
+  const c = new Artime(DEFAULT_ARTIME, JSON.parse(JSON.stringify(b.toJSON())));
+  assert.deepEqual([...first, ...xs.slice(400).map((x) => c.step(x).score)], whole);
+  assert.equal(c.logScale, true);
+  assert.equal((c.toJSON() as { cq?: unknown }).cq, undefined, 'the grid is dropped once the scale is chosen');
 });
 
 /** Business-hours traffic at 5-min polls: weekdays 08:00-18:30 at full level, 15% otherwise; `shift` multiplies a stretch. */
