@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { SeriesDetector, DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
 import { Art, Artime, DEFAULT_ARTIME, horizons } from '../../../processors/anomaly/artime.js';
 import { FamilyModel, WINDOW, rng, initBackend } from '../../../processors/anomaly/learned.js';
+import { poisson } from '../../../benchmarks/random.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const STEP = 5 * 60_000;
@@ -329,11 +330,7 @@ function counts(mean: number, points: number, seed: number): number[] {
   const r = rng(seed);
   return Array.from({ length: points }, (_, i) => {
     const h = ((i * STEP) / 3_600_000) % 24;
-    const lambda = mean * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
-    const l = Math.exp(-lambda);
-    let k = 0;
-    for (let p = r(); p > l; p *= r()) k++;
-    return k;
+    return poisson(mean * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI))), r);
   });
 }
 
