@@ -4,7 +4,7 @@
  * and day 28 (long after the warm-up):
  *   - shift: the level triples (noise: +4 sigma) for 2 h;
  *   - outage: the value drops to 0 for 1 h (a link down, a counter that stops);
- *   - spike: one point at ten times the value (noise: +8 sigma);
+ *   - spike: one point at ten times the value, plus ten events (noise: +8 sigma);
  *   - stuck: the value before it, repeated for 2 h (a frozen sensor, agent or poller).
  * An incident counts as caught when an event is raised from its first point to 30 min after its
  * end; the delay is from its first point. Not NAB data and not used to choose any setting: a check
@@ -15,7 +15,7 @@
  */
 import { anomalyConfig } from '../processors/anomaly/operator.js';
 import { rng } from '../processors/anomaly/learned.js';
-import { KINDS, STEP, healthySeries, operatorEvents, referenceHits } from './anomaly-quiet.js';
+import { KINDS, STEP, UNIT_OF, healthySeries, operatorEvents, referenceHits } from './anomaly-quiet.js';
 
 const DAYS = 30;
 const POINTS = (DAYS * 86_400_000) / STEP;
@@ -31,7 +31,7 @@ interface Incident {
 export const INCIDENTS: Readonly<Record<string, Incident>> = {
   shift: { points: 24, apply: (kind, x) => (kind === 'noise' ? x + 40 : 3 * x) },
   outage: { points: 12, apply: () => 0 },
-  spike: { points: 1, apply: (kind, x) => (kind === 'noise' ? x + 80 : 10 * x + 10) },
+  spike: { points: 1, apply: (kind, x) => (kind === 'noise' ? x + 80 : 10 * x + 10 * (UNIT_OF[kind] ?? 1)) },
   stuck: { points: 24, apply: (_kind, _x, before) => before },
 };
 

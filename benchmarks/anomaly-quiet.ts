@@ -3,7 +3,8 @@
  * false events per series per day. Synthetic healthy series at 5-minute steps, several kinds a
  * network has: white noise, diurnal traffic (a weekday/weekend cycle with multiplicative noise),
  * diurnal low counts (Poisson: errors, log lines), bursty counts (heavy-tailed but stationary),
- * office traffic (business hours: abrupt steps twice a day).
+ * office traffic (business hours: abrupt steps twice a day), and error rates: the low counts as the
+ * rate processor hands them on (per second, as `if_in_errors_ps`, one poll per step).
  *
  * Ours: the operator as the runner runs it (default config: events at score >= eventLevel, or a new
  * all-time extreme beyond the series' whole range). Reference, same series, same run: the ARTime
@@ -49,7 +50,14 @@ export const KINDS: Readonly<Record<string, Gen>> = {
   'low counts': (i, r) => poisson(2 * diurnal(i), r),
   bursty: (i, r) => poisson(20 * diurnal(i) / Math.max(0.05, r()) ** 0.5, r),
   'office traffic': (i, r) => 2e8 * office(i) * (1 + 0.08 * gauss(r)),
+  'error rates': (i, r) => poisson(2 * diurnal(i), r) / (STEP / 1000),
 };
+
+/** The metric a kind reaches the operator as, where it matters (the operator's countRates): the kind's own name otherwise. */
+export const METRIC_OF: Readonly<Record<string, string>> = { 'error rates': 'if_in_errors_ps' };
+
+/** One event of the kind, in its units (an error rate's is one error per step). */
+export const UNIT_OF: Readonly<Record<string, number>> = { 'error rates': 1000 / STEP };
 
 export interface QuietFigures {
   /** Events per series per day, by kind: ours, and the reference detector's. */
@@ -74,7 +82,7 @@ export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array
   const op = new AnomalyOperator(cfg);
   const points = series[0]?.length ?? 0;
   for (let i = 0; i < points; i++) {
-    const b: DerivedSample[] = series.map((xs, s) => ({ metric: kind, labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
+    const b: DerivedSample[] = series.map((xs, s) => ({ metric: METRIC_OF[kind] ?? kind, labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));
     for (const e of op.process(b).events) onEvent(Number(e.device.slice(1)), i, (e.fields.reasons as string[] | undefined) ?? []);
   }
   op.dispose();

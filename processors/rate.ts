@@ -58,6 +58,9 @@ const COUNTERS: readonly CounterDef[] = [
   { code: 'od', metric: 'ifOutDiscards', out: 'if_out_discards_ps', bits: 32, kind: 'errs', preferred: -1 },
 ];
 const NSLOTS = COUNTERS.length;
+
+/** The rates derived here from counters of events (packets, errors, discards): counts per second, whatever their values. */
+export const COUNT_RATES: readonly string[] = [...new Set(COUNTERS.filter((d) => d.kind !== 'bits').map((d) => d.out))];
 /** Metric classes beyond the counter slots (0..NSLOTS-1). */
 const HIGH_SPEED = NSLOTS;
 const SPEED = NSLOTS + 1;

@@ -1,6 +1,6 @@
 import { Baseline, DEFAULT_BASELINE, baselineToJSON, baselineFromJSON, packF32, unpackNumbers, type BaselineParams, type BaselineJSON, type Expectation, type Change } from './baseline.js';
 import { Likelihood, DEFAULT_LIKELIHOOD, logScore, type LikelihoodParams, type LikelihoodState } from './likelihood.js';
-import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState } from './artime.js';
+import { Artime, DEFAULT_ARTIME, type ArtimeParams, type ArtimeState, type ArtimeVerdict } from './artime.js';
 import { FlatlineWatch, DEFAULT_FLATLINE, type FlatlineParams, type FlatlineState, type Flatline } from './flatline.js';
 import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, type Silence } from './silence.js';
 
@@ -11,7 +11,9 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * ARTime sees a count whose usual values span several times their median (errors, requests,
  * mentions per poll) as log(1 + count), decided once at the end of the warm-up (artime.ts,
- * logCounts); everything else, and every figure in the verdict, stays in the series' own units.
+ * logCounts); a counter's rate (SeriesOptions.countRate: errors, discards, packets per second) is
+ * shown to ARTime as its count per poll so that it meets the same test; everything else, and every
+ * figure in the verdict, stays in the series' own units.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
  * or low by a few % of that range) scores at its own point, often a block before ARTime decides.
  * Three lower ones rank under both: a change of level (the baseline's CUSUM), a series stuck on
@@ -196,7 +198,24 @@ export interface DetectorState {
   fl?: FlatlineState;
   /** ARTime mode: spells at the floor (absent in older checkpoints: starts afresh). */
   si?: SilenceState;
+  /** ARTime mode: the series is a counter's rate (SeriesOptions.countRate); ARTime sees its count per poll. */
+  cr?: 1;
+  /** ... and the shortest interval between its points so far, in seconds (the poll its counts are per). */
+  ps?: number;
 }
+
+/** What a series is, beyond its values; fixed when its detector is created and kept in its state. */
+export interface SeriesOptions {
+  /**
+   * The series is a counter's rate (packets, errors, discards per second): ARTime judges its count per poll,
+   * round(rate × the shortest interval seen), so the log scale for counts (artime.ts, logCounts) can
+   * meet it; the rate itself is never an integer. Every figure in the verdict stays in the rate's units.
+   */
+  readonly countRate?: boolean;
+}
+
+/** ARTime's answer for a point it was not shown. */
+const UNSEEN: ArtimeVerdict = { score: 0, done: false, similarity: 1, novel: false };
 
 const SLOT_NAME = (slot: number) => `${String(slot % 24).padStart(2, '0')}:00 ${slot >= 24 ? 'weekend' : 'weekday'}`;
 
@@ -212,8 +231,10 @@ export class SeriesDetector {
   private readonly novelties: number[];
   private readonly flat: FlatlineWatch | undefined;
   private readonly quiet: SilenceWatch | undefined;
+  private readonly countRate: boolean;
+  private pollSeconds: number;
 
-  constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState) {
+  constructor(readonly params: DetectorParams = DEFAULT_PARAMS, state?: DetectorState, options: SeriesOptions = {}) {
     this.base = new Baseline(params.baseline, state?.b ? baselineFromJSON(state.b) : undefined);
     this.lik = new Likelihood(params.likelihood, state?.l);
     this.peak = state?.peak ?? 0;
@@ -226,6 +247,20 @@ export class SeriesDetector {
     this.hitPeak = state?.hp ?? 0;
     // float32 like every value the record compares, so a restored record compares as the live one
     this.novelties = state?.nv === undefined ? [] : unpackNumbers(state.nv, 4, 'novelty record').map(Math.fround);
+    // a restored series keeps what it was learnt as
+    this.countRate = this.art !== undefined && (state ? state.cr === 1 : options.countRate === true);
+    this.pollSeconds = state?.ps ?? Infinity;
+    if (!(this.pollSeconds > 0)) throw new Error(`poll interval ${String(state?.ps)}`);
+  }
+
+  /** Whether ARTime sees this series as log(1 + count) (artime.ts, logCounts; decided at the end of the warm-up). */
+  get logScale(): boolean {
+    return this.art?.logScale === true;
+  }
+
+  /** Whether ARTime sees this series' count per poll (SeriesOptions.countRate). */
+  get isCountRate(): boolean {
+    return this.countRate;
   }
 
   get seen(): number {
@@ -288,7 +323,7 @@ export class SeriesDetector {
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
     const p = this.params;
-    const a = this.art!.step(value);
+    const a = this.countRate ? this.stepCount(ts, value) : this.art!.step(value);
     const z = n > 0 ? (value - e.expected) / e.scale : 0;
     const b = this.base.s;
     const range = Math.max(b.hi - b.lo, this.base.floor());
@@ -331,6 +366,18 @@ export class SeriesDetector {
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
     return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat, silence };
+  }
+
+  /**
+   * A counter's rate to ARTime as its count per poll. The shortest interval seen is the poll: a gap
+   * in the feed (the rate averaged over it) then reads as the usual count, not as a burst. The
+   * first point has no interval yet and is not shown to ARTime.
+   */
+  private stepCount(ts: number, value: number): ArtimeVerdict {
+    const dt = (ts - this.lastTs) / 1000;
+    if (dt > 0 && dt < this.pollSeconds) this.pollSeconds = dt;
+    if (!Number.isFinite(this.pollSeconds)) return UNSEEN;
+    return this.art!.step(Math.round(value * this.pollSeconds));
   }
 
   /** The stretch of the series a shape covers (the ARTime feature window): its points, and its time from the series' mean step (null before there is one). */
@@ -402,9 +449,10 @@ export class SeriesDetector {
 
   /** Exact on purpose (compact encodings only of values kept exact in memory): a restored detector must score as the uninterrupted one. */
   toJSON(): DetectorState {
-    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}), ...(this.quiet ? { si: this.quiet.toJSON() } : {}) } : {}) };
+    return { v: 1, b: baselineToJSON(this.base.s), l: { ...this.lik.s, recent: this.lik.s.recent.slice() }, peak: this.peak, age: this.age, lastTs: this.lastTs, ...(this.art ? { ar: this.art.toJSON(), hit: Number.isFinite(this.lastHit) ? this.lastHit : null, hp: this.hitPeak, ...(this.novelties.length > 0 ? { nv: packF32(this.novelties) } : {}), ...(this.flat ? { fl: { ...this.flat.s } } : {}), ...(this.quiet ? { si: this.quiet.toJSON() } : {}), ...(this.countRate ? { cr: 1 as const, ...(Number.isFinite(this.pollSeconds) ? { ps: this.pollSeconds } : {}) } : {}) } : {}) };
   }
 
+  /** A detector as checkpointed (what the series is comes from its state, not from options). */
   static fromJSON(json: unknown, params: DetectorParams = DEFAULT_PARAMS): SeriesDetector {
     const s = json as DetectorState;
     if (!s || s.v !== 1 || !s.b || !s.l) {

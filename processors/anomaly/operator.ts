@@ -5,6 +5,7 @@ import { counter, gauge, M } from '../../core/metrics.js';
 import { validate } from '../../core/config.js';
 import { parseDuration } from '../window.js';
 import type { Labels, NetEvent, Severity } from '../../core/types.js';
+import { COUNT_RATES } from '../rate.js';
 import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState, type Verdict } from './detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
 
@@ -77,6 +78,15 @@ export const AnomalyConfig = Type.Object({
    * anomaly likelihood; NAB 26): the learned layer only counts in the latter.
    */
   mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime', description: "detector: 'artime' (default, best measured) or 'likelihood' (statistics + learned model)" }),
+  /**
+   * Metrics that are a counter's rate (events per second): the detector judges their count per poll
+   * (detector.ts, SeriesOptions.countRate), so a rarely-erring link is seen on the log scale for
+   * counts as a count of errors would be. Fixed per series when it is first seen. Not bits: a
+   * byte is not counted one event at a time. Measured (npm run bench:anomaly, 'error rates': low
+   * counts as the rate processor hands them on): 25 -> 3.1 false events per 1,000 series-days, as
+   * the counts themselves, for shifts caught 7 -> 3 and spikes 14 -> 10 of 16 (processors/README.md).
+   */
+  countRates: Type.Array(Type.String(), { default: [...COUNT_RATES], description: "metrics that are a counter's per-second rate: judged as counts per poll" }),
   learned: Type.Boolean({ default: true, description: "use the learned (tfjs) layer where the mode takes it ('likelihood')" }),
   /** Where family models are saved; none = not persisted. */
   modelDir: Type.Optional(Type.String()),
@@ -191,6 +201,7 @@ export class AnomalyOperator {
   readonly params: DetectorParams;
   private readonly eventsAfterMs: number;
   private readonly holdMs: number;
+  private readonly countRates: ReadonlySet<string>;
   /** Series whose anomaly_active is 1 (they may stop reporting, or be evicted, before their hold runs out). */
   private readonly on = new Map<string, Active>();
   /** Newest event time seen: a quiet series' hold runs out against it. */
@@ -200,6 +211,7 @@ export class AnomalyOperator {
     this.params = { ...params, mode: config.mode };
     this.eventsAfterMs = parseDuration(config.eventsAfter, 'processors.anomaly.eventsAfter');
     this.holdMs = parseDuration(config.alertHold, 'processors.anomaly.alertHold');
+    this.countRates = new Set(config.countRates);
   }
 
   /** Whether the learned layer runs: configured on and taken by the detector's mode (else tfjs is never loaded). */
@@ -238,7 +250,7 @@ export class AnomalyOperator {
     return this.models.get(metric)?.version ?? 0;
   }
 
-  private tracked(key: string): Tracked {
+  private tracked(key: string, metric: string): Tracked {
     let t = this.series.get(key);
     if (t) {
       // Map order doubles as recency: re-insert on use.
@@ -246,7 +258,7 @@ export class AnomalyOperator {
       this.series.set(key, t);
       return t;
     }
-    t = { det: new SeriesDetector(this.params), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
+    t = { det: new SeriesDetector(this.params, undefined, { countRate: this.countRates.has(metric) }), since: Infinity, win: this.learnedOn ? newWindowState() : null, lastTs: -Infinity };
     this.series.set(key, t);
     if (this.series.size > this.config.maxSeries) {
       const oldest = this.series.keys().next().value as string;
@@ -280,7 +292,7 @@ export class AnomalyOperator {
         continue;
       }
       const key = seriesKey(s.metric, s.labels ?? {});
-      const t = this.tracked(key);
+      const t = this.tracked(key, s.metric);
       if (s.ts <= t.lastTs) {
         rejected.inc({ reason: 'out_of_order' });
         continue;

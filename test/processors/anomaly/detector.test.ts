@@ -375,6 +375,40 @@ test('log(1 + count): healthy low counts over 60 days raise no confident new pat
   assert.equal((c.toJSON() as { cq?: unknown }).cq, undefined, 'the grid is dropped once the scale is chosen');
 });
 
+test('a counter\'s rate (countRate): ARTime judges its count per poll, so the log scale for counts meets it; a gap reads as the usual count; a checkpoint keeps what the series is', () => {
+  const perSecond = counts(2, 3000, 5).map((x) => x / (STEP / 1000));
+  const run = (d: SeriesDetector, xs: readonly number[], from = 0) => xs.map((x, i) => d.step(T0 + (from + i) * STEP, x).score);
+  const asRate = new SeriesDetector(DEFAULT_PARAMS, undefined, { countRate: true });
+  const whole = run(asRate, perSecond);
+  assert.equal(asRate.isCountRate, true);
+  assert.equal(asRate.logScale, true, 'errors per second: their count per poll spans several times its median');
+  const asGauge = new SeriesDetector(DEFAULT_PARAMS);
+  run(asGauge, perSecond);
+  assert.equal(asGauge.logScale, false, 'the same rate as a gauge: fractional, so linear');
+  // the first point has no interval to count over: ARTime has seen one point fewer
+  const seen = (d: SeriesDetector) => (d.toJSON().ar as { i: number }).i;
+  assert.equal(seen(asGauge) - seen(asRate), 1);
+  assert.equal(asRate.toJSON().ps, STEP / 1000);
+  // restored half-way through the warm-up and half-way through the series: the same scores, still a count rate
+  for (const at of [300, 2000]) {
+    const a = new SeriesDetector(DEFAULT_PARAMS, undefined, { countRate: true });
+    const first = run(a, perSecond.slice(0, at));
+    const b = SeriesDetector.fromJSON(JSON.parse(JSON.stringify(a.toJSON())));
+    assert.equal(b.isCountRate, true);
+    assert.deepEqual([...first, ...run(b, perSecond.slice(at), at)], whole, `restored at ${at}`);
+  }
+  // a feed gap: the rate over it is an average, and the poll stays the shortest interval seen
+  const gap = new SeriesDetector(DEFAULT_PARAMS, undefined, { countRate: true });
+  run(gap, perSecond.slice(0, 1000));
+  gap.step(T0 + 1010 * STEP, 1 / (STEP / 1000));
+  assert.equal(gap.toJSON().ps, STEP / 1000);
+  // a checkpoint from before count rates: a plain series
+  const old = asRate.toJSON();
+  delete old.cr;
+  delete old.ps;
+  assert.equal(SeriesDetector.fromJSON(old).isCountRate, false);
+});
+
 /** Business-hours traffic at 5-min polls: weekdays 08:00-18:30 at full level, 15% otherwise; `shift` multiplies a stretch. */
 function office(days: number, seed: number, shift?: { from: number; points: number; factor: number }): Array<[number, number]> {
   const r = rng(seed);

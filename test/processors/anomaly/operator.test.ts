@@ -9,6 +9,7 @@ import { rng } from '../../../processors/anomaly/learned.js';
 import { tempDir } from '../../peers/util.js';
 import { DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
 import { horizons } from '../../../processors/anomaly/artime.js';
+import { poisson } from '../../../benchmarks/random.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const STEP = 60_000;
@@ -348,4 +349,32 @@ test('silenceEvents: a bursty count that falls to 0 in its busy hour raises an e
   assert.equal(on[0]!.fields.score, DEFAULT_PARAMS.silenceLevel, 'the event carries the score the stored anomaly_score shows');
   assert.equal(on[0]!.severity, 'warning');
   assert.deepEqual(events(false), [], 'no other rule sees it');
+});
+
+test('countRates: error rates of a quiet link over 60 days raise no events; judged as plain rates (countRates []), their counting noise raised several', () => {
+  assert.ok(anomalyConfig({}).countRates.includes('if_in_errors_ps'), 'the rate processor\'s error rates are count rates by default');
+  assert.ok(!anomalyConfig({}).countRates.includes('if_in_bps'), 'bits are not counted one event at a time');
+  const step = 300_000;
+  const r = rng(100);
+  // errors per 5-min poll (Poisson around 2 x a daily rhythm), as the rate processor hands them on: per second
+  const series = Array.from({ length: 8 }, () =>
+    Array.from({ length: 288 * 60 }, (_, i) => {
+      const h = ((i * step) / 3_600_000) % 24;
+      const mean = 2 * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
+      return poisson(mean, r) / (step / 1000);
+    }),
+  );
+  const events = (countRates?: string[]) => {
+    const op = new AnomalyOperator(anomalyConfig({ learned: false, ...(countRates ? { countRates } : {}) }));
+    let n = 0;
+    for (let i = 0; i < series[0]!.length; i++) {
+      n += op.process(series.map((xs, s) => ({ metric: 'if_in_errors_ps', labels: { device: `r${s}`, ifName: 'eth0' }, ts: T0 + i * step, value: xs[i]! }))).events.length;
+    }
+    op.dispose();
+    return n;
+  };
+  const asCounts = events();
+  const asRates = events([]);
+  assert.ok(asCounts <= 2, `as counts: ${asCounts} events in 480 series-days`);
+  assert.ok(asRates >= asCounts + 6, `as plain rates: ${asRates} (as counts: ${asCounts})`);
 });
