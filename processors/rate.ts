@@ -59,8 +59,8 @@ const COUNTERS: readonly CounterDef[] = [
 ];
 const NSLOTS = COUNTERS.length;
 
-/** The rates derived here from counters of events (packets, errors, discards): counts per second, whatever their values. */
-export const COUNT_RATES: readonly string[] = [...new Set(COUNTERS.filter((d) => d.kind !== 'bits').map((d) => d.out))];
+/** The rates derived here from counters of rare events (errors, discards): counts per second, whatever their values. */
+export const ERROR_RATES: readonly string[] = [...new Set(COUNTERS.filter((d) => d.kind === 'errs').map((d) => d.out))];
 /** Metric classes beyond the counter slots (0..NSLOTS-1). */
 const HIGH_SPEED = NSLOTS;
 const SPEED = NSLOTS + 1;

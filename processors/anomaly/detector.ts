@@ -11,7 +11,7 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * ARTime sees a count whose usual values span several times their median (errors, requests,
  * mentions per poll) as log(1 + count), decided once at the end of the warm-up (artime.ts,
- * logCounts); a counter's rate (SeriesOptions.countRate: errors, discards, packets per second) is
+ * logCounts); a counter's rate (SeriesOptions.countRate: errors, discards per second) is
  * shown to ARTime as its count per poll so that it meets the same test; everything else, and every
  * figure in the verdict, stays in the series' own units.
  * A second opinion joins it by max: a value beyond the range of everything seen before (a new high
@@ -207,7 +207,7 @@ export interface DetectorState {
 /** What a series is, beyond its values; fixed when its detector is created and kept in its state. */
 export interface SeriesOptions {
   /**
-   * The series is a counter's rate (packets, errors, discards per second): ARTime judges its count per poll,
+   * The series is a counter's rate (errors, discards per second): ARTime judges its count per poll,
    * round(rate × the shortest interval seen), so the log scale for counts (artime.ts, logCounts) can
    * meet it; the rate itself is never an integer. Every figure in the verdict stays in the rate's units.
    */

@@ -5,7 +5,7 @@ import { counter, gauge, M } from '../../core/metrics.js';
 import { validate } from '../../core/config.js';
 import { parseDuration } from '../window.js';
 import type { Labels, NetEvent, Severity } from '../../core/types.js';
-import { COUNT_RATES } from '../rate.js';
+import { ERROR_RATES } from '../rate.js';
 import { SeriesDetector, DEFAULT_PARAMS, usesLearned, type DetectorParams, type DetectorState, type Verdict } from './detector.js';
 import { FamilyModel, WINDOW, initBackend, newWindowState, normalise, pushWindow, learnedSurprise, saveModel, loadModel, type WindowState } from './learned.js';
 
@@ -81,12 +81,14 @@ export const AnomalyConfig = Type.Object({
   /**
    * Metrics that are a counter's rate (events per second): the detector judges their count per poll
    * (detector.ts, SeriesOptions.countRate), so a rarely-erring link is seen on the log scale for
-   * counts as a count of errors would be. Fixed per series when it is first seen. Not bits: a
-   * byte is not counted one event at a time. Measured (npm run bench:anomaly, 'error rates': low
+   * counts as a count of errors would be. Fixed per series when it is first seen. By default the
+   * error and discard rates: packets are counts too, but large ones, and on the log scale a busy
+   * link's shape only loses (office traffic as a count rate: spikes caught 11 -> 6 of 16, false
+   * events unchanged); bits are not counted one event at a time. Measured (npm run bench:anomaly, 'error rates': low
    * counts as the rate processor hands them on): 25 -> 3.1 false events per 1,000 series-days, as
    * the counts themselves, for shifts caught 7 -> 3 and spikes 14 -> 10 of 16 (processors/README.md).
    */
-  countRates: Type.Array(Type.String(), { default: [...COUNT_RATES], description: "metrics that are a counter's per-second rate: judged as counts per poll" }),
+  countRates: Type.Array(Type.String(), { default: [...ERROR_RATES], description: "metrics that are a counter's per-second rate: judged as counts per poll" }),
   learned: Type.Boolean({ default: true, description: "use the learned (tfjs) layer where the mode takes it ('likelihood')" }),
   /** Where family models are saved; none = not persisted. */
   modelDir: Type.Optional(Type.String()),
