@@ -10,8 +10,10 @@
  * rule was written after them: the road corpus showed both detectors blind to a stuck sensor, and
  * the stuck-series rule (processors/anomaly/flatline.ts) followed. Counting the silence watch
  * (silence.ts) in the score was decided with all three in view (mentions gained, the others did not
- * move), and the log scale for counts (artime.ts, logCounts) with mentions and requests in view
- * (both gained), so none of them is untouched any more; the generators themselves never changed:
+ * move), the log scale for counts (artime.ts, logCounts) with mentions and requests in view (both
+ * gained), and its knee (countKnee) with all three in view (mentions held, requests lost 0.8, road
+ * did not move; chosen for the NOC bench's bursty counts), so none of them is untouched any more;
+ * the generators themselves never changed:
  *
  * - `mentions`: counts of a topic's mentions per 5 minutes, 40-55 days. A daily rhythm with a
  *   quieter weekend, over-dispersed counts, a level that drifts from week to week, and the topic's

@@ -26,9 +26,9 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  * rescaled; clamping instead cost ~5 NAB points). The category memory is capped (the category
  * that resonates least, by recency and frequency, is replaced) and checkpointed deflated.
  * Candidates stay masked for 3 feature windows after a new cluster (1.5 in the original; measured
- * better on NAB). A count spanning several times its median is seen as log(1 + count) (logCounts:
- * decided from the probation, which has no look-ahead). The probation length is a fixed
- * warm-up count in production (NAB's harness passes its own value).
+ * better on NAB). A count spanning several times its median is seen as log(1 + count / 2)
+ * (logCounts, countKnee: decided from the probation, which has no look-ahead). The probation
+ * length is a fixed warm-up count in production (NAB's harness passes its own value).
  */
 
 export interface ArtimeParams {
@@ -85,15 +85,22 @@ export interface ArtimeParams {
   readonly credit: number;
   /**
    * A count (every probation value a non-negative integer) whose 99th percentile is at least this
-   * many times its median is seen as log(1 + count) (0 = never). On a linear scale, one burst of
-   * 10x stretches the range so far that the count's ordinary life is squeezed into a few of the
-   * levels and its counting noise reads as ever-new patterns; in log(1 + count) a doubling is the
-   * same step at any level and an unusual zero still stands out. One event is the natural unit of
-   * a count, so this needs no scale; a gauge has no such unit and stays linear, as does a count that
-   * stays within a narrow multiple of its median (a busy service's daily rhythm), where the log
-   * would only magnify its quiet hours.
+   * many times its median is seen as log(1 + count / countKnee) (0 = never). On a linear scale, one
+   * burst of 10x stretches the range so far that the count's ordinary life is squeezed into a few
+   * of the levels and its counting noise reads as ever-new patterns; on the log scale a doubling is
+   * the same step at any level and an unusual zero still stands out. An event is the natural unit
+   * of a count, so this needs no scale taken from the data; a gauge has no such unit and stays
+   * linear, as does a count that stays within a narrow multiple of its median (a busy service's
+   * daily rhythm), where the log would only magnify its quiet hours.
    */
   readonly logCounts: number;
+  /**
+   * Events below which a log-scaled count turns linear: ARTime sees log(1 + count / countKnee). At
+   * 1 (log(1 + count)) the counting noise of a quiet hour (0 against 4 in a count of a few per poll)
+   * is as tall as a tenfold burst and read as new shapes; a knee of a few events keeps that noise
+   * low while a doubling above it is still one step.
+   */
+  readonly countKnee: number;
 }
 
 export const DEFAULT_ARTIME: ArtimeParams = {
@@ -117,6 +124,7 @@ export const DEFAULT_ARTIME: ArtimeParams = {
   maskFactor: 1.5,
   catMaskFactor: 3,
   logCounts: 2.5,
+  countKnee: 2,
 };
 
 /** The probation's count grid: 4 bins per doubling of 1 + count, up to 2^40 (larger counts share the last bin). */
@@ -159,7 +167,7 @@ export interface ArtimeState {
   nci?: boolean;
   /** Probation: the counts on a log2 grid (4 bins per doubling of 1 + count), for the span test; dropped after it. */
   cq?: number[];
-  /** The series is seen as log(1 + count) (logCounts); absent: linear. */
+  /** The series is seen as log(1 + count / countKnee) (logCounts); absent: linear. */
   log?: boolean;
   /** ART memory (see Art); present in JSON only. */
   art?: ArtState;
@@ -329,12 +337,12 @@ export class Artime {
     if (total > 0 && quantile(0.99) >= this.p.logCounts * quantile(0.5)) s.log = true;
   }
 
-  /** A downsampled value on the series' scale (log(1 + count), or as it is). */
+  /** A downsampled value on the series' scale (log(1 + count / countKnee), or as it is). */
   private scaled(ds: number): number {
-    return this.s.log ? Math.log1p(ds) : ds;
+    return this.s.log ? Math.log1p(ds / this.p.countKnee) : ds;
   }
 
-  /** Whether the series is seen as log(1 + count) (logCounts). */
+  /** Whether the series is seen as log(1 + count / countKnee) (logCounts). */
   get logScale(): boolean {
     return this.s.log === true;
   }

@@ -10,7 +10,7 @@ import { SilenceWatch, DEFAULT_SILENCE, type SilenceParams, type SilenceState, t
  * (artime.ts: adaptive-resonance memory of windowed shapes; a new cluster, unmasked, is the
  * anomaly) and keeps the robust seasonal baseline for the expected value, band and explanation.
  * ARTime sees a count whose usual values span several times their median (errors, requests,
- * mentions per poll) as log(1 + count), decided once at the end of the warm-up (artime.ts,
+ * mentions per poll) as log(1 + count / 2), decided once at the end of the warm-up (artime.ts,
  * logCounts); a counter's rate (SeriesOptions.countRate: errors, discards per second) is
  * shown to ARTime as its count per poll so that it meets the same test; everything else, and every
  * figure in the verdict, stays in the series' own units.
@@ -253,7 +253,7 @@ export class SeriesDetector {
     if (!(this.pollSeconds > 0)) throw new Error(`poll interval ${String(state?.ps)}`);
   }
 
-  /** Whether ARTime sees this series as log(1 + count) (artime.ts, logCounts; decided at the end of the warm-up). */
+  /** Whether ARTime sees this series on the log scale for counts (artime.ts, logCounts; decided at the end of the warm-up). */
   get logScale(): boolean {
     return this.art?.logScale === true;
   }
@@ -358,7 +358,7 @@ export class SeriesDetector {
       // (a watch's report at this point is reported whatever the incident: then the clause would mislead)
       if (incident.after > 0 && score === 0) explanation += `; same incident as the candidates up to ${incident.after} points before (peak ${this.hitPeak.toFixed(3)}): not reported again`;
       const span = a.done && a.novel ? this.patternSpan() : null;
-      if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)}${this.art!.logScale ? '; seen as log(1 + count)' : ''})`;
+      if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)}${this.art!.logScale ? `; seen as log(1 + count / ${this.art!.p.countKnee})` : ''})`;
     }
     explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
     this.base.update(ts, value, e);

@@ -378,3 +378,30 @@ test('countRates: error rates of a quiet link over 60 days raise no events; judg
   assert.ok(asCounts <= 2, `as counts: ${asCounts} events in 480 series-days`);
   assert.ok(asRates >= asCounts + 6, `as plain rates: ${asRates} (as counts: ${asCounts})`);
 });
+
+test('countKnee: bursty counts (a few per poll on weekend nights, zeros among them) raise few events over 60 days; with the knee at one event their quiet-hour noise raised many', () => {
+  const step = 300_000;
+  const clock = (i: number) => {
+    const d = new Date(T0 + i * step);
+    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+    return (d.getUTCDay() === 0 || d.getUTCDay() === 6 ? 0.6 : 1) * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
+  };
+  // discards per 5-min poll: a heavy tail around 20 x a weekly rhythm
+  const series = Array.from({ length: 24 }, (_, s) => {
+    const r = rng(1000 + s);
+    return Array.from({ length: 288 * 60 }, (_, i) => poisson((20 * clock(i)) / Math.max(0.05, r()) ** 0.5, r));
+  });
+  const events = (countKnee: number) => {
+    const op = new AnomalyOperator(anomalyConfig({ learned: false }), { ...DEFAULT_PARAMS, artime: { ...DEFAULT_PARAMS.artime, countKnee } });
+    let n = 0;
+    for (let i = 0; i < series[0]!.length; i++) {
+      n += op.process(series.map((xs, s) => ({ metric: 'discards', labels: { device: `r${s}` }, ts: T0 + i * step, value: xs[i]! }))).events.length;
+    }
+    op.dispose();
+    return n;
+  };
+  const atKnee = events(DEFAULT_PARAMS.artime.countKnee);
+  const atOne = events(1);
+  assert.ok(atKnee <= 6, `knee ${DEFAULT_PARAMS.artime.countKnee}: ${atKnee} events in 1,440 series-days`);
+  assert.ok(atOne >= atKnee + 6, `knee 1: ${atOne} (knee ${DEFAULT_PARAMS.artime.countKnee}: ${atKnee})`);
+});
