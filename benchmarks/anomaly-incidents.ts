@@ -7,8 +7,9 @@
  *   - spike: one point at ten times the value, plus ten events (noise: +8 sigma);
  *   - stuck: the value before it, repeated for 2 h (a frozen sensor, agent or poller).
  * An incident counts as caught when an event is raised from its first point to 30 min after its
- * end; the delay is from its first point. Not NAB data and not used to choose any setting: a check
- * that what was chosen on NAB carries over to other series.
+ * end; the delay is from its first point. Not NAB data: a check that what was chosen on NAB
+ * carries over to other series, and the yardstick of what NAB cannot see (the operator's event
+ * rules, the log scale for counts and its knee, which were chosen with it in view).
  *
  * Ours: the operator as the runner runs it. Reference, same series: the published ARTime as NAB runs
  * it (the series' whole range given, which includes the incident's own values), same event level.

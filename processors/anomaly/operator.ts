@@ -84,9 +84,10 @@ export const AnomalyConfig = Type.Object({
    * counts as a count of errors would be. Fixed per series when it is first seen. By default the
    * error and discard rates: packets are counts too, but large ones, and on the log scale a busy
    * link's shape only loses (office traffic as a count rate: spikes caught 11 -> 6 of 16, false
-   * events unchanged); bits are not counted one event at a time. Measured (npm run bench:anomaly, 'error rates': low
-   * counts as the rate processor hands them on): 25 -> 3.1 false events per 1,000 series-days, as
-   * the counts themselves, for shifts caught 7 -> 5 and spikes 14 -> 12 of 16 (processors/README.md).
+   * events unchanged); bits are not counted one event at a time. Measured (npm run bench:anomaly,
+   * 'error rates': low counts as the rate processor hands them on): 25 -> 3.1 false events per
+   * 1,000 series-days, as the counts themselves, for shifts caught 7 -> 5 and spikes 14 -> 12 of
+   * 16 (processors/README.md).
    */
   countRates: Type.Array(Type.String(), { default: [...ERROR_RATES], description: "metrics that are a counter's per-second rate: judged as counts per poll" }),
   learned: Type.Boolean({ default: true, description: "use the learned (tfjs) layer where the mode takes it ('likelihood')" }),
