@@ -73,7 +73,7 @@ export const AnomalyConfig = Type.Object({
   alertHold: Type.Union([Type.String(), Type.Number({ minimum: 0 })], { default: '15m', description: "how long after a series' last anomaly event its anomaly_active stays 1 (for alert rules; '0s' = off)" }),
   severity: Type.Union(['warning', 'info', 'minor', 'major', 'critical'].map((s) => Type.Literal(s)), { default: 'warning', description: 'severity of anomaly events (warning unless raised on purpose)' }),
   /**
-   * 'artime' (adaptive-resonance shapes and new extremes; NAB 74.0 standard, 67.2 low-FP) or
+   * 'artime' (adaptive-resonance shapes and new extremes; NAB 73.83 standard, 67.33 low-FP) or
    * 'likelihood' (the seasonal baseline's residuals blended with the learned model, through the
    * anomaly likelihood; NAB 26): the learned layer only counts in the latter.
    */
