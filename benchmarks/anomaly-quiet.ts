@@ -12,7 +12,7 @@
  * incident or settling rules), counted at the same event level.
  */
 import { AnomalyOperator, anomalyConfig, type AnomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
-import { SeriesDetector } from '../processors/anomaly/detector.js';
+import { SeriesDetector, type DetectorParams } from '../processors/anomaly/detector.js';
 import { rng } from '../processors/anomaly/learned.js';
 import { gauss, poisson } from './random.js';
 import { publishedArtimeParams } from './nab/detect.js';
@@ -77,9 +77,9 @@ export function referenceHits(xs: Float64Array, level: number): number[] {
   return hits;
 }
 
-/** Our operator over `series` as the runner feeds it (one poll round of all of them per step): each event as (series index, point index, the rules that raised it). */
-export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array[], kind: string, onEvent: (s: number, i: number, reasons: readonly string[]) => void): void {
-  const op = new AnomalyOperator(cfg);
+/** Our operator over `series` as the runner feeds it (one poll round of all of them per step; detector `params` when not the defaults): each event as (series index, point index, the rules that raised it). */
+export function operatorEvents(cfg: AnomalyConfig, series: readonly Float64Array[], kind: string, onEvent: (s: number, i: number, reasons: readonly string[]) => void, params?: DetectorParams): void {
+  const op = new AnomalyOperator(cfg, params);
   const points = series[0]?.length ?? 0;
   for (let i = 0; i < points; i++) {
     const b: DerivedSample[] = series.map((xs, s) => ({ metric: METRIC_OF[kind] ?? kind, labels: { device: `d${s}`, kind }, ts: T0 + i * STEP, value: xs[i]! }));

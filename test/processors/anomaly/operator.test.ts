@@ -10,6 +10,7 @@ import { tempDir } from '../../peers/util.js';
 import { DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
 import { horizons } from '../../../processors/anomaly/artime.js';
 import { poisson } from '../../../benchmarks/random.js';
+import { KINDS, healthySeries, operatorEvents } from '../../../benchmarks/anomaly-quiet.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const STEP = 60_000;
@@ -358,19 +359,15 @@ test('countRates: error rates of a quiet link over 60 days raise no events; judg
   const r = rng(100);
   // errors per 5-min poll (Poisson around 2 x a daily rhythm), as the rate processor hands them on: per second
   const series = Array.from({ length: 8 }, () =>
-    Array.from({ length: 288 * 60 }, (_, i) => {
+    Float64Array.from({ length: 288 * 60 }, (_, i) => {
       const h = ((i * step) / 3_600_000) % 24;
       const mean = 2 * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
       return poisson(mean, r) / (step / 1000);
     }),
   );
   const events = (countRates?: string[]) => {
-    const op = new AnomalyOperator(anomalyConfig({ learned: false, ...(countRates ? { countRates } : {}) }));
     let n = 0;
-    for (let i = 0; i < series[0]!.length; i++) {
-      n += op.process(series.map((xs, s) => ({ metric: 'if_in_errors_ps', labels: { device: `r${s}`, ifName: 'eth0' }, ts: T0 + i * step, value: xs[i]! }))).events.length;
-    }
-    op.dispose();
+    operatorEvents(anomalyConfig({ learned: false, ...(countRates ? { countRates } : {}) }), series, 'error rates', () => n++);
     return n;
   };
   const asCounts = events();
@@ -380,24 +377,11 @@ test('countRates: error rates of a quiet link over 60 days raise no events; judg
 });
 
 test('countKnee: bursty counts (a few per poll on weekend nights, zeros among them) raise few events over 60 days; with the knee at one event their quiet-hour noise raised many', () => {
-  const step = 300_000;
-  const clock = (i: number) => {
-    const d = new Date(T0 + i * step);
-    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
-    return (d.getUTCDay() === 0 || d.getUTCDay() === 6 ? 0.6 : 1) * (0.35 + 0.65 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)));
-  };
-  // discards per 5-min poll: a heavy tail around 20 x a weekly rhythm
-  const series = Array.from({ length: 24 }, (_, s) => {
-    const r = rng(1000 + s);
-    return Array.from({ length: 288 * 60 }, (_, i) => poisson((20 * clock(i)) / Math.max(0.05, r()) ** 0.5, r));
-  });
+  // discards per 5-min poll: a heavy tail around 20 x a weekly rhythm (the bench's bursty counts)
+  const series = healthySeries(KINDS.bursty!, 24, 1000);
   const events = (countKnee: number) => {
-    const op = new AnomalyOperator(anomalyConfig({ learned: false }), { ...DEFAULT_PARAMS, artime: { ...DEFAULT_PARAMS.artime, countKnee } });
     let n = 0;
-    for (let i = 0; i < series[0]!.length; i++) {
-      n += op.process(series.map((xs, s) => ({ metric: 'discards', labels: { device: `r${s}` }, ts: T0 + i * step, value: xs[i]! }))).events.length;
-    }
-    op.dispose();
+    operatorEvents(anomalyConfig({ learned: false }), series, 'bursty', () => n++, { ...DEFAULT_PARAMS, artime: { ...DEFAULT_PARAMS.artime, countKnee } });
     return n;
   };
   const atKnee = events(DEFAULT_PARAMS.artime.countKnee);
