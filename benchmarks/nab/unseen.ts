@@ -12,7 +12,7 @@
  * (silence.ts) in the score was decided with all three in view (mentions gained, the others did not
  * move), the log scale for counts (artime.ts, logCounts) with mentions and requests in view (both
  * gained), and its knee (countKnee) with all three in view (mentions held, requests lost 0.8, road
- * did not move; chosen for the NOC bench's bursty counts), so none of them is untouched any more;
+ * did not move; chosen for the NOC bench's bursty counts), so none of those three is untouched any more;
  * the generators themselves never changed:
  *
  * - `mentions`: counts of a topic's mentions per 5 minutes, 40-55 days. A daily rhythm with a
@@ -30,6 +30,20 @@
  *   for a day, not labelled) and short bumps. Labelled: outages (5-20% of the usual for 15 min to
  *   2 h), flash crowds (3-20x, decaying over 15 min to 3 h) and bot floods (+2-5x the usual, flat, for
  *   2-12 h).
+ * - `latency` and `sessions`, written later still, after every choice above, and before any detector
+ *   ran on them: the two kinds no choice has looked at.
+ *   - `latency`: a WAN path's round-trip time every 5 minutes, 20-40 days. A propagation floor
+ *     (2-150 ms) that the samples never go below, busy-hour queueing on top (lighter at weekends),
+ *     right-skewed jitter and single samples far up (a probe lost and retried; not labelled).
+ *     Labelled: reroutes (the floor 1.3-2.5x for 2-24 h), congestion (queueing 1-5x the floor, and
+ *     far noisier, for 30 min to 3 h) and a degrading link (the floor ramping to 1.5-3x over 3-12 h,
+ *     then fixed).
+ *   - `sessions`: a VPN concentrator's concurrent sessions every 5 minutes, 28-42 days. Business
+ *     hours on weekdays, a low night and weekend, holidays at the weekend's level (not labelled), a
+ *     slowly wandering load. Labelled: mass disconnects (to 0-20%, clients coming back over
+ *     15 min-1 h), session leaks (stale sessions piling up by 0.5-2x the peak over 6-24 h, then
+ *     cleared) and a licence cap (the peak held flat at 60-85% of the usual for 12-24 h; its onset is
+ *     the first capped point).
  *
  * Windows follow NAB's rule: 10% of the file's length shared among its anomalies, centred on each.
  */
@@ -51,14 +65,14 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2025, 2, 3);
 
-export const UNSEEN_KINDS = ['mentions', 'road', 'requests'] as const;
+export const UNSEEN_KINDS = ['mentions', 'road', 'requests', 'latency', 'sessions'] as const;
 export type UnseenKind = (typeof UNSEEN_KINDS)[number];
 
 export function unseenCorpus(kind: UnseenKind, seed: number, files: number): Corpus {
   const out: Corpus = { files: [], windows: {}, kinds: {} };
   for (let f = 0; f < files; f++) {
     const r = rng(seed * 7919 + f * 104_729 + (kind === 'road' ? 1 : 0));
-    const one = kind === 'mentions' ? mentions(r) : kind === 'road' ? road(r, f) : requests(r);
+    const one = GENERATORS[kind](r, f);
     const key = `${kind}/${one.name}${f}.csv`;
     out.files.push({ key, timestamps: one.timestamps, values: one.values });
     out.windows[key] = nabWindows(one.timestamps, one.onsets);
@@ -66,6 +80,14 @@ export function unseenCorpus(kind: UnseenKind, seed: number, files: number): Cor
   }
   return out;
 }
+
+const GENERATORS: Readonly<Record<UnseenKind, (r: Uniform, f: number) => Generated>> = {
+  mentions: (r) => mentions(r),
+  road: (r, f) => road(r, f),
+  requests: (r) => requests(r),
+  latency: (r) => latency(r),
+  sessions: (r) => sessions(r),
+};
 
 interface Generated {
   name: string;
@@ -252,6 +274,111 @@ function road(r: Uniform, f: number): Generated {
     values.push(v);
   }
   return { name: measure, timestamps, values, onsets, labels };
+}
+
+/** An exponential draw of mean 1 (queueing delay: never below the floor, now and then far above it). */
+const expo = (r: Uniform): number => -Math.log(1 - r() + 1e-12);
+
+function latency(r: Uniform): Generated {
+  const n = Math.floor(between(20, 40, r) * 288);
+  const start = T0 + Math.floor(r() * 14) * DAY;
+  const floor = logBetween(2, 150, r);
+  const busy = between(10, 16, r);
+  const queueing = between(0.05, 0.5, r);
+  const weekend = between(0.3, 0.8, r);
+  const jitter = between(0.01, 0.1, r);
+  const spikesPerDay = between(2, 20, r);
+  const count = 1 + Math.floor(r() * 3);
+  const onsets = placeOnsets(n, count, 300, r);
+  const labels = onsets.map(() => pick(['reroute', 'congestion', 'degradation'], r));
+  const events = onsets.map((at, a) => {
+    const kind = labels[a]!;
+    if (kind === 'reroute') return { at, kind, amp: between(1.3, 2.5, r), len: between(2, 24, r) * 12 };
+    if (kind === 'congestion') return { at, kind, amp: between(1, 5, r), len: between(0.5, 3, r) * 12 };
+    return { at, kind, amp: between(1.5, 3, r), len: between(3, 12, r) * 12 };
+  });
+  const timestamps: number[] = [];
+  const values: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = start + i * STEP;
+    const d = new Date(t);
+    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+    const load = Math.max(0, Math.cos(((h - busy) / 24) * 2 * Math.PI)) ** 2 * (d.getUTCDay() % 6 === 0 ? weekend : 1);
+    let base = floor;
+    let queue = floor * (queueing * load + jitter * expo(r));
+    for (const e of events) {
+      if (i < e.at || i >= e.at + e.len) continue;
+      if (e.kind === 'reroute') base = floor * e.amp;
+      else if (e.kind === 'congestion') queue += floor * e.amp * (0.5 + expo(r));
+      else base = floor * (1 + ((e.amp - 1) * (i - e.at + 1)) / e.len);
+    }
+    let v = base + queue;
+    // a probe lost and retried, an ICMP reply deprioritised: one sample far up, nothing wrong
+    if (r() < spikesPerDay / 288) v *= between(1.5, 4, r);
+    timestamps.push(t);
+    values.push(Math.round(v * 100) / 100);
+  }
+  return { name: 'rtt', timestamps, values, onsets, labels };
+}
+
+function sessions(r: Uniform): Generated {
+  const n = Math.floor(between(28, 42, r) * 288);
+  const start = T0 + Math.floor(r() * 14) * DAY;
+  const level = logBetween(50, 5000, r);
+  const open = between(7, 9, r);
+  const close = between(16, 19, r);
+  const night = between(0.03, 0.2, r);
+  const weekend = between(0.1, 0.4, r);
+  const count = 1 + Math.floor(r() * 2);
+  // far apart: a cap's onset may wait days for a working day's peak
+  const onsets = placeOnsets(n, count, 1800, r);
+  const labels = onsets.map(() => pick(['disconnect', 'leak', 'cap'], r));
+  const events = onsets.map((at, a) => {
+    const kind = labels[a]!;
+    if (kind === 'disconnect') return { at, kind, amp: between(0, 0.2, r), len: between(3, 12, r) };
+    if (kind === 'leak') return { at, kind, amp: between(0.5, 2, r), len: between(6, 24, r) * 12 };
+    return { at, kind, amp: between(0.6, 0.85, r), len: between(12, 24, r) * 12 };
+  });
+  const holiday = new Map<number, boolean>();
+  // the usual sessions first (a holiday is a weekday at its weekend level), then the incidents on them
+  const timestamps: number[] = [];
+  const usual: number[] = [];
+  let ar = 0;
+  for (let i = 0; i < n; i++) {
+    const t = start + i * STEP;
+    const d = new Date(t);
+    const dayNo = Math.floor(t / DAY);
+    if (!holiday.has(dayNo)) holiday.set(dayNo, r() < 0.04);
+    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+    const ramp = (x: number) => Math.min(1, Math.max(0, x));
+    const office = Math.min(ramp(h - open + 0.5), ramp(close + 0.5 - h));
+    const off = d.getUTCDay() % 6 === 0 || holiday.get(dayNo)!;
+    const target = level * (night + (1 - night) * office * (off ? weekend : 1));
+    ar = 0.9 * ar + 0.03 * gauss(r);
+    timestamps.push(t);
+    usual.push(Math.max(0, target * (1 + ar) + 0.5 * Math.sqrt(target) * gauss(r)));
+  }
+  // a licence cap shows only once the sessions reach it: its onset is the first capped point
+  events.forEach((e, a) => {
+    if (e.kind !== 'cap') return;
+    const cap = e.amp * level;
+    const next = onsets[a + 1] ?? n;
+    let at = e.at;
+    while (at < next - 600 && usual[at]! <= cap) at++;
+    onsets[a] = at;
+    e.at = at;
+  });
+  const values = usual.map((u, i) => {
+    let v = u;
+    for (const e of events) {
+      if (i < e.at) continue;
+      if (e.kind === 'disconnect' && i < e.at + 8 * e.len) v = u * (1 - (1 - e.amp) * Math.exp(-(i - e.at) / e.len));
+      if (e.kind === 'leak' && i < e.at + e.len) v += (level * e.amp * (i - e.at + 1)) / e.len;
+      if (e.kind === 'cap' && i < e.at + e.len) v = Math.min(v, e.amp * level);
+    }
+    return Math.round(v);
+  });
+  return { name: 'sessions', timestamps, values, onsets, labels };
 }
 
 export interface UnseenFigures {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { unseenCorpus, UNSEEN_KINDS } from '../../benchmarks/nab/unseen.js';
 import { probationLength } from '../../benchmarks/nab/scorer.js';
 
-const LABELS: Record<string, string[]> = { mentions: ['burst', 'surge', 'gap'], road: ['jam', 'stuck', 'absurd'], requests: ['outage', 'crowd', 'bots'] };
+const LABELS: Record<string, string[]> = { mentions: ['burst', 'surge', 'gap'], road: ['jam', 'stuck', 'absurd'], requests: ['outage', 'crowd', 'bots'], latency: ['reroute', 'congestion', 'degradation'], sessions: ['disconnect', 'leak', 'cap'] };
 
 /** The hour from point m differs from the hour before it by a quarter of that (counts: of at least 1). */
 function moves(xs: readonly number[], m: number): boolean {
