@@ -22,6 +22,8 @@ const DAYS = 30;
 const POINTS = (DAYS * 86_400_000) / STEP;
 const PER_CELL = 16;
 const GRACE = 6; // points after the incident's end (30 min at 5 min steps)
+/** Kinds the bench had when its seeds were first laid out (KINDS' first six). */
+const FIRST_KINDS = 6;
 
 interface Incident {
   readonly points: number;
@@ -60,16 +62,19 @@ export function incidentsCaught(operator: Record<string, unknown> = {}): Inciden
   const cfg = anomalyConfig({ seed: 1, learned: false, ...operator });
   const ours: Record<string, Record<string, Catch>> = {};
   const reference: Record<string, Record<string, Catch>> = {};
-  let seed = 1000;
-  for (const [name, inc] of Object.entries(INCIDENTS)) {
+  const incidents = Object.keys(INCIDENTS).length;
+  // each cell (incident x kind) keeps its series as kinds are added: the first six kinds' cells are
+  // numbered incident by incident as they always were, a later kind's after all of theirs
+  const cellSeed = (inc: number, kind: number) => 1000 + PER_CELL * (kind < FIRST_KINDS ? inc * FIRST_KINDS + kind : incidents * FIRST_KINDS + (kind - FIRST_KINDS) * incidents + inc);
+  for (const [n, [name, inc]] of Object.entries(INCIDENTS).entries()) {
     ours[name] = {};
     reference[name] = {};
     const allOurs: (number | null)[] = [];
     const allRef: (number | null)[] = [];
-    for (const [kind, gen] of Object.entries(KINDS)) {
+    for (const [k, [kind, gen]] of Object.entries(KINDS).entries()) {
+      const seed = cellSeed(n, k);
       const series = healthySeries(gen, PER_CELL, seed, POINTS);
       const place = rng(seed + 500);
-      seed += PER_CELL;
       const starts = series.map((xs) => {
         const at = Math.floor((20 + 8 * place()) * 288);
         const before = xs[at - 1]!;

@@ -3,8 +3,10 @@
  * false events per series per day. Synthetic healthy series at 5-minute steps, several kinds a
  * network has: white noise, diurnal traffic (a weekday/weekend cycle with multiplicative noise),
  * diurnal low counts (Poisson: errors, log lines), bursty counts (heavy-tailed but stationary),
- * office traffic (business hours: abrupt steps twice a day), and error rates: the low counts as the
- * rate processor hands them on (per second, as `if_in_errors_ps`, one poll per step).
+ * office traffic (business hours: abrupt steps twice a day), error rates: the low counts as the
+ * rate processor hands them on (per second, as `if_in_errors_ps`, one poll per step), and log lines:
+ * a device's syslog lines per poll, over-dispersed, with the flurries every device has a few times a
+ * day (a flapping port, a cron job, a login storm: 1.5-5x, dying down within minutes to an hour).
  *
  * Ours: the operator as the runner runs it (default config: events at score >= eventLevel, or a new
  * all-time extreme beyond the series' whole range). Reference, same series, same run: the ARTime
@@ -14,7 +16,7 @@
 import { AnomalyOperator, anomalyConfig, type AnomalyConfig, type DerivedSample } from '../processors/anomaly/operator.js';
 import { SeriesDetector, type DetectorParams } from '../processors/anomaly/detector.js';
 import { rng } from '../processors/anomaly/learned.js';
-import { gauss, poisson } from './random.js';
+import { gauss, gamma, poisson, between, logBetween } from './random.js';
 import { publishedArtimeParams } from './nab/detect.js';
 
 export const STEP = 300_000;
@@ -44,6 +46,21 @@ const office = (i: number): number => {
   return 0.15 + 0.85 * Math.min(ramp((h - 8) * 6), ramp((18.5 - h) * 6));
 };
 
+/** A flurry in progress per series (keyed by the series' own random source: healthySeries draws each series' points in order from one). */
+const flurries = new WeakMap<() => number, { amp: number; tau: number; age: number }>();
+
+/** Syslog lines per 5 minutes: 20 at the daily peak, gamma-Poisson (over-dispersed), 2.5 ordinary flurries a day. */
+const logLines: Gen = (i, r) => {
+  let f = flurries.get(r);
+  if (r() < 2.5 / 288) flurries.set(r, (f = { amp: logBetween(1.5, 5, r), tau: between(2, 12, r), age: 0 }));
+  let mean = 20 * diurnal(i);
+  if (f) {
+    mean *= 1 + (f.amp - 1) * Math.exp(-f.age / f.tau);
+    if (++f.age > 6 * f.tau) flurries.delete(r);
+  }
+  return poisson((gamma(5, r) * mean) / 5, r);
+};
+
 export const KINDS: Readonly<Record<string, Gen>> = {
   noise: (_i, r) => 50 + 10 * gauss(r),
   traffic: (i, r) => 4e8 * diurnal(i) * (1 + 0.08 * gauss(r)),
@@ -51,6 +68,7 @@ export const KINDS: Readonly<Record<string, Gen>> = {
   bursty: (i, r) => poisson(20 * diurnal(i) / Math.max(0.05, r()) ** 0.5, r),
   'office traffic': (i, r) => 2e8 * office(i) * (1 + 0.08 * gauss(r)),
   'error rates': (i, r) => poisson(2 * diurnal(i), r) / (STEP / 1000),
+  'log lines': logLines,
 };
 
 /** The metric a kind reaches the operator as, where it matters (the operator's countRates): the kind's own name otherwise. */
