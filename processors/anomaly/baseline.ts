@@ -57,6 +57,13 @@ export interface ChangeParams {
   readonly unitMs: number;
   /** A slot's scale is at least this fraction of the seasonal predictor's overall scale (a slot learnt flat is not infinitely sensitive). */
   readonly scaleFloor: number;
+  /**
+   * A change has lasted once its sum has stayed above the threshold this long (ms) since it
+   * crossed it: reported once per change, as `lasted` (the immediate report stays what the score
+   * takes). A burst that dies down within it (a topic's flurry, an error storm) drains the sum
+   * below the threshold first; a change of level holds it there, capped. 0 = at the crossing.
+   */
+  readonly lastMs: number;
 }
 
 export const DEFAULT_CHANGE: ChangeParams = {
@@ -67,6 +74,7 @@ export const DEFAULT_CHANGE: ChangeParams = {
   hold: 2,
   unitMs: 300_000,
   scaleFloor: 0.25,
+  lastMs: 3_600_000,
 };
 
 export const DEFAULT_BASELINE: BaselineParams = {
@@ -85,6 +93,18 @@ export interface Change {
   readonly since: number;
   readonly z: number;
 }
+
+/** One CUSUM step: the change this point completes (at the crossing), and the change that has now lasted ChangeParams.lastMs. */
+export interface ChangeStep {
+  readonly change: Change | null;
+  readonly lasted: Change | null;
+}
+
+const NO_CHANGE: ChangeStep = { change: null, lasted: null };
+/** cuX / cdX: the sum is not above the threshold (or the change was re-armed at 0). */
+const BELOW = -1;
+/** cuX / cdX: this change's lasting report was made (until the sum returns to 0). */
+const LASTED = -2;
 
 /** What the baseline expected of the point just seen, before learning from it. */
 export interface Expectation {
@@ -124,6 +144,9 @@ export interface BaselineState {
   cdT: number;
   cuArmed: boolean;
   cdArmed: boolean;
+  /** Since when each sum has been above the threshold (BELOW: it is not; LASTED: reported as lasting). */
+  cuX: number;
+  cdX: number;
 }
 
 /**
@@ -144,13 +167,18 @@ export interface BaselineJSON extends Omit<BaselineState, 'offset' | 'visits' | 
   cdT?: number;
   cuArmed?: boolean;
   cdArmed?: boolean;
+  /** Absent in checkpoints from before lasting changes: not above the threshold. */
+  cuX?: number;
+  cdX?: number;
 }
-type ChangeKeys = 't0' | 'last' | 'cu' | 'cd' | 'cuT' | 'cdT' | 'cuArmed' | 'cdArmed';
+type ChangeKeys = 't0' | 'last' | 'cu' | 'cd' | 'cuT' | 'cdT' | 'cuArmed' | 'cdArmed' | 'cuX' | 'cdX';
 
 const MAX_VISITS = 65535;
 
 export function baselineToJSON(s: BaselineState): BaselineJSON {
-  return { ...s, offset: packF32(s.offset), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64'), es: packF32(s.es) };
+  // the lasting watches are BELOW nearly always: left out then (restored as BELOW)
+  const { cuX, cdX, ...rest } = s;
+  return { ...rest, ...(cuX !== BELOW ? { cuX } : {}), ...(cdX !== BELOW ? { cdX } : {}), offset: packF32(s.offset), visits: Buffer.from(Uint16Array.from(s.visits).buffer).toString('base64'), es: packF32(s.es) };
 }
 
 /** Numbers kept float32-exact, as base64 float32 (4 bytes each instead of ~20 characters of JSON). */
@@ -192,6 +220,8 @@ export function baselineFromJSON(j: BaselineJSON): BaselineState {
     cdT: j.cdT ?? 0,
     cuArmed: j.cuArmed ?? true,
     cdArmed: j.cdArmed ?? true,
+    cuX: j.cuX ?? BELOW,
+    cdX: j.cdX ?? BELOW,
   };
 }
 
@@ -220,6 +250,8 @@ export class Baseline {
       cdT: 0,
       cuArmed: true,
       cdArmed: true,
+      cuX: BELOW,
+      cdX: BELOW,
     };
   }
 
@@ -310,13 +342,13 @@ export class Baseline {
 
   /**
    * One CUSUM step (see ChangeParams) for the point at `ts`, before `update` learns from it: the
-   * change the point completes, if any.
+   * change the point completes, if any, and the change that has now lasted `lastMs`, if any.
    */
-  change(ts: number, value: number, e: Expectation): Change | null {
+  change(ts: number, value: number, e: Expectation): ChangeStep {
     const s = this.s;
     const c = this.p.change;
     const slot = e.slot;
-    if (c.allowance <= 0 || s.n === 0 || s.visits[slot]! < c.visits || !Number.isFinite(s.last)) return null;
+    if (c.allowance <= 0 || s.n === 0 || s.visits[slot]! < c.visits || !Number.isFinite(s.last)) return NO_CHANGE;
     const fl = this.floor();
     const scale = Math.max(1.25 * s.es[slot]!, c.scaleFloor * Math.max(1.25 * s.errSeason, fl), fl);
     const z = Math.max(-c.clip, Math.min(c.clip, (value - s.slow - s.offset[slot]!) / scale));
@@ -330,14 +362,31 @@ export class Baseline {
     s.cd = down;
     if (up === 0) s.cuArmed = true;
     if (down === 0) s.cdArmed = true;
+    let change: Change | null = null;
     if (up > c.threshold && s.cuArmed) {
       s.cuArmed = false;
-      return { dir: 1, since: s.cuT, z };
-    }
-    if (down > c.threshold && s.cdArmed) {
+      change = { dir: 1, since: s.cuT, z };
+    } else if (down > c.threshold && s.cdArmed) {
       s.cdArmed = false;
-      return { dir: -1, since: s.cdT, z };
+      change = { dir: -1, since: s.cdT, z };
     }
-    return null;
+    const lastedUp = this.lasting(ts, up, s.cuX);
+    s.cuX = lastedUp.x;
+    const lastedDown = this.lasting(ts, down, s.cdX);
+    s.cdX = lastedDown.x;
+    const lasted: Change | null = lastedUp.now ? { dir: 1, since: s.cuT, z } : lastedDown.now ? { dir: -1, since: s.cdT, z } : null;
+    return change === null && lasted === null ? NO_CHANGE : { change, lasted };
+  }
+
+  /** One sum's lasting watch: `x` is since when it has been above the threshold (or BELOW, LASTED). */
+  private lasting(ts: number, sum: number, x: number): { x: number; now: boolean } {
+    const c = this.p.change;
+    // re-armed only at 0, as the report is: a change that lasted is reported once
+    if (sum === 0) return { x: BELOW, now: false };
+    if (x === LASTED) return { x, now: false };
+    // the sum fell back under the threshold before it had lasted: a burst, not a change
+    if (sum <= c.threshold) return { x: BELOW, now: false };
+    const since = x === BELOW ? ts : x;
+    return ts - since >= c.lastMs ? { x: LASTED, now: true } : { x: since, now: false };
   }
 }

@@ -172,6 +172,11 @@ export interface Verdict {
    * hour of the week), reported once per change; null otherwise. Independent of the score.
    */
   readonly change: Change | null;
+  /**
+   * A change of level that has now lasted (baseline.ts, ChangeParams.lastMs) since it was
+   * reported, once per change: what change events take (the score takes `change`). Null otherwise.
+   */
+  readonly lasted: Change | null;
   /** A run of one value longer than any before it, reported once per run (ARTime mode); null otherwise. */
   readonly flat: Flatline | null;
   /** A spell at the floor stranger than any before it, reported once per spell (ARTime mode); null otherwise. */
@@ -278,7 +283,7 @@ export class SeriesDetector {
    */
   step(ts: number, value: number, learnedRaw?: number): Verdict {
     if (!Number.isFinite(value) || !Number.isFinite(ts)) {
-      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null, flat: null, silence: null };
+      return { score: 0, expected: NaN, lower: NaN, upper: NaN, raw: 0, explanation: `ignored non-finite ${Number.isFinite(ts) ? 'value' : 'timestamp'} ${value}`, excursion: 0, deviation: 0, known: false, change: null, lasted: null, flat: null, silence: null };
     }
     const p = this.params;
     const e = this.base.expect(ts);
@@ -312,13 +317,13 @@ export class SeriesDetector {
     } else {
       score *= p.damp;
     }
-    const change = this.base.change(ts, value, e);
-    const explanation = this.explain(value, e, z, excursion, score, n) + describeChange(change, ts, this.base.usual(e.slot), e.slot);
+    const { change, lasted } = this.base.change(ts, value, e);
+    const explanation = this.explain(value, e, z, excursion, score, n) + describeChanges(change, lasted, ts, this.base.usual(e.slot), e.slot);
     this.base.update(ts, value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change, flat: null, silence: null };
+    return { score, expected, lower: expected - half, upper: expected + half, raw, explanation, excursion, deviation: z, known: e.known, change, lasted, flat: null, silence: null };
   }
 
   private stepArtime(ts: number, value: number, e: Expectation, n: number): Verdict {
@@ -337,7 +342,7 @@ export class SeriesDetector {
     const ex = Math.abs(excursion);
     const need = p.excursionMin * Math.max(1, (p.excursionSettle * this.art!.h.probation) / Math.max(1, n));
     if (!learning && p.excursionMin > 0 && ex > need) score = Math.max(score, Math.round(p.excursionLevel * (0.5 + 0.5 * Math.tanh(ex / need - 1)) * 1e6) / 1e6);
-    const change = this.base.change(ts, value, e);
+    const { change, lasted } = this.base.change(ts, value, e);
     if (!learning && change && p.changeLevel > 0) score = Math.max(score, p.changeLevel);
     // both watches take the lowest value seen before this point from the baseline (it learns from the point below)
     const flat = this.flat!.step(ts, value, !learning, Number.isFinite(b.lo) ? b.lo : null);
@@ -360,12 +365,12 @@ export class SeriesDetector {
       const span = a.done && a.novel ? this.patternSpan() : null;
       if (span) explanation += `; new pattern over the last ${span.time ?? `${span.points} points`} (${span.time ? `${span.points} points; ` : ''}similarity ${a.similarity.toFixed(2)} to the ${this.art!.categories} learnt, vigilance ${this.art!.vigilance.toFixed(2)}${this.art!.logScale ? `; seen as log(1 + count / ${this.art!.p.countKnee})` : ''})`;
     }
-    explanation += describeChange(change, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
+    explanation += describeChanges(change, lasted, ts, this.base.usual(e.slot), e.slot) + describeFlat(flat, ts) + describeSilence(silence, ts);
     this.base.update(ts, value, e);
     this.lastTs = ts;
     const expected = n > 0 ? e.expected : value;
     const half = n > 0 ? p.band * e.scale : 0;
-    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, flat, silence };
+    return { score, expected, lower: expected - half, upper: expected + half, raw: a.done ? 1 - a.similarity : 0, explanation, excursion: learning ? 0 : excursion, deviation: learning ? 0 : z, known: e.known, change, lasted, flat, silence };
   }
 
   /**
@@ -466,10 +471,11 @@ export class SeriesDetector {
   }
 }
 
-function describeChange(c: Change | null, ts: number, usual: number, slot: number): string {
-  if (!c) return '';
-  const mins = Math.round((ts - c.since) / 60_000);
-  return `; level change: ${c.dir > 0 ? 'above' : 'below'} the usual ${fmt(usual)} for ${SLOT_NAME(slot)} for ${mins} min`;
+/** The change this point completes and the one that has now lasted (one clause when they are the same). */
+function describeChanges(c: Change | null, lasted: Change | null, ts: number, usual: number, slot: number): string {
+  const one = (x: Change, what: string) => `; ${what}: ${x.dir > 0 ? 'above' : 'below'} the usual ${fmt(usual)} for ${SLOT_NAME(slot)} for ${Math.round((ts - x.since) / 60_000)} min`;
+  if (lasted) return (c && c.dir !== lasted.dir ? one(c, 'level change') : '') + one(lasted, 'lasting level change');
+  return c ? one(c, 'level change') : '';
 }
 
 function describeFlat(f: Flatline | null, ts: number): string {

@@ -467,6 +467,49 @@ test('change detection: a restored detector reports the change an uninterrupted 
   assert.throws(() => SeriesDetector.fromJSON({ ...cp, b: { ...cp.b, es: 'AAAA' } }), /anomaly detector state: corrupt \(baseline slot scales/);
 });
 
+test('a lasting change (lastMs): reported once, an hour after the change was, while the level holds; a burst that dies down within the hour is reported as a change but never as lasting; a checkpoint in the wait restores it', () => {
+  const from = 22 * 288 + 24;
+  const hour = 3_600_000;
+  const lasting = (pts: Array<[number, number]>, d = new SeriesDetector()) => pts.map(([t, v], i) => ({ i, t, v: d.step(t, v) })).filter((x) => x.v.change || x.v.lasted);
+  // a 3x level for two hours: the change at its crossing, the lasting report lastMs later
+  const shift = office(28, 3, { from, points: 24, factor: 3 });
+  const got = lasting(shift);
+  const change = got.filter((x) => x.v.change);
+  const lasted = got.filter((x) => x.v.lasted);
+  assert.equal(change.length, 1);
+  assert.equal(lasted.length, 1, `one lasting report, at ${lasted.map((x) => x.i).join(', ')}`);
+  assert.equal(DEFAULT_PARAMS.baseline.change.lastMs, hour);
+  assert.ok(lasted[0]!.t - change[0]!.t >= hour && lasted[0]!.i < from + 24, `an hour after the change (${change[0]!.i - from} -> ${lasted[0]!.i - from}), within the shift`);
+  assert.deepEqual(lasted[0]!.v.lasted!.dir, 1);
+  assert.equal(lasted[0]!.v.lasted!.since, change[0]!.v.change!.since, 'the same change');
+  assert.match(lasted[0]!.v.explanation, /lasting level change: above the usual [\d.e+]+ for 0[23]:00 weekday for \d+ min/);
+  // the score takes the change at once, not the lasting report
+  assert.ok(change[0]!.v.score >= DEFAULT_PARAMS.changeLevel);
+  // 30 minutes at 3x: a change at its crossing, gone before it lasted
+  const burst = office(28, 3, { from, points: 6, factor: 3 });
+  const b = lasting(burst);
+  assert.equal(b.filter((x) => x.v.change).length, 1, 'the burst crosses the threshold');
+  assert.deepEqual(b.filter((x) => x.v.lasted).map((x) => x.i), [], 'and is not a lasting change');
+  // lastMs 0: lasting at the crossing
+  const now = new SeriesDetector({ ...DEFAULT_PARAMS, baseline: { ...DEFAULT_PARAMS.baseline, change: { ...DEFAULT_PARAMS.baseline.change, lastMs: 0 } } });
+  const b0 = lasting(burst, now);
+  assert.deepEqual(b0.filter((x) => x.v.lasted).map((x) => x.i), b.filter((x) => x.v.change).map((x) => x.i));
+  // a checkpoint between the change and its lasting report
+  const cut = Math.floor((change[0]!.i + lasted[0]!.i) / 2);
+  const a = new SeriesDetector();
+  shift.slice(0, cut).forEach(([t, v]) => a.step(t, v));
+  const cp = JSON.parse(JSON.stringify(a));
+  const tail = (d: SeriesDetector) => shift.slice(cut).map(([t, v]) => d.step(t, v));
+  const uninterrupted = tail(a);
+  assert.deepEqual(tail(SeriesDetector.fromJSON(cp)), uninterrupted);
+  assert.equal(uninterrupted.filter((v) => v.lasted).length, 1);
+  // a checkpoint from before lasting changes: the wait starts afresh, the report still comes once
+  const old = JSON.parse(JSON.stringify(cp));
+  delete old.b.cuX;
+  delete old.b.cdX;
+  assert.equal(tail(SeriesDetector.fromJSON(old)).filter((v) => v.lasted).length, 1);
+});
+
 test('stuck: a series that stops moving is reported once, when its run outgrows twice its longest before; a constant, or a series at its floor, is not', () => {
   // speed-like readings rounded to whole units: repeats by chance, runs of 2-4
   const r = rng(7);

@@ -209,28 +209,38 @@ test('eventsAfter: a series raises no event before it has that much history (cou
   return held().get().then((h) => assert.ok(h.values.reduce((n, v) => n + v.value, 0) > 0, 'the held ones are counted'));
 });
 
-test('changeEvents: a night-time level three times its usual raises one event naming the level change; false turns it off', () => {
+test('changeEvents: a night-time level three times its usual raises one event naming the level change, once it has lasted changeLasts; a 30-min burst does not; false turns it off', () => {
   // 5-min polls, business-hours traffic for three weeks; on day 22 (a Tuesday) 02:00-04:00 at 3x: inside the day's range
   const step = 300_000;
   const from = 22 * 288 + 24;
-  const r = rng(11);
-  const batches: DerivedSample[][] = Array.from({ length: 23 * 288 }, (_, i) => {
-    const d = new Date(T0 + i * step);
-    const h = d.getUTCHours() + d.getUTCMinutes() / 60;
-    const busy = d.getUTCDay() !== 0 && d.getUTCDay() !== 6 && h >= 8 && h < 18.5;
-    const v = 2e8 * (busy ? 1 : 0.15) * (1 + 0.14 * (r() - 0.5)) * (i >= from && i < from + 24 ? 3 : 1);
-    return [{ metric: 'if_in_bps', labels: { device: 'r0', ifName: 'eth0' }, ts: T0 + i * step, value: v }];
-  });
-  const events = (changeEvents: boolean) => {
-    const op = new AnomalyOperator(anomalyConfig({ learned: false, changeEvents }));
-    return batches.flatMap((b) => op.process(b).events).filter((e) => /level change/.test(e.message));
+  const series = (points: number) => {
+    const r = rng(11);
+    return Array.from({ length: 23 * 288 }, (_, i): DerivedSample[] => {
+      const d = new Date(T0 + i * step);
+      const h = d.getUTCHours() + d.getUTCMinutes() / 60;
+      const busy = d.getUTCDay() !== 0 && d.getUTCDay() !== 6 && h >= 8 && h < 18.5;
+      const v = 2e8 * (busy ? 1 : 0.15) * (1 + 0.14 * (r() - 0.5)) * (i >= from && i < from + points ? 3 : 1);
+      return [{ metric: 'if_in_bps', labels: { device: 'r0', ifName: 'eth0' }, ts: T0 + i * step, value: v }];
+    });
   };
-  const on = events(true);
+  const shift = series(24);
+  const burst = series(6);
+  const events = (batches: DerivedSample[][], cfg: Record<string, unknown> = {}) => {
+    const op = new AnomalyOperator(anomalyConfig({ learned: false, ...cfg }));
+    return batches.flatMap((b) => op.process(b).events).filter((e) => (e.fields.reasons as string[]).includes('change'));
+  };
+  const on = events(shift);
   assert.equal(on.length, 1, on.map((e) => e.message).join('\n'));
-  assert.ok(on[0]!.ts >= T0 + from * step && on[0]!.ts < T0 + (from + 12) * step, 'within the hour of the shift');
-  assert.match(on[0]!.message, /level change: above the usual .* for 02:00 weekday for \d+ min/);
+  assert.ok(on[0]!.ts >= T0 + (from + 12) * step && on[0]!.ts < T0 + (from + 24) * step, `in the shift's second hour: point ${(on[0]!.ts - T0) / step - from}`);
+  assert.match(on[0]!.message, /lasting level change: above the usual .* for 0[23]:00 weekday for \d+ min/);
   assert.equal(on[0]!.severity, 'warning');
-  assert.deepEqual(events(false), []);
+  const now = events(shift, { changeLasts: '0s' });
+  assert.equal(now.length, 1);
+  assert.ok(now[0]!.ts >= T0 + from * step && now[0]!.ts < T0 + (from + 12) * step, 'at once: within the hour of the shift');
+  assert.deepEqual(events(burst), [], 'a burst that dies down within the hour');
+  assert.equal(events(burst, { changeLasts: '0s' }).length, 1, 'which crossed the threshold');
+  assert.deepEqual(events(shift, { changeEvents: false }), []);
+  assert.throws(() => new AnomalyOperator(anomalyConfig({ learned: false, changeLasts: 'soon' })), /changeLasts/);
 });
 
 test('alertHold: anomaly_active turns 1 at a series\' first event and 0 the hold after its last one (at its next point, or when the others pass it if it went quiet), across a checkpoint; 0s turns it off', () => {
