@@ -370,23 +370,24 @@ export class Baseline {
       s.cdArmed = false;
       change = { dir: -1, since: s.cdT, z };
     }
-    const lastedUp = this.lasting(ts, up, s.cuX);
-    s.cuX = lastedUp.x;
-    const lastedDown = this.lasting(ts, down, s.cdX);
-    s.cdX = lastedDown.x;
-    const lasted: Change | null = lastedUp.now ? { dir: 1, since: s.cuT, z } : lastedDown.now ? { dir: -1, since: s.cdT, z } : null;
+    const upLasted = this.lasting(ts, up, 'cuX');
+    const downLasted = this.lasting(ts, down, 'cdX');
+    const lasted: Change | null = upLasted ? { dir: 1, since: s.cuT, z } : downLasted ? { dir: -1, since: s.cdT, z } : null;
     return change === null && lasted === null ? NO_CHANGE : { change, lasted };
   }
 
-  /** One sum's lasting watch: `x` is since when it has been above the threshold (or BELOW, LASTED). */
-  private lasting(ts: number, sum: number, x: number): { x: number; now: boolean } {
-    const c = this.p.change;
+  /** One sum's lasting watch (its state `key`: since when it has been above the threshold, or BELOW, LASTED): whether it has lasted at this point. */
+  private lasting(ts: number, sum: number, key: 'cuX' | 'cdX'): boolean {
+    const s = this.s;
+    const x = s[key];
     // re-armed only at 0, as the report is: a change that lasted is reported once
-    if (sum === 0) return { x: BELOW, now: false };
-    if (x === LASTED) return { x, now: false };
+    if (sum === 0) s[key] = BELOW;
+    else if (x === LASTED) return false;
     // the sum fell back under the threshold before it had lasted: a burst, not a change
-    if (sum <= c.threshold) return { x: BELOW, now: false };
-    const since = x === BELOW ? ts : x;
-    return ts - since >= c.lastMs ? { x: LASTED, now: true } : { x: since, now: false };
+    else if (sum <= this.p.change.threshold) s[key] = BELOW;
+    else if (x === BELOW) s[key] = ts;
+    if (s[key] < 0 || ts - s[key] < this.p.change.lastMs) return false;
+    s[key] = LASTED;
+    return true;
   }
 }
