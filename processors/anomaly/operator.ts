@@ -85,7 +85,7 @@ export const AnomalyConfig = Type.Object({
   /**
    * 'artime' (adaptive-resonance shapes and new extremes; NAB 73.83 standard, 67.33 low-FP) or
    * 'likelihood' (the seasonal baseline's residuals blended with the learned model, through the
-   * anomaly likelihood; NAB 26): the learned layer only counts in the latter.
+   * anomaly likelihood; NAB 31.12 standard, 23.58 low-FP): the learned layer only counts in the latter.
    */
   mode: Type.Union([Type.Literal('artime'), Type.Literal('likelihood')], { default: 'artime', description: "detector: 'artime' (default, best measured) or 'likelihood' (statistics + learned model)" }),
   /**
