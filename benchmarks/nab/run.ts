@@ -19,7 +19,7 @@
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname, basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile, readThresholds, formatTimestamp, type DataFile, type WindowMap } from './corpus.js';
+import { defaultNabDir, listDataFiles, readDataFile, readWindows, readResultFile, readThresholds, resultPath, formatTimestamp, type DataFile, type WindowMap } from './corpus.js';
 import { FULL_CORPUS, restOfCorpus, restNeeded } from './full-corpus.js';
 import { scoreCorpus, PROFILE_NAMES, PROFILES, normalise, nullRaw, type ProfileName, type FileInput, type FileScore } from './scorer.js';
 import { detectSeries, DETECTOR_NAME } from './detect.js';
@@ -136,21 +136,37 @@ async function main(): Promise<void> {
   for (const s of mine) writeScores(s);
   log(`Noctua (${DETECTOR_NAME}) on ${keys.length} files, ${points} points in ${(runMs / 1000).toFixed(1)} s; largest detector state ${maxState} B (JSON); results in ${join(outDir, DETECTOR_NAME)}`);
   const others: Record<string, Summary[]> = {};
+  /** Published detectors with a result for every file here: the halves and the full-corpus figures take only these. */
   const otherFiles: Record<string, FileInput[]> = {};
+  /** Published detectors with results for some files only (a folder holding files NAB's results lack): compared on those. */
+  const partial: Array<{ det: string; theirs: Summary[]; ours: Summary[]; files: number }> = [];
   for (const det of ['numenta', 'contextOSE', 'ARTime']) {
     if (!existsSync(join(resultsDir, det))) continue;
+    const have = keys.filter((k) => existsSync(resultPath(resultsDir, det, k)));
     try {
-      otherFiles[det] = keys.map((k) => readResultFile(resultsDir, det, k));
-      others[det] = summarise(otherFiles[det]!, windows);
+      const files = have.map((k) => readResultFile(resultsDir, det, k));
+      if (have.length === keys.length) {
+        otherFiles[det] = files;
+        others[det] = summarise(files, windows);
+      } else if (have.length > 0) {
+        const same = new Set(have);
+        partial.push({ det, theirs: summarise(files, windows), ours: summarise(ours.filter((f) => same.has(f.key)), windows), files: have.length });
+      } else log(`(${det}: no published result for any file here)`);
     } catch (err) {
       log(`(${det}: published results not usable here: ${(err as Error).message})`);
     }
   }
   const row = (name: string, s: Summary[]) => fmtRow(name, s.map((x) => x.score));
+  const published = (d: string) => (d === 'contextOSE' ? 'CAD OSE' : d) + ' (published)';
   log(`\nNAB scores on this corpus (null = 0, perfect = 100), threshold swept per profile`);
   log(PROFILE_HEADER);
   log(row('noctua', mine));
-  for (const [d, s] of Object.entries(others)) log(row(d === 'contextOSE' ? 'CAD OSE (published)' : `${d} (published)`, s));
+  for (const [d, s] of Object.entries(others)) log(row(published(d), s));
+  for (const p of partial) {
+    log(`on the ${p.files} of ${keys.length} files ${p.det} has published results for (each swept for its own threshold):`);
+    log(row('  noctua', p.ours));
+    log(row('  ' + published(p.det), p.theirs));
+  }
   log(`\nper category, standard profile (raw score for categories without windows)`);
   const cats = Object.keys(mine[0]!.perCategory);
   log(`${'detector'.padEnd(22)}${cats.map((c) => c.slice(0, 20).padStart(22)).join('')}`);
@@ -172,6 +188,8 @@ async function main(): Promise<void> {
   }
   out.per_category_standard = Object.fromEntries(Object.entries(mine[0]!.perCategory).map(([k, v]) => [k, Number(v.toFixed(2))]));
   for (const [d, s] of Object.entries(others)) out[d] = Object.fromEntries(s.map((x) => [x.profile, Number(x.score.toFixed(2))]));
+  const figures = (s: Summary[]) => s.map((x) => Number(x.score.toFixed(2)));
+  if (partial.length) out.published_on_some_files = Object.fromEntries(partial.map((p) => [p.det, { files: p.files, noctua: figures(p.ours), published: figures(p.theirs) }]));
   if (rest) out.rest_of_full_corpus = rest;
   if (args.split) {
     // Stratified halves; "B at A threshold" scores B at the threshold swept on A (held out in both

@@ -28,12 +28,24 @@ test('harness: any NAB-layout folder (--data, --labels) gives NAB-format results
     }
     mkdirSync(join(dir.path, 'labels'));
     writeFileSync(join(dir.path, 'labels', 'windows.json'), JSON.stringify(labels));
+    // a published detector with results for one of the four files only (NAB's results lack files a user adds): an
+    // ideal one, at each window's first row; it is compared with ours on that file, not dropped, not scored on the rest
+    const [only] = Object.keys(labels);
+    const rows = readFileSync(join(dir.path, 'data', only!), 'utf8').trim().split('\n').slice(1);
+    const starts = new Set(labels[only!]!.map(([a]) => a!.slice(0, 19)));
+    mkdirSync(join(dir.path, 'results', 'ARTime', dirname(only!)), { recursive: true });
+    writeFileSync(join(dir.path, 'results', 'ARTime', dirname(only!), `ARTime_${only!.split('/')[1]}`), 'timestamp,value,anomaly_score,label\n' + rows.map((r) => `${r},${starts.has(r.slice(0, 19)) ? 1 : 0},0`).join('\n') + '\n');
     const out = join(dir.path, 'out');
-    const { stdout } = await promisify(execFile)(process.execPath, [RUN, '--data', join(dir.path, 'data'), '--labels', join(dir.path, 'labels', 'windows.json'), '--out', out, '--quiet'], { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)(process.execPath, [RUN, '--data', join(dir.path, 'data'), '--labels', join(dir.path, 'labels', 'windows.json'), '--results', join(dir.path, 'results'), '--out', out, '--quiet'], { maxBuffer: 16 * 1024 * 1024 });
     const summary = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
     assert.equal(summary.bench, 'nab');
     assert.equal(summary.files, 4);
     assert.ok(!('rest_of_full_corpus' in summary), 'no published full-corpus reference for a folder that is not part of NAB');
+    assert.ok(!('ARTime' in summary), 'a detector without results for every file is not scored on the corpus');
+    const some = (summary.published_on_some_files as Record<string, { files: number; noctua: number[]; published: number[] }>).ARTime!;
+    assert.equal(some.files, 1);
+    assert.ok(some.published.every((x) => x > 98), `the ideal detector on its one file: ${some.published}`);
+    assert.ok(some.noctua.every((x) => x <= 100.01) && some.noctua.some((x) => x !== summary.standard), `ours on that file alone: ${some.noctua}`);
     const windows = Object.values(labels).reduce((a, w) => a + w.length, 0);
     for (const key of Object.keys(labels)) {
       const rows = readFileSync(join(out, 'noctua', dirname(key), `noctua_${key.split('/')[1]}`), 'utf8').trim().split('\n');
