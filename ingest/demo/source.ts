@@ -35,28 +35,48 @@ export class DemoSource {
   async start(): Promise<void> {
     this.producer = await this.bus.producer({ idempotent: true });
     const n = this.network.deviceNames.length;
-    const now = Date.now();
-    const backfillMs = this.opts.backfillMs ?? BACKFILL_POLLS * this.opts.intervalMs;
-    if (backfillMs > 0) await this.backfill(now - backfillMs, now);
-    for (let d = 0; d < n; d++) {
-      const phase = Math.floor((d * this.opts.intervalMs) / n);
-      // First poll right away seeds the counters; later ones land on the device's phase of the interval.
-      this.pollOnce(d, now);
-      const firstDelay = this.opts.intervalMs - (now % this.opts.intervalMs) + phase;
-      const t = setTimeout(() => {
-        this.pollOnce(d, Date.now());
-        this.timers.push(setInterval(() => this.pollOnce(d, Date.now()), this.opts.intervalMs));
-      }, firstDelay);
-      this.timers.push(t);
+    const every = this.opts.intervalMs;
+    const backfillMs = this.opts.backfillMs ?? BACKFILL_POLLS * every;
+    const gridOf = (ms: number) => ms - (ms % every);
+    // Device d is polled at t + phase(d) for every interval t, the history as the live polls, so its first
+    // live poll comes one interval after its last replayed one. The replay takes seconds; live polls that
+    // began after the present it started from would follow a gap of that long, in which a busy Counter32
+    // uplink wraps twice unseen and its rate reads as a collapse (an anomaly event at every start).
+    let next = gridOf(Date.now());
+    if (backfillMs > 0) {
+      const started = Date.now();
+      const first = gridOf(next - backfillMs);
+      let from = first;
+      for (let to = next; from < to; to = gridOf(Date.now())) {
+        await this.backfill(from, to);
+        from = to;
+      }
+      next = from;
+      this.log.info({ fromMs: first, polls: this.polls, samples: this.samples, ms: Date.now() - started }, 'demo history backfilled');
     }
-    this.log.info({ devices: n, intervalMs: this.opts.intervalMs }, 'demo network started');
+    for (let d = 0; d < n; d++) this.pollOnGrid(d, next + Math.floor((d * every) / n));
+    this.log.info({ devices: n, intervalMs: every }, 'demo network started');
   }
 
-  /** Publishes the polls of [from, to) at once, oldest first, as if the network had been polled all along. */
+  /** Polls device d at grid time `at` (at once, at that time, when it has passed), then at each interval after. */
+  private pollOnGrid(d: number, at: number): void {
+    if (this.stopped) return;
+    const wait = at - Date.now();
+    if (wait <= 0) {
+      this.pollOnce(d, at);
+      this.pollOnGrid(d, at + this.opts.intervalMs);
+      return;
+    }
+    this.timers[d] = setTimeout(() => {
+      this.pollOnce(d, Math.max(at, Date.now()));
+      this.pollOnGrid(d, at + this.opts.intervalMs);
+    }, wait);
+  }
+
+  /** Publishes the grid's polls of the intervals in [from, to) at once, oldest first, as if the network had been polled all along. */
   private async backfill(from: number, to: number): Promise<void> {
-    const started = Date.now();
     let pending: Promise<void>[] = [];
-    for (const { batch, events } of replayDemo(this.network, from - (from % this.opts.intervalMs), to - this.opts.intervalMs, this.opts.intervalMs)) {
+    for (const { batch, events } of replayDemo(this.network, from, to, this.opts.intervalMs)) {
       pending.push(this.publish(batch, events));
       if (pending.length >= 256) {
         await Promise.all(pending);
@@ -64,7 +84,6 @@ export class DemoSource {
       }
     }
     await Promise.all(pending);
-    this.log.info({ fromMs: from, polls: this.polls, samples: this.samples, ms: Date.now() - started }, 'demo history backfilled');
   }
 
   inject(incident: Omit<Incident, 'start' | 'end'> & { durationMs: number }): Incident {
@@ -98,7 +117,7 @@ export class DemoSource {
   /** Stops polling and waits for batches in flight, so a clean shutdown loses nothing accepted. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t), clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     await Promise.allSettled([...this.inflight]);
     await this.producer?.close();
   }
