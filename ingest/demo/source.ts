@@ -22,6 +22,8 @@ export class DemoSource {
   readonly network: DemoNetwork;
   private producer: BusProducer | null = null;
   private timers: NodeJS.Timeout[] = [];
+  /** Each device's latest poll time. */
+  private readonly lastPoll: number[] = [];
   private inflight = new Set<Promise<void>>();
   private stopped = false;
   /** Batches and samples the bus acknowledged (a clean shutdown must find all of them in ClickHouse). */
@@ -58,9 +60,15 @@ export class DemoSource {
     this.log.info({ devices: n, intervalMs: every }, 'demo network started');
   }
 
-  /** Polls device d at grid time `at` (at once, at that time, when it has passed), then at each interval after. */
+  /**
+   * Polls device d at grid time `at` (at once, at that time, when it has passed), then at each interval
+   * after. A timer that fired late (a busy start) polled at the present: grid times before it are skipped,
+   * so the device's polls stay in time order.
+   */
   private pollOnGrid(d: number, at: number): void {
     if (this.stopped) return;
+    const last = this.lastPoll[d] ?? -Infinity;
+    while (at <= last) at += this.opts.intervalMs;
     const wait = at - Date.now();
     if (wait <= 0) {
       this.pollOnce(d, at);
@@ -96,6 +104,7 @@ export class DemoSource {
 
   private pollOnce(d: number, ts: number): void {
     if (this.stopped || !this.producer) return;
+    this.lastPoll[d] = ts;
     const { batch, events } = this.network.poll(d, ts);
     const p = this.publish(batch, events).catch((err: Error) => {
       M.errors.inc({ component: 'demo', kind: 'produce' });
