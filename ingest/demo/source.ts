@@ -22,8 +22,6 @@ export class DemoSource {
   readonly network: DemoNetwork;
   private producer: BusProducer | null = null;
   private timers: NodeJS.Timeout[] = [];
-  /** Each device's latest poll time. */
-  private readonly lastPoll: number[] = [];
   private inflight = new Set<Promise<void>>();
   private stopped = false;
   /** Batches and samples the bus acknowledged (a clean shutdown must find all of them in ClickHouse). */
@@ -61,14 +59,13 @@ export class DemoSource {
   }
 
   /**
-   * Polls device d at grid time `at` (at once, at that time, when it has passed), then at each interval
-   * after. A timer that fired late (a busy start) polled at the present: grid times before it are skipped,
-   * so the device's polls stay in time order.
+   * Polls device d at grid time `at`, then at each interval after. A timer that fires late (the
+   * processors digesting the history hold the event loop for seconds at start) polls at its grid time
+   * and catches up on the ones that passed meanwhile: a simulated device was polled all along, and a poll
+   * at the present would follow a gap in which a busy Counter32 uplink wraps twice unseen.
    */
   private pollOnGrid(d: number, at: number): void {
     if (this.stopped) return;
-    const last = this.lastPoll[d] ?? -Infinity;
-    while (at <= last) at += this.opts.intervalMs;
     const wait = at - Date.now();
     if (wait <= 0) {
       this.pollOnce(d, at);
@@ -76,7 +73,7 @@ export class DemoSource {
       return;
     }
     this.timers[d] = setTimeout(() => {
-      this.pollOnce(d, Math.max(at, Date.now()));
+      this.pollOnce(d, at);
       this.pollOnGrid(d, at + this.opts.intervalMs);
     }, wait);
   }
@@ -104,7 +101,6 @@ export class DemoSource {
 
   private pollOnce(d: number, ts: number): void {
     if (this.stopped || !this.producer) return;
-    this.lastPoll[d] = ts;
     const { batch, events } = this.network.poll(d, ts);
     const p = this.publish(batch, events).catch((err: Error) => {
       M.errors.inc({ component: 'demo', kind: 'produce' });

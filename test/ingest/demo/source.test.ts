@@ -38,15 +38,14 @@ test('the demo polls every device on one grid: the live polls follow the replaye
   for (const [device, ts] of byDevice) {
     assert.ok(ts.length >= 120 + 4, `${device}: ${ts.length} polls`);
     for (let i = 1; i < ts.length; i++) {
-      const gap = ts[i]! - ts[i - 1]!;
-      // a timer may fire late on a busy machine (and the next poll then a little less than an interval after it); before, the first live poll came a replay's length late or part of an interval early
-      assert.ok(gap >= every - 250 && gap <= every + 250, `${device}: poll ${i} came ${gap} ms after the one before (${ts.length} polls, live from poll ~${120})`);
+      // before, the first live poll came a replay's length late or part of an interval early
+      assert.equal(ts[i]! - ts[i - 1]!, every, `${device}: poll ${i} of ${ts.length} (live from about the 120th)`);
     }
     assert.ok(ts.at(-1)! > t0 + replayMs, `${device}: polled live`);
   }
 });
 
-test('a start so busy that the poll timers fire late: each device\'s polls stay in time order and its rates stay its rates', { timeout: 30_000 }, async () => {
+test('a start so busy that the poll timers fire late: each device\'s polls stay on the grid and its rates stay its rates', { timeout: 30_000 }, async () => {
   const polls: SampleBatch[] = [];
   const every = 500;
   const demo = new DemoSource(slowBus(polls), { devices: 12, interfaces: 2, seed: 42, incidentEveryMs: 0, intervalMs: every, backfillMs: 10_000 }, createLogger('silent'));
@@ -61,7 +60,9 @@ test('a start so busy that the poll timers fire late: each device\'s polls stay 
   let compared = 0;
   for (const b of polls) {
     const prevTs = last.get(b.device) ?? -Infinity;
-    assert.ok(b.ts > prevTs, `${b.device}: a poll at ${b.ts} after one at ${prevTs}`);
+    // on the grid: a late timer polls at its grid time and catches up (a poll at the present would follow a gap
+    // as long as the stall, over which a busy Counter32 uplink wraps twice unseen)
+    if (prevTs > -Infinity) assert.equal(b.ts - prevTs, every, `${b.device}: a poll at ${b.ts} after one at ${prevTs}`);
     last.set(b.device, b.ts);
   }
   const seen = new Map<string, number>();
