@@ -11,6 +11,11 @@ import { counter } from '../core/metrics.js';
  * - 64-bit ifHC* counters win over the 32-bit ones of the same interface when both are present.
  * - A 32-bit decrease is corrected as a wrap only when the corrected delta fits the line speed over the
  *   interval; otherwise (or with no known speed) the series is reseeded and no rate is produced.
+ * - When the line speed allows a 32-bit counter one more wrap over the interval than its values show (a
+ *   10G link's octets in 3.4 s, a 1G link's in 34 s: a late or missed poll), the fewest wraps stand
+ *   unless the counter's last rate says more: then the count of wraps whose delta is nearest what that
+ *   rate gives, if within a quarter of a wrap of it, and otherwise no rate (counted as ambiguous_wrap),
+ *   rather than a collapse that never happened.
  * - A 64-bit decrease is a counter reset (cleared counters, agent restart): reseed, no rate.
  * - A sysUpTime decrease that is not the 497-day TimeTicks wrap is a reboot: event, reseed the whole
  *   device, no spike.
@@ -90,8 +95,11 @@ const OPER: Readonly<Record<number, string>> = { 1: 'up', 2: 'down', 3: 'testing
 const discontinuities = counter('noctua_rate_discontinuities_total', 'Counter samples that produced no rate, by reason', ['reason']);
 const clampedTotal = counter('noctua_rate_clamped_total', 'Rates clamped to line speed');
 
-/** Checkpoint (v1) per interface: [ts, operStatus, adminStatus, name, counters by code]. Arrays keep checkpoints compact. */
-type IfStateJSON = [number, number, number, string, Record<string, number>];
+/**
+ * Checkpoint (v1) per interface: [ts, operStatus, adminStatus, name, counters by code, 32-bit counters'
+ * last rates by code (absent when none is known)]. Arrays keep checkpoints compact.
+ */
+type IfStateJSON = [number, number, number, string, Record<string, number>] | [number, number, number, string, Record<string, number>, Record<string, number>];
 /** Checkpoint (v1) per device: [sysUpTime ticks, its ts, interfaces by ifIndex]. */
 type DevStateJSON = [number, number, Record<string, IfStateJSON>];
 
@@ -106,6 +114,8 @@ class IfState {
   seen = -1;
   /** Previous counter values by slot; NaN when the last poll had none. */
   readonly prev: number[] = new Array<number>(NSLOTS).fill(NaN);
+  /** 32-bit counters' last rate (counter units per second) by slot, to count the wraps of a long interval; NaN when unknown. */
+  readonly rate: number[] = new Array<number>(NSLOTS).fill(NaN);
 
   reset(): void {
     this.ts = -1;
@@ -114,6 +124,7 @@ class IfState {
     this.name = '';
     this.fresh = true;
     this.prev.fill(NaN);
+    this.rate.fill(NaN);
   }
 }
 
@@ -133,6 +144,8 @@ export interface RateOptions {
 export interface RateStats {
   outOfOrder: number;
   wraps: number;
+  /** 32-bit deltas left without a rate: the link could have wrapped the counter more than once, and its last rate does not say how often. */
+  ambiguous: number;
   resets: number;
   reboots: number;
   clamped: number;
@@ -140,7 +153,7 @@ export interface RateStats {
 
 export class RateState {
   private devices = new Map<string, DevState>();
-  readonly stats: RateStats = { outOfOrder: 0, wraps: 0, resets: 0, reboots: 0, clamped: 0 };
+  readonly stats: RateStats = { outOfOrder: 0, wraps: 0, ambiguous: 0, resets: 0, reboots: 0, clamped: 0 };
   private readonly forgetAfterMs: number;
   private seq = 0;
   // Scratch reused across batches (the operator is single-threaded; nothing here outlives process()).
@@ -357,17 +370,36 @@ export class RateState {
       storedGen[slot] = gen;
       if (prev !== prev) continue; // NaN: no previous value
       let delta = v - prev;
+      const most = def.bits === 32 ? mostDelta(def.kind, speed, dt) : 0;
       if (delta < 0) {
-        if (def.bits === 32 && plausible(delta + TWO32, def.kind, speed, dt)) {
+        if (def.bits === 32 && delta + TWO32 <= most) {
           delta += TWO32;
           this.stats.wraps++;
         } else {
           // Not a wrap we can prove (64-bit counters do not wrap in a lifetime): a reset. Reseed.
           this.stats.resets++;
           discontinuities.inc({ reason: def.bits === 32 ? 'implausible_wrap' : 'reset' });
+          st.rate[slot] = NaN;
           continue;
         }
       }
+      if (delta + TWO32 <= most) {
+        // The link could have wrapped the counter once more (or more) unseen: count its wraps from its last rate.
+        const expected = st.rate[slot]! * dt;
+        if (expected === expected) {
+          const k = Math.max(0, Math.round((expected - delta) / TWO32));
+          const nearest = delta + k * TWO32;
+          if (k > 0 && (nearest > most || Math.abs(nearest - expected) > TWO32 / 4)) {
+            this.stats.ambiguous++;
+            discontinuities.inc({ reason: 'ambiguous_wrap' });
+            st.rate[slot] = NaN;
+            continue;
+          }
+          delta = nearest;
+          this.stats.wraps += k;
+        }
+      }
+      if (def.bits === 32) st.rate[slot] = delta / dt;
       let rate = (def.kind === 'bits' ? delta * 8 : delta) / dt;
       const max = speed === undefined ? undefined : def.kind === 'bits' ? speed : speed / MIN_FRAME_BITS;
       if (max !== undefined && rate > max) {
@@ -379,7 +411,7 @@ export class RateState {
       if (def.util !== undefined && speed !== undefined) out.push({ metric: def.util, labels, ts, value: (rate / speed) * 100 });
     }
     // A counter missing from this poll has no previous value for the next one.
-    for (let slot = 0; slot < NSLOTS; slot++) if (storedGen[slot] !== gen) prevs[slot] = NaN;
+    for (let slot = 0; slot < NSLOTS; slot++) if (storedGen[slot] !== gen) prevs[slot] = st.rate[slot] = NaN;
     st.ts = ts;
     st.oper = oper;
     st.admin = admin;
@@ -395,11 +427,14 @@ export class RateState {
       for (const [ifIndex, st] of dev.ifs) {
         if (st.fresh) continue;
         const counters: Record<string, number> = {};
+        let rates: Record<string, number> | undefined;
         for (let slot = 0; slot < NSLOTS; slot++) {
           const v = st.prev[slot]!;
           if (v === v) counters[COUNTERS[slot]!.code] = v;
+          const r = st.rate[slot]!;
+          if (r === r) (rates ??= {})[COUNTERS[slot]!.code] = r;
         }
-        ifs[ifIndex] = [st.ts, st.oper, st.admin, st.name, counters];
+        ifs[ifIndex] = rates ? [st.ts, st.oper, st.admin, st.name, counters, rates] : [st.ts, st.oper, st.admin, st.name, counters];
       }
       d[device] = [dev.up, dev.upTs, ifs];
     }
@@ -419,7 +454,7 @@ export class RateState {
       dev.up = raw[0];
       dev.upTs = raw[1];
       for (const [ifIndex, e] of Object.entries(raw[2] as Record<string, unknown>)) {
-        if (!Array.isArray(e) || e.length !== 5 || typeof e[0] !== 'number' || typeof e[1] !== 'number' || typeof e[2] !== 'number' || typeof e[3] !== 'string' || typeof e[4] !== 'object' || e[4] === null) {
+        if (!Array.isArray(e) || (e.length !== 5 && (e.length !== 6 || typeof e[5] !== 'object' || e[5] === null)) || typeof e[0] !== 'number' || typeof e[1] !== 'number' || typeof e[2] !== 'number' || typeof e[3] !== 'string' || typeof e[4] !== 'object' || e[4] === null) {
           throw new Error(`rate state: malformed interface ${ifIndex} of device ${device}`);
         }
         const st = new IfState();
@@ -434,6 +469,12 @@ export class RateState {
           if (typeof v !== 'number') throw new Error(`rate state: counter ${code} of interface ${ifIndex} of device ${device} is not a number`);
           st.prev[slot] = v;
         }
+        for (const [code, r] of Object.entries((e[5] ?? {}) as Record<string, unknown>)) {
+          const slot = SLOT_OF_CODE.get(code);
+          if (slot === undefined) continue;
+          if (typeof r !== 'number') throw new Error(`rate state: rate ${code} of interface ${ifIndex} of device ${device} is not a number`);
+          st.rate[slot] = r;
+        }
         dev.ifs.set(ifIndex, st);
         if (st.ts < dev.minTs) dev.minTs = st.ts;
       }
@@ -443,11 +484,10 @@ export class RateState {
   }
 }
 
-/** True when a corrected delta is possible on this link in dt seconds. Without a known speed nothing is provable. */
-function plausible(delta: number, kind: Kind, speed: number | undefined, dt: number): boolean {
-  if (speed === undefined || dt <= 0) return false;
-  const max = kind === 'bits' ? (speed * dt * SPEED_SLACK) / 8 : (speed / MIN_FRAME_BITS) * dt * SPEED_SLACK;
-  return delta <= max;
+/** The largest delta this link can add to a counter in dt seconds (with slack); 0 without a known speed (no wrap is provable then). */
+function mostDelta(kind: Kind, speed: number | undefined, dt: number): number {
+  if (speed === undefined || dt <= 0) return 0;
+  return kind === 'bits' ? (speed * dt * SPEED_SLACK) / 8 : (speed / MIN_FRAME_BITS) * dt * SPEED_SLACK;
 }
 
 /** sysUpTime is TimeTicks (1/100 s), a 32-bit value that wraps after 497 days without a reboot. */

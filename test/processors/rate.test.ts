@@ -64,6 +64,42 @@ test('a 32-bit wrap is corrected when the corrected delta fits the line speed', 
   assert.equal(r.stats.wraps, 1);
 });
 
+test('a late poll of a busy 10G Counter32: the wraps it hid are counted from the last rate, not read as a collapse', () => {
+  const r = new RateState();
+  const poll = (t: number, octets: number) => r.process(batch(T0 + t, 1000 + t / 10, [{ ifIndex: '1', values: { ifHighSpeed: 10_000, ifInOctets: octets % TWO32 } }]));
+  // 2.5 Gbit/s = 312.5 MB/s, polled every 5 s: 1.5625 GB a poll, a wrap every 13.7 s
+  const perS = 312_500_000;
+  poll(0, 0);
+  assert.equal(find(poll(5_000, 5 * perS).samples, 'if_in_bps')!.value, 2.5e9);
+  // the next poll comes 15 s later: 4.69 GB, one wrap and then some, so the counter shows only 0.39 GB more
+  const restored = RateState.fromJSON(JSON.parse(JSON.stringify(r)));
+  const lateBatch = batch(T0 + 20_000, 3000, [{ ifIndex: '1', values: { ifHighSpeed: 10_000, ifInOctets: (20 * perS) % TWO32 } }]);
+  assert.equal(find(restored.process(lateBatch).samples, 'if_in_bps')!.value, 2.5e9, 'the last rate is in the checkpoint');
+  const late = find(poll(20_000, 20 * perS).samples, 'if_in_bps')!.value;
+  assert.equal(late, 2.5e9, `read as ${late.toExponential(3)} bit/s (the fewest wraps give 0.21 Gbit/s)`);
+  // the traffic falls to a tenth in 5 s: one poll's delta is unambiguous at the fewest wraps
+  assert.equal(find(poll(25_000, 20 * perS + 5 * perS / 10).samples, 'if_in_bps')!.value, 2.5e8);
+  assert.equal(r.stats.ambiguous, 0);
+});
+
+test('a late poll whose wraps the last rate cannot tell gives no rate, counted; a rise the fewest wraps explain stays as it is', () => {
+  const r = new RateState();
+  const poll = (t: number, octets: number) => r.process(batch(T0 + t, 1000 + t / 10, [{ ifIndex: '1', values: { ifHighSpeed: 10_000, ifInOctets: octets % TWO32 } }]));
+  let octets = 0;
+  poll(0, octets);
+  // 3 Gbit/s for 5 s: 1.875 GB (or 6.17 GB, a wrap more: the line allows it); the first interval has no last rate, so the fewest wraps stand
+  assert.equal(find(poll(5_000, (octets += 1_875_000_000)).samples, 'if_in_bps')!.value, 3e9);
+  // 20 s more, where 3 Gbit/s would be 7.5 GB: the counter moved 1.06 GB past a wrap, so 5.35 GB or 9.65 GB, each 2.15 GB away
+  const out = poll(25_000, (octets += 7_500_000_000 - 2 ** 31));
+  assert.equal(find(out.samples, 'if_in_bps'), undefined);
+  assert.equal(r.stats.ambiguous, 1);
+  // the next poll starts over from the counter's value, and with no last rate the fewest wraps stand again
+  assert.equal(find(poll(30_000, (octets += 625_000_000)).samples, 'if_in_bps')!.value, 1e9);
+  // from 1 Gbit/s a rise to 5 Gbit/s in 5 s (3.125 GB) is within the fewest wraps (none) and stays as it is
+  assert.equal(find(poll(35_000, (octets += 3_125_000_000)).samples, 'if_in_bps')!.value, 5e9);
+  assert.equal(r.stats.ambiguous, 1);
+});
+
 test('an implausible 32-bit "wrap" (a reset) reseeds instead of producing a spike', () => {
   const r = new RateState();
   // 10 Mbit/s link: a wrap would mean 4 GB in 60 s, impossible; the counter was cleared.
