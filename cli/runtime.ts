@@ -161,7 +161,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
     }
     if (has('poll')) {
       if (demoEnabled(cfg)) {
-        demo = new DemoSource(bus, { ...cfg.demo, intervalMs: cfg.demo.intervalMs }, log);
+        demo = new DemoSource(bus, { ...cfg.demo, intervalMs: cfg.demo.intervalMs, stateFile: join(cfg.dataDir, 'demo-network.json') }, log);
         await demo.start();
         const d = demo;
         stops.push(() => d.stop());

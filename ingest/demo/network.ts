@@ -94,6 +94,21 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const TWO32 = 4294967296;
 
+/**
+ * What a demo network's devices carry from poll to poll (counters, noise, random state, last poll), so a
+ * restarted demo continues its devices instead of starting them over: counters that went back under the
+ * same series would read as resets or bogus 32-bit wraps, and history published again as duplicates.
+ */
+export interface DemoSnapshot {
+  readonly v: 1;
+  readonly seed: number;
+  readonly interfaces: number;
+  /** Per device: [lastTs, bootTime, cpuNoise, random state, per interface: IF_FIELDS in order]. */
+  readonly devices: Array<[number | null, number, number, number, number[][]]>;
+}
+
+const IF_FIELDS = ['inOctets', 'outOctets', 'inPkts', 'outPkts', 'inErrors', 'outErrors', 'inDiscards', 'outDiscards', 'noiseIn', 'noiseOut'] as const;
+
 export class DemoNetwork {
   private readonly devices: DeviceModel[];
   private readonly injected: Incident[] = [];
@@ -105,6 +120,46 @@ export class DemoNetwork {
 
   get deviceNames(): string[] {
     return this.devices.map((d) => d.name);
+  }
+
+  /** Time of device d's latest poll, or null before its first. */
+  lastPoll(d: number): number | null {
+    return this.devices[d]?.lastTs ?? null;
+  }
+
+  snapshot(): DemoSnapshot {
+    return {
+      v: 1,
+      seed: this.opts.seed,
+      interfaces: this.opts.interfaces,
+      devices: this.devices.map((d) => [d.lastTs, d.bootTime, d.cpuNoise, d.rngState.s, d.interfaces.map((i) => IF_FIELDS.map((f) => i[f]))]),
+    };
+  }
+
+  /**
+   * Continues the devices of a snapshot. Throws, leaving this network as it was, when the snapshot is
+   * malformed or of another network (seed, device or interface count).
+   */
+  restore(snap: unknown): void {
+    const s = snap as Partial<DemoSnapshot> | null;
+    if (typeof s !== 'object' || s === null || s.v !== 1 || !Array.isArray(s.devices)) throw new Error('not a demo network snapshot (v1)');
+    if (s.seed !== this.opts.seed || s.interfaces !== this.opts.interfaces || s.devices.length !== this.devices.length) {
+      throw new Error(`snapshot of another demo network (seed ${s.seed}, ${s.devices.length} devices x ${s.interfaces} interfaces; configured: seed ${this.opts.seed}, ${this.devices.length} x ${this.opts.interfaces})`);
+    }
+    const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+    s.devices.forEach((e, d) => {
+      const ok = Array.isArray(e) && e.length === 5 && (e[0] === null || num(e[0])) && num(e[1]) && num(e[2]) && num(e[3]) && Array.isArray(e[4]) && e[4].length === this.opts.interfaces &&
+        e[4].every((row) => Array.isArray(row) && row.length === IF_FIELDS.length && row.every(num));
+      if (!ok) throw new Error(`demo network snapshot: malformed device ${d}`);
+    });
+    s.devices.forEach(([lastTs, bootTime, cpuNoise, rngS, ifs], d) => {
+      const dev = this.devices[d]!;
+      dev.lastTs = lastTs;
+      dev.bootTime = bootTime;
+      dev.cpuNoise = cpuNoise;
+      dev.rngState.s = rngS;
+      dev.interfaces.forEach((i, k) => IF_FIELDS.forEach((f, j) => (i[f] = ifs[k]![j]!)));
+    });
   }
 
   private makeDevice(d: number): DeviceModel {
