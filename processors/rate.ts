@@ -85,6 +85,12 @@ const CLASS_OF = new Map<string, number>([
 const SLOT_OF_CODE = new Map<string, number>(COUNTERS.map((d, i) => [d.code, i]));
 
 const TWO32 = 4294967296;
+/**
+ * A last rate lower than this cannot move a delta off the fewest wraps within a day (it would need half
+ * a wrap, 2^31, in the interval), which is what an unknown rate gives: checkpoints leave such rates out
+ * (an idle port's octets, nearly every error and discard counter).
+ */
+const RATE_WORTH_KEEPING = 2 ** 31 / 86_400;
 /** Slack over line speed before a wrap-corrected delta is called implausible (counter sampling jitter). */
 const SPEED_SLACK = 1.1;
 /** Smallest frame on the wire (64 B + preamble + gap = 84 B): the most packets per second a link carries. */
@@ -97,7 +103,7 @@ const clampedTotal = counter('noctua_rate_clamped_total', 'Rates clamped to line
 
 /**
  * Checkpoint (v1) per interface: [ts, operStatus, adminStatus, name, counters by code, 32-bit counters'
- * last rates by code (absent when none is known)]. Arrays keep checkpoints compact.
+ * last rates by code (absent when none is known or worth keeping)]. Arrays keep checkpoints compact.
  */
 type IfStateJSON = [number, number, number, string, Record<string, number>] | [number, number, number, string, Record<string, number>, Record<string, number>];
 /** Checkpoint (v1) per device: [sysUpTime ticks, its ts, interfaces by ifIndex]. */
@@ -432,7 +438,7 @@ export class RateState {
           const v = st.prev[slot]!;
           if (v === v) counters[COUNTERS[slot]!.code] = v;
           const r = st.rate[slot]!;
-          if (r === r) (rates ??= {})[COUNTERS[slot]!.code] = r;
+          if (r >= RATE_WORTH_KEEPING) (rates ??= {})[COUNTERS[slot]!.code] = r;
         }
         ifs[ifIndex] = rates ? [st.ts, st.oper, st.admin, st.name, counters, rates] : [st.ts, st.oper, st.admin, st.name, counters];
       }
