@@ -125,7 +125,12 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
         alerts: { commands, local: () => processor, ch: c, silences },
       });
-      await app.listen({ host: cfg.api.host, port: cfg.api.port });
+      await app.listen({ host: cfg.api.host, port: cfg.api.port }).catch((err: NodeJS.ErrnoException) => {
+        const where = `${cfg.api.host}:${cfg.api.port}`;
+        if (err.code === 'EADDRINUSE') throw new Error(`the API cannot listen on ${where}: another process (another noctua?) holds it; set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
+        if (err.code === 'EACCES') throw new Error(`the API may not listen on ${where} (a port below 1024 needs privileges); set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
+        throw err;
+      });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
       url = `http://${cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host}:${port}`;
