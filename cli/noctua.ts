@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError } from '../core/config.js';
 import { createLogger } from '../core/log.js';
-import { runRoles, ROLES, type RoleName } from './runtime.js';
+import { checkConfig, runRoles, ROLES, type RoleName } from './runtime.js';
 import { resolveToken } from '../api/auth.js';
 import { parseSnmpConfig } from '../ingest/snmp/config.js';
 import { discover } from '../ingest/snmp/discovery.js';
@@ -76,6 +76,13 @@ async function main(): Promise<void> {
   }
   const log = createLogger(cfg.log.level);
   if (args.command === 'config') {
+    try {
+      checkConfig(cfg);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
     const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
     process.stdout.write(JSON.stringify(redacted, null, 2) + '\n');
     return;

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.js';
-import { demoEnabled } from '../core/config.js';
+import { ConfigError, demoEnabled } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Bus, TopicSpec } from '../core/bus.js';
 import { createBus } from '../core/bus-factory.js';
@@ -18,13 +18,41 @@ import { dashboard } from '../api/dashboard.js';
 import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
-import { processorConfig, startProcessor, type Processor } from '../processors/runner.js';
+import { anomalyStage, processorConfig, startProcessor, windowOptions, type Processor, type ProcessorConfig } from '../processors/runner.js';
 import { CommandSender, SilenceBook } from '../processors/commands.js';
-import { watchRules } from '../processors/rules.js';
+import { loadRulesFile, watchRules } from '../processors/rules.js';
+import { parseSnmpConfig } from '../ingest/snmp/config.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
 
 const DEFAULT_RULES = fileURLToPath(new URL('../../deploy/rules/default.yaml', import.meta.url));
+
+/**
+ * Validates what each role validates when it starts (`noctua config`): the processors' settings, their
+ * durations and anomaly operator, the rule file, the SNMP section and the webhooks, so a check does
+ * not wait for the role that would trip on it. All problems at once, as one ConfigError.
+ */
+export function checkConfig(cfg: Config): void {
+  const problems: string[] = [];
+  const check = (f: () => unknown): void => {
+    try {
+      f();
+    } catch (err) {
+      problems.push(...(err instanceof ConfigError ? err.problems : [(err as Error).message]));
+    }
+  };
+  let pcfg: ProcessorConfig | undefined;
+  check(() => (pcfg = processorConfig(cfg.processors)));
+  if (pcfg) {
+    const p = pcfg;
+    check(() => windowOptions(p));
+    check(() => anomalyStage(p));
+    check(() => loadRulesFile(resolve(p.rulesFile ?? DEFAULT_RULES)));
+  }
+  check(() => webhookConfig({ topic: pcfg?.notificationsTopic, ...cfg.notify }));
+  check(() => parseSnmpConfig(cfg.snmp));
+  if (problems.length > 0) throw new ConfigError(problems);
+}
 
 export const ROLES = ['poll', 'process', 'sink', 'serve'] as const;
 export type RoleName = (typeof ROLES)[number] | 'migrate';

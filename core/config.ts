@@ -103,17 +103,68 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validates any value against a schema (after defaults), with errors naming the field and expected form. */
-export function validate<T extends TSchema>(schema: T, value: unknown, where: string): Static<T> {
+/**
+ * Validates any value against a schema (after defaults), with errors naming the field and expected
+ * form. A key the schema does not name is an error too, with the nearest known key (a misspelt
+ * setting silently left at its default is the worst kind of 3 a.m. surprise; Prometheus, Alertmanager
+ * and Telegraf refuse them alike). `strictIn` is the part of the value whose keys must all be known:
+ * the whole value, unless the caller merged in sources that may carry strays (the environment).
+ */
+export function validate<T extends TSchema>(schema: T, value: unknown, where: string, strictIn: unknown = value): Static<T> {
   const withDefaults = Value.Default(schema, Value.Clone(value ?? {}));
   const converted = Value.Convert(schema, withDefaults);
-  const problems = [...Value.Errors(schema, converted)].map((e) => {
+  const unknown = unknownKeys(schema, strictIn, where);
+  const named = new Set(unknown.map((u) => u.slice(0, u.indexOf(': '))));
+  const problems = [...Value.Errors(schema, converted)].flatMap((e) => {
     const path = e.path ? where + e.path.replace(/\//g, '.') : where;
+    // a schema closed to other keys reports them too: once is enough, with the nearest known key
+    if (named.has(path) && /unexpected property/i.test(e.message)) return [];
     const expected = describeExpected(e.schema);
-    return `${path}: ${e.message}${expected ? ` (expected ${expected})` : ''}, got ${JSON.stringify(e.value)}`;
+    return [`${path}: ${e.message}${expected ? ` (expected ${expected})` : ''}, got ${JSON.stringify(e.value)}`];
   });
+  problems.push(...unknown);
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
   return converted as Static<T>;
+}
+
+/** Keys in `value` that `schema` does not name, where it names its keys (objects without additional properties), each with the nearest known one. */
+export function unknownKeys(schema: TSchema, value: unknown, where: string): string[] {
+  const out: string[] = [];
+  const walk = (s: TSchema, v: unknown, path: string): void => {
+    if (typeof v !== 'object' || v === null) return;
+    if (Array.isArray(v)) {
+      if (s.type === 'array' && s.items) v.forEach((x, i) => walk(s.items as TSchema, x, `${path}.${i}`));
+      return;
+    }
+    const props = s.properties as Record<string, TSchema> | undefined;
+    if (s.type !== 'object' || !props || (s.additionalProperties !== undefined && s.additionalProperties !== false)) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (props[k]) walk(props[k], x, `${path}.${k}`);
+      else out.push(`${path}.${k}: unknown setting${nearest(k, Object.keys(props))}`);
+    }
+  };
+  walk(schema, value, where);
+  return out;
+}
+
+/** ' (did you mean "x"?)' for a known key within two edits (one for keys of four letters or fewer) or differing only in case, else the known keys. */
+function nearest(key: string, known: string[]): string {
+  const within = key.length <= 4 ? 1 : 2;
+  const close = known.filter((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= within);
+  return close.length > 0 ? ` (did you mean ${close.map((k) => JSON.stringify(k)).join(' or ')}?)` : ` (known: ${known.join(', ')})`;
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from a to b: a swap is the commonest slip of the fingers. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function dedupe(a: string[]): string[] {
@@ -157,7 +208,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError([`${file}: top level must be a mapping`]);
   }
   const merged = deepMerge(deepMerge(fromFile, envOverrides(env)), opts.overrides ?? {});
-  return validate(ConfigSchema, merged, 'config');
+  // The file's keys must all be known; NOCTUA_* variables that name no setting are not this file's fault.
+  return validate(ConfigSchema, merged, 'config', fromFile);
 }
 
 export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {

@@ -40,3 +40,36 @@ test('errors name the bad field and the expected form', () => {
   writeFileSync(f, 'api: [unclosed');
   assert.throws(() => loadConfig({ file: f, env: {} }), /not valid YAML/);
 });
+
+test('a misspelt setting is an error naming the nearest known one, in the file and in every section the roles validate; stray NOCTUA_* variables are not', async () => {
+  const { checkConfig } = await import('../../cli/runtime.js');
+  const dir = mkdtempSync(join(tmpdir(), 'noctua-cfg-'));
+  const f = join(dir, 'n.yaml');
+  writeFileSync(f, 'api:\n  prot: 9000\n');
+  assert.throws(() => loadConfig({ file: f, env: {} }), (err: unknown) => err instanceof ConfigError && err.problems.length === 1 && /config\.api\.prot: unknown setting \(did you mean "port"\?\)/.test(err.message));
+  // an environment variable that names no setting (a benchmark's, another tool's) is not the file's fault
+  assert.equal(loadConfig({ file: undefined, env: { NOCTUA_ANOMALY_PARAMS: '{"mode":"likelihood"}', NOCTUA_API__PORT: '9001' } }).api.port, 9001);
+  // the sections each role validates at its start, checked at once (`noctua config`), every problem listed
+  writeFileSync(f, [
+    'processors:', '  anomaly:', '    changeLast: 30m', '  windows:', '    - { name: 1m, size: 1m, latenes: 10s }',
+    'snmp:', '  targets:', '    - { address: 10.0.0.1, comunity: public, host: x }',
+    'notify:', '  receivers:', '    - { name: t, url: "http://127.0.0.1:1/", tokn: abc }',
+  ].join('\n') + '\n');
+  const cfg = loadConfig({ file: f, env: {} });
+  assert.throws(() => checkConfig(cfg), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.problems, [
+      'processors.anomaly.changeLast: unknown setting (did you mean "changeLasts"?)',
+      'processors.windows.0.latenes: unknown setting (did you mean "lateness"?)',
+      'config.notify.receivers.0.tokn: unknown setting (did you mean "token"?)',
+      'config.snmp.targets.0.comunity: unknown setting (did you mean "community"?)',
+      'config.snmp.targets.0.host: unknown setting (known: address, name, port, version, community, user, intervalMs, timeoutMs, retries, maxRepetitions, labels)',
+    ]);
+    return true;
+  });
+  // and the rule file the processors would load: a slip in a rule is named with the rule file and the rule
+  const rules = join(dir, 'rules.yaml');
+  writeFileSync(rules, 'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: snmp_up < 1\n        severity: critical\n        for: 1m\n        anotations: { summary: x }\n');
+  assert.throws(() => checkConfig(loadConfig({ file: undefined, env: {}, overrides: { processors: { rulesFile: rules } } })), /rules\.yaml.*anotations: unknown setting \(did you mean "annotations"\?\)/);
+  checkConfig(loadConfig({ file: undefined, env: {} }));
+});
