@@ -26,7 +26,8 @@ other commands:
   discover   probe snmp.discovery (addresses, CIDRs) with its configured credentials and print
              each device (sysName, sysObjectID, sysDescr, interfaces) and a targets: block to paste
   migrate    apply ClickHouse schema migrations and exit
-  config     print the validated configuration (secrets redacted) and exit
+  config     check the configuration as every role would (misspelt settings, rule file) and
+             print it (secrets redacted); exit 2 with every problem listed
   help       this text
 
 configuration: --config FILE, NOCTUA_CONFIG, or ./noctua.yaml; environment overrides
