@@ -136,13 +136,28 @@ class PartitionLog {
     return n;
   }
 
-  /** Compaction: in the consumed region, drops every entry whose key has a newer entry (or is a tombstone). */
+  /** Entries kept by the last compaction: the next is due when the log has grown well past them. */
+  keptByCompaction = 0;
+
+  /** True when enough has been appended since the last compaction to make another worth its pass. */
+  get compactionDue(): boolean {
+    return this.entries.length > 2 * this.keptByCompaction + 64;
+  }
+
+  /**
+   * Compaction, as Kafka's log cleaner does it: an entry whose key has a newer entry goes, wherever it
+   * is (a reader behind it gets the newer value; no consumer has to have read it, or a topic nobody
+   * consumes, like the processors' changelog, would keep every snapshot). Tombstones and unkeyed
+   * entries go only once every interested group has consumed them, so a live reader still learns of a
+   * deletion.
+   */
   compact(consumed: number): number {
     const upto = this.indexOf(consumed);
     const newest = new Map<string, number>();
     for (const e of this.entries) if (e.key !== null) newest.set(e.key, e.offset);
     const before = this.entries.length;
-    this.entries = this.entries.filter((e, i) => i >= upto || (e.key !== null && e.value !== null && newest.get(e.key) === e.offset));
+    this.entries = this.entries.filter((e, i) => (e.key === null || e.value === null ? i >= upto : newest.get(e.key) === e.offset));
+    this.keptByCompaction = this.entries.length;
     return before - this.entries.length;
   }
 
@@ -481,6 +496,13 @@ export class MemoryBus implements Bus {
     }
     for (const { t, p, m } of placed) t.partitions[p]!.append(m, now);
     for (const { t } of placed) if (t.spec.retentionMs !== undefined) this.expire(t, now);
+    for (const { t, p } of placed) {
+      const plog = t.partitions[p]!;
+      if (t.spec.compacted && plog.compactionDue) {
+        const dropped = plog.compact(this.consumedByAll(t, p));
+        if (dropped > 0) truncated.inc({ topic: t.spec.topic }, dropped);
+      }
+    }
     this.applyOffsets(commits);
     this.maybeCompactJournal();
     this.signal.notify();

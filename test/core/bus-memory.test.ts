@@ -81,6 +81,42 @@ test('memory: a compacted topic keeps the newest value of every key once consume
   assert.deepEqual(got.map((m) => [m.key, m.value?.toString() ?? null]), [['a', 'a9'], ['b', 'b9']], 'latest per key, deleted key gone');
 });
 
+test('memory: a compacted topic nobody consumes (the processors\' changelog) stays bounded; a live reader still sees a tombstone', async (t) => {
+  const bus = new MemoryBus();
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'changelog', partitions: 1, compacted: true }, { topic: 'book', partitions: 1, compacted: true }]);
+  const p = await bus.producer();
+  // a snapshot of two chunks every few seconds, for hours: only the newest of each key need stay
+  for (let v = 0; v < 5_000; v++) await p.send('changelog', ['p0#0', 'p0#1'].map((key) => ({ key, value: Buffer.alloc(1024, v % 251) })));
+  const entries = (topic: string) => (bus as unknown as { topics: Map<string, { partitions: Array<{ entries: unknown[] }> }> }).topics.get(topic)!.partitions[0]!.entries.length;
+  assert.ok(entries('changelog') <= 2 * 2 + 64 + 2, `${entries('changelog')} entries kept of 10,000`);
+  const restore = bus.consumer({ groupId: 'restore', fromBeginning: true });
+  await restore.subscribe(['changelog']);
+  const got = new Map<string, number>();
+  await restore.run({ eachBatch: async (b) => void b.messages.forEach((m) => got.set(m.key!, m.value![0]!)) });
+  await waitFor('the newest snapshot', () => got.size === 2 && [...got.values()].every((x) => x === 4_999 % 251));
+  await restore.stop();
+  // a reader that has read a key's value and is behind its deletion learns of the deletion, however much is written after
+  const reader = bus.consumer({ groupId: 'reader' });
+  await reader.subscribe(['book']);
+  const seen: Array<[string, string | null]> = [];
+  let hold = true;
+  await reader.run({
+    eachBatch: async (b) => {
+      for (const m of b.messages) seen.push([m.key!, m.value?.toString() ?? null]);
+      while (hold) await sleep(5);
+      await reader.commit([{ topic: 'book', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]);
+    },
+  });
+  await p.send('book', [{ key: 's1', value: Buffer.from('silence') }]);
+  await waitFor('the value read', () => seen.length === 1);
+  await p.send('book', [{ key: 's1', value: null }]);
+  for (let v = 0; v < 300; v++) await p.send('book', [{ key: `other${v % 3}`, value: Buffer.from(String(v)) }]);
+  hold = false;
+  await waitFor('the deletion read', () => seen.some(([k, v]) => k === 's1' && v === null));
+  await reader.stop();
+});
+
 test('memory: a partition changes hands only after its in-flight batch ends and onRevoked ran', async (t) => {
   const bus = new MemoryBus();
   t.after(() => bus.close());
