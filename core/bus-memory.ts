@@ -33,7 +33,9 @@ import { M, counter } from './metrics.js';
  * - with `dir`, writes are journalled before they are acknowledged (see MemoryBusOptions.dir);
  * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded:
  *   "consumed" means committed by every group that ever subscribed to or committed on the topic in
- *   this process, live or not (compacted topics keep the newest message of every key instead).
+ *   this process, live or not;
+ * - compacted topics keep the newest message of every key, consumed or not (Kafka's log cleaner does
+ *   not wait for consumers either), and drop tombstones once consumed.
  */
 
 export interface MemoryBusOptions {
