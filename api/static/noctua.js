@@ -97,9 +97,21 @@ function render(chart) {
     width, height: 180, spanGaps: true,
     scales: { x: { time: true, range: () => [(Date.now() - chart.rangeMs) / 1000, Date.now() / 1000] } },
     hooks: { drawClear: [(u) => drawBands(u, chart)] },
-    series: [{}, ...labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, value: (u, v) => chart.spec.fmt(v ?? 0) }))],
+    // away from the cursor the legend reads each line's latest value (a blank would read as 0 b/s: a dead link)
+    series: [
+      { value: (u, v) => (v == null ? 'latest' : new Date(v * 1000).toLocaleTimeString()) },
+      ...labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, value: (u, v, si, idx) => legendValue(chart, u, si, idx, v) })),
+    ],
     axes: [{ stroke: '#7f8c9a', grid: { stroke: '#222c38' } }, { stroke: '#7f8c9a', grid: { stroke: '#222c38' }, size: 84, values: (u, vs) => vs.map((v) => chart.spec.fmt(v)) }],
   }, data, chart.el);
+}
+
+/** The legend's reading of a line: its value under the cursor, or its latest one when the cursor is off the chart. */
+function legendValue(chart, u, si, idx, v) {
+  if (idx != null) return v == null ? '-' : chart.spec.fmt(v);
+  const ys = u.data[si];
+  for (let k = ys.length - 1; k >= 0; k--) if (ys[k] != null) return chart.spec.fmt(ys[k]);
+  return '-';
 }
 
 async function loadDevice(device, rangeMs) {

@@ -72,6 +72,9 @@ test('dashboard in Chromium: charts, active alerts with an ack button, and the a
     assert.match(dom, /<h3>Anomaly score \(0-1\)<\/h3>/, 'the anomaly scores have a chart of their own');
     assert.match(dom, /<div class="chart" data-bands="[1-9]\d*"><h3>Inbound/, 'the traffic lines have their expected range drawn behind them');
     assert.match(dom, /id="status">updated /, 'tables refreshed without error');
+    // away from the cursor each legend reads its line's latest value: a blank shown as 0 b/s reads as a dead link
+    assert.match(dom, /class="u-value">latest</, 'the legend says it shows the latest values');
+    assert.match(dom, /class="u-value">[1-9][\d.]* [kMG]?b\/s</, 'the traffic legend reads a rate, not 0 b/s');
     const row = new RegExp(`<button data-fp="${firing.fingerprint}"[^>]*>ack</button>`);
     assert.match(dom, row, 'the firing alert offers an ack button');
 
