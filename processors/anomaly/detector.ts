@@ -448,7 +448,7 @@ export class SeriesDetector {
     const basis = e.seasonal ? `seasonal baseline for ${SLOT_NAME(e.slot)}` : 'recent level';
     const dir = z >= 0 ? 'above' : 'below';
     let s = `${fmt(value)} ${dir} ${basis} ${fmt(e.expected)} by ${Math.abs(z).toFixed(1)}σ (σ=${fmt(e.scale)})`;
-    if (excursion !== 0) s += `; ${excursion > 0 ? 'new high' : 'new low'} ${(Math.abs(excursion) * 100).toFixed(0)}% of the range beyond ${fmt(excursion > 0 ? this.base.s.hi : this.base.s.lo)}`;
+    if (excursion !== 0) s += '; ' + describeExcursion(excursion, this.base.s.lo, this.base.s.hi);
     return s + `; score ${score.toFixed(3)}`;
   }
 
@@ -487,6 +487,15 @@ function describeSilence(q: Silence | null, ts: number): string {
   if (!q) return '';
   const share = q.share < 0.01 ? 'less than 1%' : `${Math.round(q.share * 100)}%`;
   return `; silent: at its floor (${fmt(q.floor)}) for ${Math.round((ts - q.since) / 60_000)} min (${q.points} points) at an hour of the week that rests there ${share} of the time (evidence ${q.evidence.toFixed(1)}; the most of any quiet spell before: ${q.record.toFixed(1)})`;
+}
+
+/** A value beyond everything seen, said against the range it left: "new high: past the highest before (2) by 270x the range 0 to 2". */
+export function describeExcursion(excursion: number, lo: number, hi: number): string {
+  const a = Math.abs(excursion);
+  const by = a >= 10 ? `${a.toFixed(0)}x` : `${(a * 100).toFixed(0)}% of`;
+  return excursion > 0
+    ? `new high: past the highest before (${fmt(hi)}) by ${by} the range ${fmt(lo)} to ${fmt(hi)}`
+    : `new low: under the lowest before (${fmt(lo)}) by ${by} the range ${fmt(lo)} to ${fmt(hi)}`;
 }
 
 function fmt(x: number): string {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SeriesDetector, DEFAULT_PARAMS } from '../../../processors/anomaly/detector.js';
+import { SeriesDetector, DEFAULT_PARAMS, describeExcursion } from '../../../processors/anomaly/detector.js';
 import { Art, Artime, DEFAULT_ARTIME, horizons } from '../../../processors/anomaly/artime.js';
 import { FamilyModel, WINDOW, rng, initBackend } from '../../../processors/anomaly/learned.js';
 import { poisson } from '../../../benchmarks/random.js';
@@ -110,7 +110,13 @@ test('a new extreme beyond everything seen scores at its own point (before ARTim
   }
   assert.equal(b.score, 0, 'ARTime alone has not decided yet');
   assert.ok(a.score > 0.3 && a.score <= DEFAULT_PARAMS.excursionLevel, `excursion score ${a.score}`);
-  assert.match(a.explanation, /new high 15% of the range/);
+  assert.match(a.explanation, /new high: past the highest before \(\S+\) by 15% of the range \S+ to \S+/);
+});
+
+test('an excursion is said against the range it left, as a share of it or, far out, a multiple', () => {
+  assert.equal(describeExcursion(0.15, 0, 2), 'new high: past the highest before (2) by 15% of the range 0 to 2');
+  assert.equal(describeExcursion(270.4, 0, 2), 'new high: past the highest before (2) by 270x the range 0 to 2');
+  assert.equal(describeExcursion(-0.5, 10, 30), 'new low: under the lowest before (10) by 50% of the range 10 to 30');
 });
 
 test('one incident, one report: a lower candidate soon after is dropped, a higher one and a later incident are not', () => {

@@ -136,7 +136,7 @@ test('a new all-time extreme beyond the whole range raises an event at its first
   const events = batches.flatMap((b) => on.process(b).events);
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + 1400 * STEP, 'at the first point beyond the range');
-  assert.match(events[0]!.message, /new high \d+% of the range/);
+  assert.match(events[0]!.message, /new high: past the highest before \(\S+\) by (\d+% of|\d+x) the range/);
   assert.ok((events[0]!.fields.reasons as string[]).includes('extreme'), String(events[0]!.fields.reasons));
   assert.ok(events.every((e) => e.device === 'r0'));
   const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1, extremeLevel: 0, eventsAfter: '0s' }));
@@ -162,7 +162,7 @@ test('a new all-time low far below the expected value (a link down in the busy h
   const events = down.flatMap((b) => opDown.process(b).events);
   assert.ok(events.length >= 1, 'an event');
   assert.equal(events[0]!.ts, T0 + at * STEP, 'at the first point of the outage');
-  assert.match(events[0]!.message, /new low \d+% of the range/);
+  assert.match(events[0]!.message, /new low: under the lowest before \(\S+\) by \d+% of the range/);
   assert.ok((events[0]!.fields.reasons as string[]).includes('low'), String(events[0]!.fields.reasons));
   const off = new AnomalyOperator(anomalyConfig({ learned: false, eventLevel: 1.0, extremeDeviation: 0, silenceEvents: false, eventsAfter: '0s' }));
   assert.deepEqual(notScore(down.flatMap((b) => off.process(b).events)), [], 'extremeDeviation 0 turns it off');
