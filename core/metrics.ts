@@ -5,7 +5,9 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
  * at import time through `metric()`, so /metrics shows every role that runs in the process.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'noctua_process_' });
+// The runtime's own figures under their standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes,
+// ...), as every Prometheus client exports them: the stock Node.js dashboards and alerts read them as they are.
+collectDefaultMetrics({ register: registry });
 
 const made = new Map<string, Counter | Gauge | Histogram>();
 

@@ -68,7 +68,11 @@ test('health and ready need no token; everything else does', async () => {
   }
   const m = await fetch(`${base}/metrics`, { headers: auth });
   assert.equal(m.status, 200);
-  assert.match(await m.text(), /noctua_api_requests_total/);
+  const text = await m.text();
+  assert.match(text, /noctua_api_requests_total/);
+  // the runtime's figures under the standard names every Prometheus client gives them (stock dashboards read those)
+  assert.match(text, /^process_cpu_seconds_total /m);
+  assert.match(text, /^nodejs_heap_size_used_bytes /m);
 });
 
 test('a series read over a time range returns the points in order, with labels', async () => {
