@@ -18,7 +18,7 @@ import { dashboard } from '../api/dashboard.js';
 import { startSnmpSource } from '../ingest/snmp/source.js';
 import { snmpRoutes } from '../api/snmp-routes.js';
 import { startRollupSink } from '../processors/rollup-sink.js';
-import { anomalyStage, processorConfig, startProcessor, windowOptions, type Processor, type ProcessorConfig } from '../processors/runner.js';
+import { anomalyStage, processorConfig, startProcessor, windowOptions, processorTimings, type Processor, type ProcessorConfig } from '../processors/runner.js';
 import { CommandSender, SilenceBook } from '../processors/commands.js';
 import { loadRulesFile, watchRules } from '../processors/rules.js';
 import { parseSnmpConfig } from '../ingest/snmp/config.js';
@@ -46,6 +46,7 @@ export function checkConfig(cfg: Config): void {
   if (pcfg) {
     const p = pcfg;
     check(() => windowOptions(p));
+    check(() => processorTimings(p));
     check(() => anomalyStage(p));
     check(() => loadRulesFile(resolve(p.rulesFile ?? DEFAULT_RULES)));
   }

@@ -404,7 +404,9 @@ class KafkaConsumer implements BusConsumer {
       heartbeatInterval: o.heartbeatIntervalMs ?? 1000,
       sessionTimeout: o.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: Math.max(20_000, (o.sessionTimeoutMs ?? 10_000) * 2),
-      maxWaitTimeInMs: o.maxWaitTimeMs ?? 1000,
+      // linger: the broker holds a fetch until it has minBytes or maxWaitMs passed (fetch.min.bytes, fetch.max.wait.ms)
+      minBytes: opts.linger?.minBytes ?? 1,
+      maxWaitTimeInMs: opts.linger?.maxWaitMs ?? o.maxWaitTimeMs ?? 1000,
       allowAutoTopicCreation: false,
       retry: { ...(o.retry ?? { initialRetryTime: 300, maxRetryTime: 5000, retries: 15 }), restartOnFailure: async () => true },
     });

@@ -75,6 +75,12 @@ interface Entry {
   readonly appendedAt: number;
 }
 
+function batchBytes(entries: readonly Entry[]): number {
+  let bytes = 0;
+  for (const e of entries) bytes += (e.value?.length ?? 0) + (e.key?.length ?? 0);
+  return bytes;
+}
+
 class PartitionLog {
   /** Kept entries in offset order; offsets have gaps only where compaction removed entries. */
   entries: Entry[] = [];
@@ -267,8 +273,23 @@ interface Topic {
 /** Wakes every waiting consumer when something changes (append, commit, assignment, stop). */
 class Signal {
   private waiters: Array<() => void> = [];
-  wait(): Promise<void> {
-    return new Promise((r) => this.waiters.push(r));
+  /** Resolves at the next notify(), or after `ms` when given. */
+  wait(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (ms === undefined) {
+        this.waiters.push(resolve);
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        resolve();
+      }, ms);
+      this.waiters.push(done);
+    });
   }
   notify(): void {
     const w = this.waiters;
@@ -800,8 +821,8 @@ class MemoryConsumer implements BusConsumer {
   private async loop(): Promise<void> {
     while (this.state === 'running') {
       const next = this.nextBatch();
-      if (!next) {
-        await this.bus.signal.wait();
+      if (!('batch' in next)) {
+        await this.bus.signal.wait(next.lingerMs);
         continue;
       }
       this.inflight = this.deliver(next.owned, next.batch);
@@ -810,9 +831,14 @@ class MemoryConsumer implements BusConsumer {
     }
   }
 
-  /** Round-robin over owned partitions so one busy partition cannot starve the others. */
-  private nextBatch(): { owned: Owned; batch: ConsumedBatch } | null {
+  /**
+   * Round-robin over owned partitions so one busy partition cannot starve the others. With nothing to
+   * deliver, says how soon a lingering batch is due (undefined: when a message arrives).
+   */
+  private nextBatch(): { owned: Owned; batch: ConsumedBatch } | { lingerMs?: number } {
     const all = [...this.owned.values()];
+    const linger = this.opts.linger;
+    let lingerMs: number | undefined;
     for (let i = 0; i < all.length; i++) {
       const o = all[(this.cursor + i) % all.length]!;
       if (o.revoked) continue;
@@ -820,10 +846,19 @@ class MemoryConsumer implements BusConsumer {
       // Retention may have dropped what this position points at: resume at the log start (auto.offset.reset=earliest).
       if (o.position < plog.start) o.position = plog.start;
       if (o.position >= plog.end) continue;
-      const entries = plog.read(o.position, this.opts.maxBytesPerPartition ?? DEFAULT_MAX_BYTES, this.bus.opts.maxBatchMessages);
+      const maxBytes = this.opts.maxBytesPerPartition ?? DEFAULT_MAX_BYTES;
+      const entries = plog.read(o.position, maxBytes, this.bus.opts.maxBatchMessages);
       if (entries.length === 0) {
         o.position = plog.end;
         continue;
+      }
+      if (linger) {
+        const waited = Date.now() - entries[0]!.appendedAt;
+        const full = entries.length >= this.bus.opts.maxBatchMessages || entries[entries.length - 1] !== plog.entries[plog.entries.length - 1] || batchBytes(entries) >= linger.minBytes;
+        if (waited < linger.maxWaitMs && !full) {
+          lingerMs = Math.min(lingerMs ?? Infinity, linger.maxWaitMs - waited);
+          continue;
+        }
       }
       this.cursor = (this.cursor + i + 1) % all.length;
       const messages: InMessage[] = entries.map((e) => ({
@@ -837,7 +872,7 @@ class MemoryConsumer implements BusConsumer {
       }));
       return { owned: o, batch: { topic: o.topic, partition: o.partition, messages, highWatermark: String(plog.end) } };
     }
-    return null;
+    return lingerMs === undefined ? {} : { lingerMs };
   }
 
   private async deliver(o: Owned, batch: ConsumedBatch): Promise<void> {

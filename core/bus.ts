@@ -110,6 +110,13 @@ export interface ConsumerOptions {
   readonly maxBytesPerPartition?: number;
   /** For transactional pipelines: only read committed messages (default true). */
   readonly readCommitted?: boolean;
+  /**
+   * Kafka's fetch.min.bytes with fetch.max.wait.ms: a partition's batch is held back until it holds
+   * minBytes or its oldest message waited maxWaitMs. For consumers that pay a fixed cost per batch
+   * (the processors' transaction with a state snapshot): fewer, larger batches, at most maxWaitMs
+   * later. Unset, a batch goes as soon as there is a message.
+   */
+  readonly linger?: { readonly minBytes: number; readonly maxWaitMs: number };
 }
 
 export interface BusConsumer {

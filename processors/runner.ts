@@ -82,8 +82,25 @@ export const ProcessorConfigSchema = Type.Object({
     { default: {} },
   ),
   restoreTimeout: Type.Optional(DurationT),
+  /**
+   * How long a partition's input may wait to be processed together (Kafka Streams' commit.interval.ms):
+   * every batch is one transaction carrying the partition's whole state snapshot, so a message per
+   * transaction at a slow poll rate snapshots the state once per message. Outputs come at most this
+   * much later; a batch of 1 MiB goes at once. '0s' processes each message as it comes.
+   */
+  commitInterval: Type.Optional(DurationT),
 });
 export type ProcessorConfig = Static<typeof ProcessorConfigSchema>;
+
+export const DEFAULT_COMMIT_INTERVAL = '2s';
+
+/** The processors' own timings, parsed (a bad one is an error naming its key). */
+export function processorTimings(cfg: ProcessorConfig): { restoreTimeoutMs: number; commitIntervalMs: number } {
+  return {
+    restoreTimeoutMs: cfg.restoreTimeout === undefined ? 60_000 : parseDuration(cfg.restoreTimeout, 'processors.restoreTimeout'),
+    commitIntervalMs: parseDuration(cfg.commitInterval ?? DEFAULT_COMMIT_INTERVAL, 'processors.commitInterval'),
+  };
+}
 
 export function processorConfig(raw: unknown): ProcessorConfig {
   return validate(ProcessorConfigSchema, raw, 'processors');
@@ -420,7 +437,7 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     rules = watcher.current();
   }
   const partitions = opts.partitions ?? 6;
-  const restoreTimeoutMs = cfg.restoreTimeout === undefined ? 60_000 : parseDuration(cfg.restoreTimeout, 'processors.restoreTimeout');
+  const { restoreTimeoutMs, commitIntervalMs } = processorTimings(cfg);
   await bus.ensureTopics([
     { topic: cfg.input, partitions },
     { topic: cfg.rollupsTopic, partitions },
@@ -430,7 +447,12 @@ export async function startProcessor(opts: ProcessorOptions): Promise<Processor>
     { topic: cfg.notificationsTopic, partitions },
     { topic: cfg.changelog, partitions: CHANGELOG_PARTITIONS, compacted: true },
   ]);
-  const consumer: BusConsumer = bus.consumer({ groupId: cfg.groupId, fromBeginning: true, readCommitted: true });
+  const consumer: BusConsumer = bus.consumer({
+    groupId: cfg.groupId,
+    fromBeginning: true,
+    readCommitted: true,
+    ...(commitIntervalMs > 0 ? { linger: { minBytes: 1 << 20, maxWaitMs: commitIntervalMs } } : {}),
+  });
 
   const drop = async (p: number) => {
     const s = state.get(p);

@@ -218,6 +218,46 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
     await a.consumer.stop();
   });
 
+  test(`${name}: linger: a batch waits for minBytes or maxWaitMs, so messages sent apart arrive together`, async (t) => {
+    const bus = await withBus(t);
+    const topic = topicName('linger');
+    await bus.ensureTopics([{ topic, partitions: 1 }]);
+    const track = async (linger?: { minBytes: number; maxWaitMs: number }) => {
+      const sizes: number[] = [];
+      const c = await collect(bus, [topic], { groupId: `g-${uid()}`, ...(linger ? { linger } : {}) }, { eachBatch: async (b) => void sizes.push(b.messages.length) });
+      await waitAssigned(c.consumer, 1, 'assigned');
+      return { ...c, sizes };
+    };
+    const eager = await track();
+    const lingering = await track({ minBytes: 1 << 20, maxWaitMs: 2500 });
+    const p = await bus.producer();
+    for (let i = 0; i < 10; i++) {
+      await p.send(topic, [{ key: 'k', value: Buffer.from(`m${i}`) }]);
+      await sleep(100);
+    }
+    await waitFor('all 10 at both', () => eager.received.length === 10 && lingering.received.length === 10, settleMs * 3);
+    assert.ok(eager.sizes.length >= 6, `without linger the sends come one by one (${eager.sizes.join(',')})`);
+    assert.ok(lingering.sizes.length <= 3, `with linger they come together (${lingering.sizes.join(',')})`);
+    assert.deepEqual(values(lingering.received), values(eager.received));
+
+    // minBytes reached: no waiting out maxWaitMs
+    const topic2 = topicName('linger-bytes');
+    await bus.ensureTopics([{ topic: topic2, partitions: 1 }]);
+    const sizes: number[] = [];
+    const c = await collect(bus, [topic2], { groupId: `g-${uid()}`, linger: { minBytes: 2000, maxWaitMs: 30_000 } }, { eachBatch: async (b) => void sizes.push(b.messages.length) });
+    await waitAssigned(c.consumer, 1, 'assigned');
+    await p.send(topic2, [{ key: 'k', value: Buffer.alloc(1200, 1) }]);
+    await sleep(Math.max(quietMs, 1000));
+    assert.equal(c.received.length, 0, 'one message of 1200 bytes waits for more');
+    const sent = Date.now();
+    await p.send(topic2, [{ key: 'k', value: Buffer.alloc(1200, 2) }]);
+    await waitFor('both once 2000 bytes are there', () => c.received.length === 2, settleMs);
+    assert.ok(Date.now() - sent < 15_000, 'delivered at minBytes, not at maxWaitMs');
+    assert.deepEqual(sizes, [2]);
+    await p.close();
+    for (const x of [eager, lingering, c]) await x.consumer.stop();
+  });
+
   test(`${name}: a batch whose handler throws is retried from the same offset, nothing lost`, async (t) => {
     const bus = await withBus(t);
     const topic = topicName('retry');

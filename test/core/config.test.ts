@@ -71,5 +71,8 @@ test('a misspelt setting is an error naming the nearest known one, in the file a
   const rules = join(dir, 'rules.yaml');
   writeFileSync(rules, 'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: snmp_up < 1\n        severity: critical\n        for: 1m\n        anotations: { summary: x }\n');
   assert.throws(() => checkConfig(loadConfig({ file: undefined, env: {}, overrides: { processors: { rulesFile: rules } } })), /rules\.yaml.*anotations: unknown setting \(did you mean "annotations"\?\)/);
+  // a processor timing the role would only parse at its start
+  assert.throws(() => checkConfig(loadConfig({ file: undefined, env: { NOCTUA_PROCESSORS__COMMIT_INTERVAL: '5x' } })), /processors\.commitInterval/);
+  checkConfig(loadConfig({ file: undefined, env: { NOCTUA_PROCESSORS__COMMIT_INTERVAL: '5s' } }));
   checkConfig(loadConfig({ file: undefined, env: {} }));
 });
