@@ -51,7 +51,7 @@ export class LiveHub {
   constructor(private readonly bus: Bus, private readonly log: Logger, private readonly maxPayload: number) {}
 
   async start(): Promise<void> {
-    const c = this.bus.consumer({ groupId: `noctua-live-${process.pid}-${Date.now()}`, fromBeginning: false });
+    const c = this.bus.consumer({ groupId: `noctua-live-${process.pid}-${Date.now()}`, fromBeginning: false, ephemeral: true });
     this.consumer = c;
     await c.subscribe([TOPICS.rollups, TOPICS.alerts]);
     await c.run({

@@ -526,6 +526,7 @@ class KafkaConsumer implements BusConsumer {
   }
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    if (this.opts.ephemeral) throw new BusError('an ephemeral reader does not commit', { group: this.groupId });
     const topics = groupByTopic(offsets);
     try {
       if (this.running && !this.stopping) {

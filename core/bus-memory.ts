@@ -31,7 +31,8 @@ import { M, counter } from './metrics.js';
  * - a rebalance only revokes what moves (like Kafka's cooperative protocol), and members of a group
  *   are the consumers of this process;
  * - with `dir`, writes are journalled before they are acknowledged (see MemoryBusOptions.dir);
- * - consumed messages are dropped beyond `retainConsumed` per partition so memory stays bounded:
+ * - consumed messages are dropped beyond `retainConsumed` (and `retainConsumedBytes`) per partition
+ *   so memory stays bounded:
  *   "consumed" means committed by every group that ever subscribed to or committed on the topic in
  *   this process, live or not;
  * - compacted topics keep the newest message of every key, consumed or not (Kafka's log cleaner does
@@ -41,6 +42,8 @@ import { M, counter } from './metrics.js';
 export interface MemoryBusOptions {
   /** Messages kept per partition once every group that reads the topic committed past them. */
   readonly retainConsumed?: number;
+  /** And at most this many bytes of them (keys and values; Kafka's retention.bytes, for consumed messages). */
+  readonly retainConsumedBytes?: number;
   /** Backoff before a failed eachBatch is retried: doubles from min to max. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -58,8 +61,10 @@ export interface MemoryBusOptions {
   readonly fsync?: boolean;
 }
 
-const DEFAULTS = { retainConsumed: 10_000, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000, dir: '', journalMaxBytes: 64 << 20, fsync: false };
+const DEFAULTS = { retainConsumed: 10_000, retainConsumedBytes: 4 << 20, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000, dir: '', journalMaxBytes: 64 << 20, fsync: false };
 const DEFAULT_MAX_BYTES = 1 << 20;
+/** Group ids noctua gave its never-committing readers before they were ephemeral (see the constructor). */
+const LEGACY_READERS = /^noctua-(live|restore|silences)-/;
 
 const log = createLogger(undefined, 'bus-memory');
 const batchRetries = counter('noctua_bus_batch_retries_total', 'eachBatch failures retried after a backoff', ['bus', 'group', 'topic']);
@@ -137,8 +142,19 @@ class PartitionLog {
   }
 
   /** Drops consumed entries (offset < consumed) beyond the newest `keep` of them. */
-  truncate(consumed: number, keep: number): number {
-    const n = this.indexOf(consumed) - keep;
+  truncate(consumed: number, keep: number, keepBytes: number): number {
+    const upto = this.indexOf(consumed);
+    let n = upto - keep;
+    // the newest consumed entries that fit in keepBytes stay (at most keep of them)
+    let bytes = 0;
+    for (let i = upto - 1; i >= Math.max(0, n); i--) {
+      const e = this.entries[i]!;
+      bytes += (e.value?.length ?? 0) + (e.key?.length ?? 0);
+      if (bytes > keepBytes) {
+        n = i + 1;
+        break;
+      }
+    }
     if (n <= 0) return 0;
     this.entries.splice(0, n);
     return n;
@@ -330,6 +346,11 @@ export class MemoryBus implements Bus {
     if (this.opts.dir) {
       this.journal = new Journal(this.opts.dir, this.opts.fsync);
       this.journal.load((r) => this.replay(r));
+      // Journals of earlier versions hold the live tails and state restores of every past run as
+      // groups that read from offset 0 and never commit: they held retention at 0 for good.
+      for (const g of [...this.groups.values()]) {
+        if (g.committed.size === 0 && LEGACY_READERS.test(g.id)) this.groups.delete(g.id);
+      }
       for (const t of this.topics.values()) this.retain(t);
     }
   }
@@ -571,7 +592,7 @@ export class MemoryBus implements Bus {
   private retain(t: Topic): void {
     t.partitions.forEach((p, i) => {
       const consumed = this.consumedByAll(t, i);
-      const dropped = t.spec.compacted ? (p.indexOf(consumed) > this.opts.retainConsumed ? p.compact(consumed) : 0) : p.truncate(consumed, this.opts.retainConsumed);
+      const dropped = t.spec.compacted ? (p.indexOf(consumed) > this.opts.retainConsumed ? p.compact(consumed) : 0) : p.truncate(consumed, this.opts.retainConsumed, this.opts.retainConsumedBytes);
       if (dropped > 0) truncated.inc({ topic: t.spec.topic }, dropped);
     });
   }
@@ -587,7 +608,8 @@ export class MemoryBus implements Bus {
   join(c: MemoryConsumer): Promise<void> {
     const g = this.group(c.groupId);
     g.members.push(c);
-    for (const t of c.topics) {
+    // an ephemeral reader is no interest of its group's: retention does not wait for it
+    for (const t of c.ephemeral ? [] : c.topics) {
       if (g.topics.has(t)) continue;
       this.journalWrite({ t: 'sub', group: g.id, topic: t });
       g.topics.add(t);
@@ -600,6 +622,7 @@ export class MemoryBus implements Bus {
     const i = g.members.indexOf(c);
     if (i >= 0) g.members.splice(i, 1);
     this.consumers.delete(c);
+    if (c.ephemeral && g.members.length === 0 && g.topics.size === 0 && g.committed.size === 0) this.groups.delete(g.id);
     g.chain = g.chain.then(() => c.revokeExcept(new Set()));
     return this.rebalance(g);
   }
@@ -738,6 +761,10 @@ class MemoryConsumer implements BusConsumer {
     this.groupId = opts.groupId;
   }
 
+  get ephemeral(): boolean {
+    return this.opts.ephemeral === true;
+  }
+
   async subscribe(topics: readonly string[]): Promise<void> {
     if (this.state !== 'idle') throw new BusError('subscribe before run()', { group: this.groupId });
     for (const t of topics) this.bus.topic(t);
@@ -755,6 +782,7 @@ class MemoryConsumer implements BusConsumer {
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
     this.bus.assertOpen();
+    if (this.ephemeral) throw new BusError('an ephemeral reader does not commit', { group: this.groupId });
     this.bus.commitOffsets(this.groupId, offsets);
   }
 

@@ -117,6 +117,12 @@ export interface ConsumerOptions {
    * later. Unset, a batch goes as soon as there is a message.
    */
   readonly linger?: { readonly minBytes: number; readonly maxWaitMs: number };
+  /**
+   * A reader that never commits (a live tail, a state restore; what Kafka calls a consumer without a
+   * group): it holds back neither retention nor compaction of what it reads, and nothing remembers it
+   * once it stops. commit() is an error.
+   */
+  readonly ephemeral?: boolean;
 }
 
 export interface BusConsumer {

@@ -106,7 +106,7 @@ export async function restoreSnapshots(bus: Bus, changelog: string, wanted: Read
   const pending = new Map<string, Pending>();
   for (const [prefix, want] of wanted) pending.set(prefix, { want, chunks: new Map() });
   // A throwaway group: restores never move anyone's committed position.
-  const consumer = bus.consumer({ groupId: `noctua-restore-${randomUUID()}`, fromBeginning: true, readCommitted: true });
+  const consumer = bus.consumer({ groupId: `noctua-restore-${randomUUID()}`, fromBeginning: true, readCommitted: true, ephemeral: true });
   let done!: () => void;
   const complete = new Promise<void>((r) => (done = r));
   await consumer.subscribe([changelog]);

@@ -232,7 +232,7 @@ export class SilenceBook {
     await this.bus.ensureTopics([{ topic: this.topic, partitions: 1, compacted: true }]);
     this.producer = await this.bus.producer({ idempotent: true });
     // A throwaway group that never commits: every start reads the whole (compacted) topic.
-    const c = this.bus.consumer({ groupId: `noctua-silences-${randomUUID()}`, fromBeginning: true, readCommitted: true });
+    const c = this.bus.consumer({ groupId: `noctua-silences-${randomUUID()}`, fromBeginning: true, readCommitted: true, ephemeral: true });
     this.consumer = c;
     await c.subscribe([this.topic]);
     await c.run({

@@ -137,3 +137,36 @@ test('memory (durable): the journal is rewritten down to what retention keeps, a
   const tail = await readAll(again, 'r', 'tail');
   assert.ok(tail.length >= 10 && tail.at(-1)!.value!.toString() === 'value-4999', 'the retained tail is there');
 });
+
+test('memory (durable): the never-committing readers of earlier versions in a journal no longer hold retention; a group that has yet to commit still does', async (t) => {
+  const tmp = tempDir('bus-legacy-readers');
+  t.after(() => tmp.remove());
+  const old = new MemoryBus({ dir: tmp.path });
+  await old.ensureTopics([{ topic: 'r', partitions: 1 }, { topic: 'u', partitions: 1 }]);
+  // as the live tail of an earlier build joined: a plain group reading from the end, never committing
+  const tail = old.consumer({ groupId: 'noctua-live-123-456', fromBeginning: false });
+  await tail.subscribe(['r']);
+  await tail.run({ eachBatch: async () => {} });
+  await tail.stop();
+  // a sink that subscribed and stopped before its first commit
+  const sink = old.consumer({ groupId: 'noctua-sink' });
+  await sink.subscribe(['u']);
+  await sink.run({ eachBatch: async () => { throw new Error('down'); } });
+  await sink.stop();
+  await old.close();
+
+  const bus = new MemoryBus({ dir: tmp.path, retainConsumed: 10 });
+  t.after(() => bus.close());
+  const p = await bus.producer();
+  for (const topic of ['r', 'u']) {
+    const g = bus.consumer({ groupId: 'g' });
+    await g.subscribe([topic]);
+    let n = 0;
+    await g.run({ eachBatch: async (b) => { n += b.messages.length; await g.commit([{ topic, partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+    await p.send(topic, Array.from({ length: 100 }, (_, i) => ({ key: 'k', value: Buffer.from(String(i)) })));
+    await waitFor(`${topic} consumed`, () => n === 100);
+    await g.stop();
+  }
+  assert.equal((await readAll(bus, 'r', 'after-r')).length, 10, 'the old tail holds nothing back');
+  assert.equal((await readAll(bus, 'u', 'after-u')).length, 100, 'the sink that never committed still finds all it has to read');
+});

@@ -59,6 +59,54 @@ test('memory: consumed messages beyond retainConsumed are dropped, unconsumed on
   await again.stop();
 });
 
+test('memory: consumed messages are kept up to retainConsumedBytes too (large messages: rollups of 40 KB)', async (t) => {
+  const bus = new MemoryBus({ retainConsumed: 1000, retainConsumedBytes: 1000 });
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'b', partitions: 1 }]);
+  const g = bus.consumer({ groupId: 'g' });
+  await g.subscribe(['b']);
+  let seen = 0;
+  await g.run({ eachBatch: async (b) => { seen += b.messages.length; await g.commit([{ topic: 'b', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  const p = await bus.producer();
+  for (let i = 0; i < 50; i++) await p.send('b', [{ key: 'k', value: Buffer.alloc(99, i) }]);
+  await waitFor('50 consumed', () => seen === 50);
+  await g.stop();
+  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
+  await late.subscribe(['b']);
+  const got: InMessage[] = [];
+  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
+  await waitFor('the retained tail', () => got.length >= 10);
+  await sleep(50);
+  assert.deepEqual(got.map((m) => m.offset), ['40', '41', '42', '43', '44', '45', '46', '47', '48', '49'], 'the newest 1000 bytes of consumed messages');
+  await late.stop();
+});
+
+test('memory: an ephemeral reader (a live tail) holds back no retention, and cannot commit', async (t) => {
+  const bus = new MemoryBus({ retainConsumed: 100 });
+  t.after(() => bus.close());
+  await bus.ensureTopics([{ topic: 'e', partitions: 1 }]);
+  let tailed = 0;
+  const tail = bus.consumer({ groupId: 'tail-1', fromBeginning: false, ephemeral: true });
+  await tail.subscribe(['e']);
+  await tail.run({ eachBatch: async (b) => void (tailed += b.messages.length) });
+  await assert.rejects(tail.commit([{ topic: 'e', partition: 0, offset: '0' }]), /ephemeral reader does not commit/);
+  const g = bus.consumer({ groupId: 'g' });
+  await g.subscribe(['e']);
+  let seen = 0;
+  await g.run({ eachBatch: async (b) => { seen += b.messages.length; await g.commit([{ topic: 'e', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  const p = await bus.producer();
+  for (let i = 0; i < 10; i++) await p.send('e', Array.from({ length: 100 }, (_, j) => ({ key: 'k', value: Buffer.from(String(i * 100 + j)) })));
+  await waitFor('1000 read by both', () => seen === 1000 && tailed === 1000);
+  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
+  await late.subscribe(['e']);
+  const got: InMessage[] = [];
+  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
+  await waitFor('the retained tail', () => got.length >= 100);
+  await sleep(50);
+  assert.equal(got.length, 100, 'the committing group alone decides what is consumed: the tail kept nothing');
+  for (const c of [tail, g, late]) await c.stop();
+});
+
 test('memory: a compacted topic keeps the newest value of every key once consumed', async (t) => {
   const bus = new MemoryBus({ retainConsumed: 0 });
   t.after(() => bus.close());
