@@ -7,6 +7,27 @@ import { sleep, waitFor } from '../peers/util.js';
 
 busConformance('memory', async () => new MemoryBus({ retryMinMs: 10, retryMaxMs: 50 }), { settleMs: 2_000, quietMs: 100 });
 
+/** A group that reads `topic` (one partition) and commits after every batch; `seen()` counts what it read. */
+async function committingReader(bus: MemoryBus, topic: string, groupId = 'g') {
+  const c = bus.consumer({ groupId });
+  await c.subscribe([topic]);
+  let seen = 0;
+  await c.run({ eachBatch: async (b) => { seen += b.messages.length; await c.commit([{ topic, partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  return { consumer: c, seen: () => seen };
+}
+
+/** What a new group reading from the beginning finds (at least `atLeast`, then a moment for more). */
+async function retained(bus: MemoryBus, topic: string, atLeast: number): Promise<InMessage[]> {
+  const late = bus.consumer({ groupId: `late-${topic}`, fromBeginning: true });
+  await late.subscribe([topic]);
+  const got: InMessage[] = [];
+  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
+  await waitFor('the retained tail', () => got.length >= atLeast);
+  await sleep(50);
+  await late.stop();
+  return got;
+}
+
 // What only the in-process bus promises: bounded memory, compaction, and hand-over without overlap.
 
 test('memory: consumed messages beyond retainConsumed are dropped, unconsumed ones never', async (t) => {
@@ -14,29 +35,15 @@ test('memory: consumed messages beyond retainConsumed are dropped, unconsumed on
   t.after(() => bus.close());
   await bus.ensureTopics([{ topic: 'r', partitions: 1 }]);
   const p = await bus.producer();
-  const c = bus.consumer({ groupId: 'g' });
-  await c.subscribe(['r']);
-  let seen = 0;
-  await c.run({
-    eachBatch: async (b) => {
-      seen += b.messages.length;
-      await c.commit([{ topic: 'r', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]);
-    },
-  });
+  const c = await committingReader(bus, 'r');
   for (let i = 0; i < 50; i++) await p.send('r', Array.from({ length: 100 }, (_, j) => ({ key: 'k', value: Buffer.from(String(i * 100 + j)) })));
-  await waitFor('5000 consumed', () => seen === 5000);
-  await c.stop();
+  await waitFor('5000 consumed', () => c.seen() === 5000);
+  await c.consumer.stop();
   // A group that starts now from the beginning only finds the retained tail.
-  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
-  await late.subscribe(['r']);
-  const got: InMessage[] = [];
-  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
-  await waitFor('the retained tail', () => got.length >= 100);
-  await sleep(50);
+  const got = await retained(bus, 'r', 100);
   assert.equal(got.length, 100);
   assert.equal(got[0]!.offset, '4900');
   assert.deepEqual(await bus.endOffsets('r'), [{ topic: 'r', partition: 0, offset: '5000' }]);
-  await late.stop();
 
   // Nothing is dropped while a group still has it to read.
   await bus.ensureTopics([{ topic: 'u', partitions: 1 }]);
@@ -63,22 +70,13 @@ test('memory: consumed messages are kept up to retainConsumedBytes too (large me
   const bus = new MemoryBus({ retainConsumed: 1000, retainConsumedBytes: 1000 });
   t.after(() => bus.close());
   await bus.ensureTopics([{ topic: 'b', partitions: 1 }]);
-  const g = bus.consumer({ groupId: 'g' });
-  await g.subscribe(['b']);
-  let seen = 0;
-  await g.run({ eachBatch: async (b) => { seen += b.messages.length; await g.commit([{ topic: 'b', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  const g = await committingReader(bus, 'b');
   const p = await bus.producer();
   for (let i = 0; i < 50; i++) await p.send('b', [{ key: 'k', value: Buffer.alloc(99, i) }]);
-  await waitFor('50 consumed', () => seen === 50);
-  await g.stop();
-  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
-  await late.subscribe(['b']);
-  const got: InMessage[] = [];
-  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
-  await waitFor('the retained tail', () => got.length >= 10);
-  await sleep(50);
+  await waitFor('50 consumed', () => g.seen() === 50);
+  await g.consumer.stop();
+  const got = await retained(bus, 'b', 10);
   assert.deepEqual(got.map((m) => m.offset), ['40', '41', '42', '43', '44', '45', '46', '47', '48', '49'], 'the newest 1000 bytes of consumed messages');
-  await late.stop();
 });
 
 test('memory: an ephemeral reader (a live tail) holds back no retention, and cannot commit', async (t) => {
@@ -90,21 +88,12 @@ test('memory: an ephemeral reader (a live tail) holds back no retention, and can
   await tail.subscribe(['e']);
   await tail.run({ eachBatch: async (b) => void (tailed += b.messages.length) });
   await assert.rejects(tail.commit([{ topic: 'e', partition: 0, offset: '0' }]), /ephemeral reader does not commit/);
-  const g = bus.consumer({ groupId: 'g' });
-  await g.subscribe(['e']);
-  let seen = 0;
-  await g.run({ eachBatch: async (b) => { seen += b.messages.length; await g.commit([{ topic: 'e', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]); } });
+  const g = await committingReader(bus, 'e');
   const p = await bus.producer();
   for (let i = 0; i < 10; i++) await p.send('e', Array.from({ length: 100 }, (_, j) => ({ key: 'k', value: Buffer.from(String(i * 100 + j)) })));
-  await waitFor('1000 read by both', () => seen === 1000 && tailed === 1000);
-  const late = bus.consumer({ groupId: 'late', fromBeginning: true });
-  await late.subscribe(['e']);
-  const got: InMessage[] = [];
-  await late.run({ eachBatch: async (b) => void got.push(...b.messages) });
-  await waitFor('the retained tail', () => got.length >= 100);
-  await sleep(50);
-  assert.equal(got.length, 100, 'the committing group alone decides what is consumed: the tail kept nothing');
-  for (const c of [tail, g, late]) await c.stop();
+  await waitFor('1000 read by both', () => g.seen() === 1000 && tailed === 1000);
+  assert.equal((await retained(bus, 'e', 100)).length, 100, 'the committing group alone decides what is consumed: the tail kept nothing');
+  for (const c of [tail, g.consumer]) await c.stop();
 });
 
 test('memory: a compacted topic keeps the newest value of every key once consumed', async (t) => {
