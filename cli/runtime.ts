@@ -11,7 +11,7 @@ import { Sink } from '../storage/sink.js';
 import { buildApi } from '../api/server.js';
 import { resolveToken } from '../api/auth.js';
 import { storageQueries } from '../api/queries.js';
-import { DemoSource } from '../ingest/demo/source.js';
+import { DEMO_STATE_TOPIC, DemoSource } from '../ingest/demo/source.js';
 import { demoRoutes } from '../api/demo-routes.js';
 import { LiveHub } from '../api/live.js';
 import { dashboard } from '../api/dashboard.js';
@@ -195,7 +195,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
     }
     if (has('poll')) {
       if (demoEnabled(cfg)) {
-        demo = new DemoSource(bus, { ...cfg.demo, intervalMs: cfg.demo.intervalMs, stateFile: join(cfg.dataDir, 'demo-network.json') }, log);
+        demo = new DemoSource(bus, { ...cfg.demo, intervalMs: cfg.demo.intervalMs, stateTopic: DEMO_STATE_TOPIC }, log);
         await demo.start();
         const d = demo;
         stops.push(() => d.stop());

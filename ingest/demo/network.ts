@@ -94,17 +94,21 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const TWO32 = 4294967296;
 
+/** One device: [lastTs, bootTime, cpuNoise, random state, per interface: IF_FIELDS in order]. */
+type DeviceEntry = [number | null, number, number, number, number[][]];
+
 /**
- * What a demo network's devices carry from poll to poll (counters, noise, random state, last poll), so a
- * restarted demo continues its devices instead of starting them over: counters that went back under the
- * same series would read as resets or bogus 32-bit wraps, and history published again as duplicates.
+ * What a demo device carries from poll to poll (counters, noise, random state, last poll), named, with
+ * the network it belongs to, so a restarted demo continues its devices instead of starting them over:
+ * counters that went back under the same series would read as resets or bogus 32-bit wraps, and
+ * history published again as duplicates.
  */
-export interface DemoSnapshot {
+export interface DemoDeviceState {
   readonly v: 1;
   readonly seed: number;
   readonly interfaces: number;
-  /** Per device: [lastTs, bootTime, cpuNoise, random state, per interface: IF_FIELDS in order]. */
-  readonly devices: Array<[number | null, number, number, number, number[][]]>;
+  readonly name: string;
+  readonly device: DeviceEntry;
 }
 
 const IF_FIELDS = ['inOctets', 'outOctets', 'inPkts', 'outPkts', 'inErrors', 'outErrors', 'inDiscards', 'outDiscards', 'noiseIn', 'noiseOut'] as const;
@@ -127,39 +131,38 @@ export class DemoNetwork {
     return this.devices[d]?.lastTs ?? null;
   }
 
-  snapshot(): DemoSnapshot {
-    return {
-      v: 1,
-      seed: this.opts.seed,
-      interfaces: this.opts.interfaces,
-      devices: this.devices.map((d) => [d.lastTs, d.bootTime, d.cpuNoise, d.rngState.s, d.interfaces.map((i) => IF_FIELDS.map((f) => i[f]))]),
-    };
+  /** Device d's state alone (what its poll's transaction records beside its samples). */
+  deviceState(d: number): DemoDeviceState {
+    const dev = this.devices[d]!;
+    return { v: 1, seed: this.opts.seed, interfaces: this.opts.interfaces, name: dev.name, device: [dev.lastTs, dev.bootTime, dev.cpuNoise, dev.rngState.s, dev.interfaces.map((i) => IF_FIELDS.map((f) => i[f]))] };
   }
 
-  /**
-   * Continues the devices of a snapshot. Throws, leaving this network as it was, when the snapshot is
-   * malformed or of another network (seed, device or interface count).
-   */
-  restore(snap: unknown): void {
-    const s = snap as Partial<DemoSnapshot> | null;
-    if (typeof s !== 'object' || s === null || s.v !== 1 || !Array.isArray(s.devices)) throw new Error('not a demo network snapshot (v1)');
-    if (s.seed !== this.opts.seed || s.interfaces !== this.opts.interfaces || s.devices.length !== this.devices.length) {
-      throw new Error(`snapshot of another demo network (seed ${s.seed}, ${s.devices.length} devices x ${s.interfaces} interfaces; configured: seed ${this.opts.seed}, ${this.devices.length} x ${this.opts.interfaces})`);
+  /** Continues the device a deviceState() names; throws, changing nothing, when it is malformed or of another network. */
+  restoreDevice(state: unknown): void {
+    const s = state as Partial<DemoDeviceState> | null;
+    if (typeof s !== 'object' || s === null || s.v !== 1) throw new Error('not a demo device state (v1)');
+    const d = this.devices.findIndex((x) => x.name === s.name);
+    if (d < 0 || s.seed !== this.opts.seed || s.interfaces !== this.opts.interfaces) {
+      throw new Error(`state of a device of another demo network (${s.name}, seed ${s.seed}, ${s.interfaces} interfaces; configured: seed ${this.opts.seed}, ${this.devices.length} devices x ${this.opts.interfaces})`);
     }
+    this.checkDevice(s.device, d);
+    this.setDevice(d, s.device!);
+  }
+
+  private checkDevice(e: unknown, d: number): asserts e is DeviceEntry {
     const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
-    s.devices.forEach((e, d) => {
-      const ok = Array.isArray(e) && e.length === 5 && (e[0] === null || num(e[0])) && num(e[1]) && num(e[2]) && num(e[3]) && Array.isArray(e[4]) && e[4].length === this.opts.interfaces &&
-        e[4].every((row) => Array.isArray(row) && row.length === IF_FIELDS.length && row.every(num));
-      if (!ok) throw new Error(`demo network snapshot: malformed device ${d}`);
-    });
-    s.devices.forEach(([lastTs, bootTime, cpuNoise, rngS, ifs], d) => {
-      const dev = this.devices[d]!;
-      dev.lastTs = lastTs;
-      dev.bootTime = bootTime;
-      dev.cpuNoise = cpuNoise;
-      dev.rngState.s = rngS;
-      dev.interfaces.forEach((i, k) => IF_FIELDS.forEach((f, j) => (i[f] = ifs[k]![j]!)));
-    });
+    const ok = Array.isArray(e) && e.length === 5 && (e[0] === null || num(e[0])) && num(e[1]) && num(e[2]) && num(e[3]) && Array.isArray(e[4]) && e[4].length === this.opts.interfaces &&
+      (e[4] as unknown[]).every((row) => Array.isArray(row) && row.length === IF_FIELDS.length && row.every(num));
+    if (!ok) throw new Error(`demo network state: malformed device ${d}`);
+  }
+
+  private setDevice(d: number, [lastTs, bootTime, cpuNoise, rngS, ifs]: DeviceEntry): void {
+    const dev = this.devices[d]!;
+    dev.lastTs = lastTs;
+    dev.bootTime = bootTime;
+    dev.cpuNoise = cpuNoise;
+    dev.rngState.s = rngS;
+    dev.interfaces.forEach((i, k) => IF_FIELDS.forEach((f, j) => (i[f] = ifs[k]![j]!)));
   }
 
   private makeDevice(d: number): DeviceModel {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadConfig } from '../../core/config.js';
 import { openClickHouse } from '../../storage/clickhouse.js';
-import { freePort, startProcess, tempDir, waitFor } from '../peers/util.js';
+import { freePort, sleep, startProcess, tempDir, waitFor } from '../peers/util.js';
 
 const root = join(import.meta.dirname, '../../..');
 
@@ -73,6 +73,49 @@ test('npm start runs the embedded pipeline: demo data is queryable within 30 s, 
       // already gone
     }
     await proc.kill();
+    dir.remove();
+  }
+});
+
+test('the embedded pipeline killed (SIGKILL) and started again: every demo poll stored once, none skipped', { timeout: 240_000 }, async () => {
+  const dir = tempDir('e2e-kill');
+  const port = await freePort();
+  const env = { ...process.env, NOCTUA_DATA_DIR: dir.path, NOCTUA_API__PORT: String(port), NOCTUA_DEMO__INTERVAL_MS: '1000', NOCTUA_DEMO__BACKFILL_MS: '30000', NOCTUA_LOG_LEVEL: 'warn', NOCTUA_TOKEN: 'kill-test-token-0123456789' };
+  const cli = join(root, 'dist/cli/noctua.js');
+  const stored = async (): Promise<number> => {
+    const r = await fetch(`http://127.0.0.1:${port}/api/v1/sql?format=csv&q=` + encodeURIComponent("SELECT count() FROM noctua.samples WHERE metric = 'sysUpTime'"), { headers: { authorization: `Bearer ${env.NOCTUA_TOKEN}` } }).catch(() => null);
+    return r?.status === 200 ? Number((await r.text()).trim().split('\n').pop()) : 0;
+  };
+  const procs: ReturnType<typeof startProcess>[] = [];
+  try {
+    const first = startProcess(process.execPath, [cli, 'start'], { env });
+    procs.push(first);
+    // killed mid-run: the history stored and live polls going on
+    await waitFor('history and live polls stored', async () => (await stored()) >= 12 * 40, 120_000, 500);
+    await first.kill('SIGKILL');
+    await sleep(2500); // down for a while: the restart catches up on these polls
+    const second = startProcess(process.execPath, [cli, 'start'], { env });
+    procs.push(second);
+    const before = await waitFor('the restart serving', async () => (await stored()) || null, 120_000, 500);
+    await waitFor('live polls after the restart', async () => (await stored()) >= before + 12 * 5, 60_000, 500);
+    second.child.kill('SIGINT');
+    await second.exited;
+    assert.match(second.output(), /stopped cleanly/, second.output().slice(-2000));
+
+    const ch = await openClickHouse(loadConfig({ env: {} }).clickhouse, dir.path);
+    try {
+      const q = async (query: string) => (await (await ch.client.query({ query, format: 'JSONEachRow' })).json()) as Record<string, string>[];
+      const [dup] = await q('SELECT count() AS rows, uniqExact(series, ts) AS distinct_rows FROM noctua.samples');
+      assert.equal(dup!.rows, dup!.distinct_rows, 'no sample stored twice');
+      // each device's uptime series: one poll a second from its first to its last, none missing across the kill
+      const devices = await q("SELECT device, count() AS n, toUnixTimestamp64Milli(max(ts)) - toUnixTimestamp64Milli(min(ts)) AS span FROM noctua.samples WHERE metric = 'sysUpTime' GROUP BY device ORDER BY device");
+      assert.equal(devices.length, 12);
+      for (const d of devices) assert.equal(Number(d.n), Number(d.span) / 1000 + 1, `${d.device}: ${d.n} polls over ${Number(d.span) / 1000} s`);
+    } finally {
+      await ch.close();
+    }
+  } finally {
+    for (const p of procs) await p.kill();
     dir.remove();
   }
 });

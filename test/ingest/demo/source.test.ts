@@ -5,11 +5,10 @@ import type { Bus } from '../../../core/bus.js';
 import { decodeBatch } from '../../../core/codec.js';
 import { createLogger } from '../../../core/log.js';
 import { TOPICS, type SampleBatch } from '../../../core/types.js';
-import { DemoSource } from '../../../ingest/demo/source.js';
+import { DEMO_STATE_TOPIC, DemoSource } from '../../../ingest/demo/source.js';
+import { MemoryBus } from '../../../core/bus-memory.js';
+import { M } from '../../../core/metrics.js';
 import { RateState } from '../../../processors/rate.js';
-import { tempDir } from '../../peers/util.js';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 /** A bus whose producer takes about a millisecond per batch, one at a time: the history's replay takes several intervals. */
 function slowBus(into: SampleBatch[]): Bus {
@@ -85,23 +84,48 @@ test('a start so busy that the poll timers fire late: each device\'s polls stay 
   assert.equal(rates.stats.outOfOrder, 0);
 });
 
-test('a restarted demo continues its devices: no poll published twice, counters that go on, rates without a reset; a state of another network is set aside', { timeout: 30_000 }, async () => {
-  const dir = tempDir('demo-state');
+/** An in-process bus with the topics a demo writes (its state topic it makes itself). */
+async function demoBus(): Promise<MemoryBus> {
+  const bus = new MemoryBus();
+  await bus.ensureTopics([{ topic: TOPICS.samples, partitions: 3 }, { topic: TOPICS.events, partitions: 3 }]);
+  return bus;
+}
+
+/** Every sample batch on the bus, in offset order per device. */
+async function published(bus: MemoryBus): Promise<SampleBatch[]> {
+  const ends = await bus.endOffsets(TOPICS.samples);
+  const got = new Map<number, SampleBatch[]>();
+  const c = bus.consumer({ groupId: `read-${Math.random()}`, fromBeginning: true, ephemeral: true });
+  await c.subscribe([TOPICS.samples]);
+  const last = new Map<number, number>();
+  await c.run({ eachBatch: async (b) => {
+    for (const m of b.messages) got.set(b.partition, [...(got.get(b.partition) ?? []), decodeBatch(m.value!)]);
+    last.set(b.partition, Number(b.messages.at(-1)!.offset));
+  } });
+  const done = () => ends.every((e) => e.offset === '0' || last.get(e.partition) === Number(e.offset) - 1);
+  for (let i = 0; i < 200 && !done(); i++) await sleep(10);
+  await c.stop();
+  return [...got.values()].flat();
+}
+
+test('a restarted demo continues its devices from the state written with their polls: no poll published twice or skipped, counters that go on, rates without a reset; a state of another network is set aside', { timeout: 30_000 }, async () => {
+  const bus = await demoBus();
   try {
-    const polls: SampleBatch[] = [];
     const every = 500;
-    const opts = { devices: 12, interfaces: 2, seed: 42, incidentEveryMs: 0, intervalMs: every, backfillMs: 10_000, stateFile: join(dir.path, 'demo.json') };
-    const first = new DemoSource(slowBus(polls), opts, createLogger('silent'));
+    const opts = { devices: 12, interfaces: 2, seed: 42, incidentEveryMs: 0, intervalMs: every, backfillMs: 10_000, stateTopic: DEMO_STATE_TOPIC };
+    const first = new DemoSource(bus, opts, createLogger('silent'));
     await first.start();
     await sleep(3 * every);
     await first.stop();
-    const firstRun = polls.length;
+    const firstRun = first.polls;
     await sleep(2 * every); // down for a while: the restart catches up on these polls
-    const second = new DemoSource(slowBus(polls), opts, createLogger('silent'));
+    const second = new DemoSource(bus, opts, createLogger('silent'));
     await second.start();
     await sleep(3 * every);
     await second.stop();
-    assert.ok(polls.length >= firstRun + 12 * 4, `${firstRun} polls, then ${polls.length - firstRun}`);
+    const polls = await published(bus);
+    assert.equal(polls.length, first.polls + second.polls);
+    assert.ok(second.polls >= 12 * 4, `${firstRun} polls, then ${second.polls}`);
     const last = new Map<string, number>();
     const octets = new Map<string, number>();
     for (const b of polls) {
@@ -118,14 +142,52 @@ test('a restarted demo continues its devices: no poll published twice, counters 
     const rates = new RateState();
     for (const b of [...polls].sort((x, y) => x.ts - y.ts)) rates.process(b);
     assert.deepEqual({ ...rates.stats, wraps: 0 }, { outOfOrder: 0, wraps: 0, ambiguous: 0, resets: 0, reboots: 0, clamped: 0 });
-    // a state file of another network (or garbage) is set aside with a warning: a fresh start with its history
-    writeFileSync(opts.stateFile, JSON.stringify({ v: 1, seed: 7, interfaces: 2, devices: [] }));
-    const other: SampleBatch[] = [];
-    const third = new DemoSource(slowBus(other), { ...opts, backfillMs: 5_000 }, createLogger('silent'));
+    // a state of another network (or garbage) is set aside with a warning: that device starts afresh, the others go on
+    const p = await bus.producer();
+    await p.send(DEMO_STATE_TOPIC, [{ key: 'core-rtr-1', value: Buffer.from(JSON.stringify({ v: 1, seed: 7, interfaces: 2, name: 'core-rtr-1', device: [] })) }, { key: 'dist-sw-1', value: Buffer.from('{not json') }]);
+    await p.close();
+    const setAside = async () => (await M.errors.get()).values.find((v) => v.labels.component === 'demo' && v.labels.kind === 'state')?.value ?? 0;
+    const before = await setAside();
+    const third = new DemoSource(bus, { ...opts, backfillMs: 5_000 }, createLogger('silent'));
     await third.start();
+    await sleep(2 * every);
     await third.stop();
-    assert.ok(other.length >= 12 * 10, `a fresh start's history: ${other.length} polls`);
+    assert.equal((await setAside()) - before, 2, 'both states set aside, and counted');
+    const earlier = new Set(polls.map((b) => `${b.device}@${b.ts}`));
+    const fresh = (await published(bus)).filter((b) => !earlier.has(`${b.device}@${b.ts}`));
+    assert.equal(new Set(fresh.map((b) => b.device)).size, 12, 'every device polled on');
   } finally {
-    dir.remove();
+    await bus.close();
+  }
+});
+
+test('a demo killed between polls resumes from what its transactions committed: a poll whose transaction did not commit is polled again, one that did is not', { timeout: 30_000 }, async () => {
+  const bus = await demoBus();
+  try {
+    const every = 400;
+    const opts = { devices: 4, interfaces: 1, seed: 9, incidentEveryMs: 0, intervalMs: every, backfillMs: 4_000, stateTopic: DEMO_STATE_TOPIC };
+    const first = new DemoSource(bus, opts, createLogger('silent'));
+    await first.start();
+    await sleep(2 * every);
+    // killed: no stop(), and an open transaction of the dead process (its samples without its commit)
+    const zombie = await bus.producer({ transactionalId: `noctua-demo.${opts.seed}` });
+    const tx = await zombie.transaction();
+    await tx.send(TOPICS.samples, [{ key: 'core-rtr-1', value: Buffer.from('never committed') }]);
+    (first as unknown as { stopped: boolean }).stopped = true;
+    await sleep(every);
+    const second = new DemoSource(bus, opts, createLogger('silent'));
+    await second.start();
+    await sleep(2 * every);
+    await second.stop();
+    await first.stop();
+    const polls = await published(bus);
+    const byDevice = new Map<string, number[]>();
+    for (const b of polls) byDevice.set(b.device, [...(byDevice.get(b.device) ?? []), b.ts]);
+    for (const [device, ts] of byDevice) {
+      assert.equal(new Set(ts).size, ts.length, `${device}: no poll twice`);
+      for (let i = 1; i < ts.length; i++) assert.equal(ts[i]! - ts[i - 1]!, every, `${device}: no poll skipped (${i} of ${ts.length})`);
+    }
+  } finally {
+    await bus.close();
   }
 });
