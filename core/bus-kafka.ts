@@ -429,6 +429,8 @@ class KafkaConsumer implements BusConsumer {
   }
 
   private queueHook(name: 'onAssigned' | 'onRevoked', parts: TopicPartition[]): void {
+    // a partition this member no longer reads has no lag here (its new owner reports it)
+    if (name === 'onRevoked') for (const { topic, partition } of parts) M.busLag.remove({ group: this.groupId, topic, partition });
     this.hooks = this.hooks.then(async () => {
       try {
         await this.handlers?.[name]?.(parts);
@@ -490,7 +492,7 @@ class KafkaConsumer implements BusConsumer {
       try {
         await this.handlers!.eachBatch({ topic, partition, messages, highWatermark: batch.highWatermark }, ctx);
         resolveOffset(batch.lastOffset());
-        M.busLag.set({ group: this.groupId, topic, partition }, Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1));
+        if (this.owned.has(tpKey(topic, partition))) M.busLag.set({ group: this.groupId, topic, partition }, Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1));
         return;
       } catch (err) {
         // The group forgot this member (broker restart, session timeout) or is rebalancing: only

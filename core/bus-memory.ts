@@ -816,7 +816,11 @@ class MemoryConsumer implements BusConsumer {
     for (const [, o] of lost) o.revoked = true;
     this.interrupt?.();
     await this.inflight;
-    for (const [k] of lost) this.owned.delete(k);
+    for (const [k, o] of lost) {
+      this.owned.delete(k);
+      // a partition this member no longer reads has no lag here (its new owner reports it)
+      M.busLag.remove({ group: this.groupId, topic: o.topic, partition: o.partition });
+    }
     await this.callHook('onRevoked', lost.map(([, o]) => ({ topic: o.topic, partition: o.partition })));
   }
 
@@ -913,7 +917,8 @@ class MemoryConsumer implements BusConsumer {
       if (!ctx.isRunning()) return;
       try {
         await this.handlers!.eachBatch(batch, ctx);
-        if (!o.revoked) o.position = Math.max(o.position, last + 1);
+        if (o.revoked) return;
+        o.position = Math.max(o.position, last + 1);
         M.busLag.set({ group: this.groupId, topic: batch.topic, partition: batch.partition }, Math.max(0, (this.bus.partitionLog(batch.topic, batch.partition)?.end ?? 0) - last - 1));
         return;
       } catch (err) {

@@ -327,8 +327,6 @@ export class Sink {
         await ctx.heartbeat();
       }
     }
-    const lag = Number(batch.highWatermark) - Number(batch.messages[batch.messages.length - 1]!.offset) - 1;
-    M.busLag.set({ group: this.groupId, topic: batch.topic, partition: String(batch.partition) }, Math.max(0, lag));
   }
 
   private reject(topic: string, partition: number, offset: string, reason: string, detail: string): void {

@@ -258,6 +258,23 @@ export function busConformance(name: string, makeBus: () => Promise<Bus>, opts: 
     for (const x of [eager, lingering, c]) await x.consumer.stop();
   });
 
+  test(`${name}: lag is exported per group and partition while a member reads it, and dropped when it stops`, async (t) => {
+    const { M } = await import('../../core/metrics.js');
+    const bus = await withBus(t);
+    const topic = topicName('lag');
+    await bus.ensureTopics([{ topic, partitions: 2 }]);
+    const p = await bus.producer();
+    await p.send(topic, [{ key: null, value: Buffer.from('a'), partition: 0 }, { key: null, value: Buffer.from('b'), partition: 1 }]);
+    await p.close();
+    const groupId = `g-${uid()}`;
+    const lags = async () => (await M.busLag.get()).values.filter((v) => v.labels.group === groupId).map((v) => `${v.labels.partition}=${v.value}`).sort();
+    const c = await collect(bus, [topic], { groupId });
+    await waitFor('both read', () => c.received.length === 2, settleMs * 3);
+    await waitFor('lag of both partitions', async () => (await lags()).join() === '0=0,1=0', settleMs);
+    await c.consumer.stop();
+    assert.deepEqual(await lags(), [], 'a stopped member reports no lag for what it no longer reads');
+  });
+
   test(`${name}: a batch whose handler throws is retried from the same offset, nothing lost`, async (t) => {
     const bus = await withBus(t);
     const topic = topicName('retry');

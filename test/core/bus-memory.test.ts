@@ -223,7 +223,7 @@ test('memory: bad input gives clear errors, never a crash', async (t) => {
   assert.throws(() => bus.consumer({ groupId: '' }), /groupId/);
 });
 
-test('memory: consumer lag per group and partition is exported after each batch', async (t) => {
+test('memory: consumer lag per group and partition is exported after each batch, and dropped with the partition', async (t) => {
   const { M } = await import('../../core/metrics.js');
   const bus = new MemoryBus({ maxBatchMessages: 10 });
   t.after(() => bus.close());
@@ -238,6 +238,7 @@ test('memory: consumer lag per group and partition is exported after each batch'
   await waitFor('3 batches', () => batches === 3);
   await waitFor('lag 0 once caught up', async () => (await lagNow()) === 0);
   await c.stop();
+  assert.equal(await lagNow(), undefined, 'a stopped member reports no lag for what it no longer reads');
   // A group stuck after its first batch of 10 shows the 15 it has not read.
   let first = true;
   const d = bus.consumer({ groupId: 'slowpoke' });
