@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError } from '../core/config.js';
 import { createLogger } from '../core/log.js';
-import { checkConfig, runRoles, ROLES, type RoleName } from './runtime.js';
+import { configProblems, runRoles, ROLES, type RoleName } from './runtime.js';
 import { resolveToken } from '../api/auth.js';
 import { parseSnmpConfig } from '../ingest/snmp/config.js';
 import { discover } from '../ingest/snmp/discovery.js';
@@ -65,6 +65,13 @@ async function main(): Promise<void> {
     process.stdout.write(`noctua ${pkg.version}\n`);
     return;
   }
+  if (args.command === 'config') {
+    const problems = configProblems(args.config ? { file: args.config } : {});
+    if (problems.length > 0) {
+      process.stderr.write(`${new ConfigError(problems).message}\n`);
+      process.exit(2);
+    }
+  }
   let cfg;
   try {
     cfg = loadConfig({ file: args.config });
@@ -77,13 +84,6 @@ async function main(): Promise<void> {
   }
   const log = createLogger(cfg.log.level);
   if (args.command === 'config') {
-    try {
-      checkConfig(cfg);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
     const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
     process.stdout.write(JSON.stringify(redacted, null, 2) + '\n');
     return;

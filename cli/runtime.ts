@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
-import type { Config } from '../core/config.js';
-import { ConfigError, demoEnabled } from '../core/config.js';
+import type { Config, LoadOptions } from '../core/config.js';
+import { ConfigError, demoEnabled, loadConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Bus, TopicSpec } from '../core/bus.js';
 import { createBus } from '../core/bus-factory.js';
@@ -53,6 +53,30 @@ export function checkConfig(cfg: Config): void {
   check(() => webhookConfig({ topic: pcfg?.notificationsTopic, ...cfg.notify }));
   check(() => parseSnmpConfig(cfg.snmp));
   if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/**
+ * Every problem of a configuration at once, as `noctua config` reports them: the top level's, and the
+ * sections' the roles check at their start (checkConfig) even when the top level has problems of its
+ * own, so one run lists everything to fix. Empty when it is fine.
+ */
+export function configProblems(opts: LoadOptions): string[] {
+  try {
+    checkConfig(loadConfig(opts));
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    if (!err.merged) return err.problems;
+    const raw = err.merged;
+    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {} } as unknown as Config;
+    try {
+      checkConfig(sections);
+    } catch (inner) {
+      if (!(inner instanceof ConfigError)) throw inner;
+      return [...err.problems, ...inner.problems.filter((p) => !err.problems.includes(p))];
+    }
+    return err.problems;
+  }
 }
 
 export const ROLES = ['poll', 'process', 'sink', 'serve'] as const;

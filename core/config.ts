@@ -97,6 +97,8 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
+  /** What was read (file, environment, overrides merged) when it is the checks that failed, not the reading. */
+  merged?: Record<string, unknown>;
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
@@ -209,7 +211,12 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   const merged = deepMerge(deepMerge(fromFile, envOverrides(env)), opts.overrides ?? {});
   // The file's keys must all be known; NOCTUA_* variables that name no setting are not this file's fault.
-  return validate(ConfigSchema, merged, 'config', fromFile);
+  try {
+    return validate(ConfigSchema, merged, 'config', fromFile);
+  } catch (err) {
+    if (err instanceof ConfigError) err.merged = merged;
+    throw err;
+  }
 }
 
 export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {

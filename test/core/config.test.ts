@@ -71,6 +71,14 @@ test('a misspelt setting is an error naming the nearest known one, in the file a
   const rules = join(dir, 'rules.yaml');
   writeFileSync(rules, 'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: snmp_up < 1\n        severity: critical\n        for: 1m\n        anotations: { summary: x }\n');
   assert.throws(() => checkConfig(loadConfig({ file: undefined, env: {}, overrides: { processors: { rulesFile: rules } } })), /rules\.yaml.*anotations: unknown setting \(did you mean "annotations"\?\)/);
+  // `noctua config` lists the top level's problems and the sections' in one run
+  const { configProblems } = await import('../../cli/runtime.js');
+  writeFileSync(f, 'api:\n  prot: 9000\nprocessors:\n  anomaly:\n    changeLast: 30m\n');
+  assert.deepEqual(configProblems({ file: f, env: {} }), [
+    'config.api.prot: unknown setting (did you mean "port"?)',
+    'processors.anomaly.changeLast: unknown setting (did you mean "changeLasts"?)',
+  ]);
+  assert.deepEqual(configProblems({ file: undefined, env: {} }), []);
   // a processor timing the role would only parse at its start
   assert.throws(() => checkConfig(loadConfig({ file: undefined, env: { NOCTUA_PROCESSORS__COMMIT_INTERVAL: '5x' } })), /processors\.commitInterval/);
   checkConfig(loadConfig({ file: undefined, env: { NOCTUA_PROCESSORS__COMMIT_INTERVAL: '5s' } }));
