@@ -44,6 +44,12 @@ export interface MemoryBusOptions {
   readonly retainConsumed?: number;
   /** And at most this many bytes of them (keys and values; Kafka's retention.bytes, for consumed messages). */
   readonly retainConsumedBytes?: number;
+  /**
+   * A group with no member that has not committed for this long (counted from this bus's start at the
+   * earliest) is forgotten, its offsets too, and no longer holds retention: Kafka's
+   * offsets.retention.minutes (7 days). A consumer removed from the configuration stops pinning its topics.
+   */
+  readonly groupRetentionMs?: number;
   /** Backoff before a failed eachBatch is retried: doubles from min to max. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -61,7 +67,7 @@ export interface MemoryBusOptions {
   readonly fsync?: boolean;
 }
 
-const DEFAULTS = { retainConsumed: 10_000, retainConsumedBytes: 4 << 20, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000, dir: '', journalMaxBytes: 64 << 20, fsync: false };
+const DEFAULTS = { retainConsumed: 10_000, retainConsumedBytes: 4 << 20, groupRetentionMs: 7 * 86_400_000, retryMinMs: 100, retryMaxMs: 5_000, maxBatchMessages: 5_000, dir: '', journalMaxBytes: 64 << 20, fsync: false };
 const DEFAULT_MAX_BYTES = 1 << 20;
 /** Group ids noctua gave its never-committing readers before they were ephemeral (see the constructor). */
 const LEGACY_READERS = /^noctua-(live|restore|silences)-/;
@@ -199,7 +205,9 @@ type JournalRecord =
   | { t: 'topic'; spec: TopicSpec }
   | { t: 'sub'; group: string; topic: string }
   /** Messages and the offsets committed with them (a transaction), applied all or nothing. */
-  | { t: 'write'; e: JournalEntry[]; o: JournalOffset[] };
+  | { t: 'write'; e: JournalEntry[]; o: JournalOffset[] }
+  /** A group forgotten after its retention (forgetIdleGroups). */
+  | { t: 'forget'; group: string };
 
 /**
  * Append-only journal of the durable MemoryBus. Frames are [length u32][crc32 u32][JSON]; a torn
@@ -323,6 +331,8 @@ class Group {
   readonly topics = new Set<string>();
   /** Rebalances run one after another. */
   chain: Promise<void> = Promise.resolve();
+  /** When a member last joined, left or committed (or this bus started, for a group from the journal). */
+  lastSeen = Date.now();
   constructor(readonly id: string) {}
 }
 
@@ -358,6 +368,7 @@ export class MemoryBus implements Bus {
   private replay(r: JournalRecord): void {
     if (r.t === 'topic') this.createOrGrow(r.spec);
     else if (r.t === 'sub') this.group(r.group).topics.add(r.topic);
+    else if (r.t === 'forget') this.groups.delete(r.group);
     else {
       const now = Date.now();
       for (const [topic, partition, offset, key, value, headers, timestamp] of r.e) {
@@ -572,8 +583,25 @@ export class MemoryBus implements Bus {
   }
 
   private applyOffsets(commits: readonly JournalOffset[]): void {
-    for (const [groupId, topic, partition, n] of commits) this.group(groupId).committed.set(tpKey(topic, partition), n);
+    const now = Date.now();
+    for (const [groupId, topic, partition, n] of commits) {
+      const g = this.group(groupId);
+      g.committed.set(tpKey(topic, partition), n);
+      g.lastSeen = now;
+    }
+    this.forgetIdleGroups(now);
     for (const topic of new Set(commits.map((c) => c[1]))) this.retain(this.topic(topic));
+  }
+
+  /** Groups without members that were not seen for groupRetentionMs go, offsets and interest with them. */
+  private forgetIdleGroups(now: number): void {
+    for (const g of this.groups.values()) {
+      if (g.members.length === 0 && now - g.lastSeen > this.opts.groupRetentionMs) {
+        this.journalWrite({ t: 'forget', group: g.id });
+        this.groups.delete(g.id);
+        log.info({ group: g.id, idleMs: now - g.lastSeen }, 'consumer group forgotten after its retention: no member, no commit');
+      }
+    }
   }
 
   /** The lowest offset every interested group has committed past, per partition. */
@@ -608,6 +636,7 @@ export class MemoryBus implements Bus {
   join(c: MemoryConsumer): Promise<void> {
     const g = this.group(c.groupId);
     g.members.push(c);
+    g.lastSeen = Date.now();
     // an ephemeral reader is no interest of its group's: retention does not wait for it
     for (const t of c.ephemeral ? [] : c.topics) {
       if (g.topics.has(t)) continue;
@@ -621,6 +650,7 @@ export class MemoryBus implements Bus {
     const g = this.group(c.groupId);
     const i = g.members.indexOf(c);
     if (i >= 0) g.members.splice(i, 1);
+    g.lastSeen = Date.now();
     this.consumers.delete(c);
     if (c.ephemeral && g.members.length === 0 && g.topics.size === 0 && g.committed.size === 0) this.groups.delete(g.id);
     g.chain = g.chain.then(() => c.revokeExcept(new Set()));

@@ -170,3 +170,36 @@ test('memory (durable): the never-committing readers of earlier versions in a jo
   assert.equal((await readAll(bus, 'r', 'after-r')).length, 10, 'the old tail holds nothing back');
   assert.equal((await readAll(bus, 'u', 'after-u')).length, 100, 'the sink that never committed still finds all it has to read');
 });
+
+test('memory (durable): a group without members that stopped committing is forgotten after groupRetentionMs, for good: it no longer pins its topics', async (t) => {
+  const tmp = tempDir('bus-group-retention');
+  t.after(() => tmp.remove());
+  const opts = { dir: tmp.path, retainConsumed: 10, groupRetentionMs: 300 };
+  const bus = new MemoryBus(opts);
+  await bus.ensureTopics([{ topic: 'r', partitions: 1 }]);
+  const p = await bus.producer();
+  await p.send('r', Array.from({ length: 50 }, (_, i) => ({ key: 'k', value: Buffer.from(String(i)) })));
+  // a receiver taken out of the configuration: it read 5 and will never come back
+  const gone = bus.consumer({ groupId: 'gone' });
+  await gone.subscribe(['r']);
+  await gone.run({ eachBatch: async () => {} });
+  await gone.commit([{ topic: 'r', partition: 0, offset: '5' }]);
+  await gone.stop();
+  const live = bus.consumer({ groupId: 'live' });
+  await live.subscribe(['r']);
+  await live.run({ eachBatch: async (b) => live.commit([{ topic: 'r', partition: 0, offset: String(Number(b.messages.at(-1)!.offset) + 1) }]) });
+  await waitFor('live read all', async () => (await bus.committed('live', 'r'))[0]!.offset === '50');
+  assert.equal((await readAll(bus, 'r', 'peek-1')).length, 50, 'within its retention, the idle group still holds what it has not read');
+  await new Promise((r) => setTimeout(r, 400));
+  await p.send('r', [{ key: 'k', value: Buffer.from('50') }]);
+  await waitFor('live read the new one', async () => (await bus.committed('live', 'r'))[0]!.offset === '51');
+  assert.deepEqual(await bus.committed('gone', 'r'), [{ topic: 'r', partition: 0, offset: '-1' }], 'forgotten, offsets and all');
+  assert.equal((await readAll(bus, 'r', 'peek-2')).length, 10, 'the topic trimmed to what retention keeps');
+  await live.stop();
+  await p.close();
+  await bus.close();
+  const again = new MemoryBus({ ...opts, groupRetentionMs: 7 * 86_400_000 });
+  t.after(() => again.close());
+  assert.deepEqual(await again.committed('gone', 'r'), [{ topic: 'r', partition: 0, offset: '-1' }], 'still forgotten after a restart');
+  assert.deepEqual(await again.committed('live', 'r'), [{ topic: 'r', partition: 0, offset: '51' }], 'the live group kept');
+});
