@@ -186,6 +186,9 @@ function connect() {
 /** Pending and firing alerts with who acknowledged them; firing ones not acknowledged get a button. */
 async function refreshActive() {
   const { alerts } = await api('/api/v1/alerts?limit=50');
+  // the tab says how many fire, for a screen among others (unacknowledged ones: those still need someone)
+  const open = alerts.filter((a) => a.state === 'firing' && !a.ack).length;
+  document.title = open > 0 ? `(${open}) Noctua` : 'Noctua';
   $('active').tBodies[0].innerHTML = alerts.map((a) => {
     const ack = a.ack
       ? `<span title="${esc(a.ack.comment || '')}">by ${esc(a.ack.by)}</span>`

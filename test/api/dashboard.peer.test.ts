@@ -77,6 +77,7 @@ test('dashboard in Chromium: charts, active alerts with an ack button, and the a
     assert.match(dom, /class="u-value">[1-9][\d.]* [kMG]?b\/s</, 'the traffic legend reads a rate, not 0 b/s');
     const row = new RegExp(`<button data-fp="${firing.fingerprint}"[^>]*>ack</button>`);
     assert.match(dom, row, 'the firing alert offers an ack button');
+    assert.match(dom, /<title>\(\d+\) Noctua<\/title>/, 'the tab counts the firing alerts nobody acknowledged');
 
     // What the button does: POST with the session cookie the page holds (SameSite=Strict, HttpOnly).
     const r = await fetch(`${base}/api/v1/alerts/${firing.fingerprint}/ack`, {
