@@ -86,10 +86,9 @@ interface Entry {
   readonly appendedAt: number;
 }
 
-function batchBytes(entries: readonly Entry[]): number {
-  let bytes = 0;
-  for (const e of entries) bytes += (e.value?.length ?? 0) + (e.key?.length ?? 0);
-  return bytes;
+/** What an entry counts for in byte bounds (fetch size, linger, retention): its key and value. */
+function entryBytes(e: Entry): number {
+  return (e.value?.length ?? 0) + (e.key?.length ?? 0);
 }
 
 class PartitionLog {
@@ -134,17 +133,18 @@ class PartitionLog {
     return lo;
   }
 
-  read(from: number, maxBytes: number, maxMessages: number): Entry[] {
-    const out: Entry[] = [];
+  /** Entries from offset `from`, at most maxMessages and maxBytes of them (at least one), and their bytes. */
+  read(from: number, maxBytes: number, maxMessages: number): { entries: Entry[]; bytes: number } {
+    const entries: Entry[] = [];
     let bytes = 0;
-    for (let i = this.indexOf(from); i < this.entries.length && out.length < maxMessages; i++) {
+    for (let i = this.indexOf(from); i < this.entries.length && entries.length < maxMessages; i++) {
       const e = this.entries[i]!;
-      const size = (e.value?.length ?? 0) + (e.key?.length ?? 0);
-      if (out.length > 0 && bytes + size > maxBytes) break;
+      const size = entryBytes(e);
+      if (entries.length > 0 && bytes + size > maxBytes) break;
       bytes += size;
-      out.push(e);
+      entries.push(e);
     }
-    return out;
+    return { entries, bytes };
   }
 
   /** Drops consumed entries (offset < consumed) beyond the newest `keep` of them. */
@@ -154,8 +154,7 @@ class PartitionLog {
     // the newest consumed entries that fit in keepBytes stay (at most keep of them)
     let bytes = 0;
     for (let i = upto - 1; i >= Math.max(0, n); i--) {
-      const e = this.entries[i]!;
-      bytes += (e.value?.length ?? 0) + (e.key?.length ?? 0);
+      bytes += entryBytes(this.entries[i]!);
       if (bytes > keepBytes) {
         n = i + 1;
         break;
@@ -908,15 +907,14 @@ class MemoryConsumer implements BusConsumer {
       // Retention may have dropped what this position points at: resume at the log start (auto.offset.reset=earliest).
       if (o.position < plog.start) o.position = plog.start;
       if (o.position >= plog.end) continue;
-      const maxBytes = this.opts.maxBytesPerPartition ?? DEFAULT_MAX_BYTES;
-      const entries = plog.read(o.position, maxBytes, this.bus.opts.maxBatchMessages);
+      const { entries, bytes } = plog.read(o.position, this.opts.maxBytesPerPartition ?? DEFAULT_MAX_BYTES, this.bus.opts.maxBatchMessages);
       if (entries.length === 0) {
         o.position = plog.end;
         continue;
       }
       if (linger) {
         const waited = Date.now() - entries[0]!.appendedAt;
-        const full = entries.length >= this.bus.opts.maxBatchMessages || entries[entries.length - 1] !== plog.entries[plog.entries.length - 1] || batchBytes(entries) >= linger.minBytes;
+        const full = entries.length >= this.bus.opts.maxBatchMessages || entries[entries.length - 1] !== plog.entries[plog.entries.length - 1] || bytes >= linger.minBytes;
         if (waited < linger.maxWaitMs && !full) {
           lingerMs = Math.min(lingerMs ?? Infinity, linger.maxWaitMs - waited);
           continue;

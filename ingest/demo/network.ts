@@ -117,9 +117,12 @@ export class DemoNetwork {
   private readonly devices: DeviceModel[];
   private readonly injected: Incident[] = [];
 
+  private readonly index = new Map<string, number>();
+
   constructor(private readonly opts: DemoOptions) {
     this.devices = [];
     for (let d = 0; d < opts.devices; d++) this.devices.push(this.makeDevice(d));
+    this.devices.forEach((dev, d) => this.index.set(dev.name, d));
   }
 
   get deviceNames(): string[] {
@@ -131,9 +134,9 @@ export class DemoNetwork {
     return this.devices[d]?.lastTs ?? null;
   }
 
-  /** Device d's state alone (what its poll's transaction records beside its samples). */
-  deviceState(d: number): DemoDeviceState {
-    const dev = this.devices[d]!;
+  /** A device's state alone (what its poll's transaction records beside its samples). */
+  deviceState(name: string): DemoDeviceState {
+    const dev = this.devices[this.indexOf(name)]!;
     return { v: 1, seed: this.opts.seed, interfaces: this.opts.interfaces, name: dev.name, device: [dev.lastTs, dev.bootTime, dev.cpuNoise, dev.rngState.s, dev.interfaces.map((i) => IF_FIELDS.map((f) => i[f]))] };
   }
 
@@ -141,28 +144,27 @@ export class DemoNetwork {
   restoreDevice(state: unknown): void {
     const s = state as Partial<DemoDeviceState> | null;
     if (typeof s !== 'object' || s === null || s.v !== 1) throw new Error('not a demo device state (v1)');
-    const d = this.devices.findIndex((x) => x.name === s.name);
+    const d = this.indexOf(String(s.name));
     if (d < 0 || s.seed !== this.opts.seed || s.interfaces !== this.opts.interfaces) {
       throw new Error(`state of a device of another demo network (${s.name}, seed ${s.seed}, ${s.interfaces} interfaces; configured: seed ${this.opts.seed}, ${this.devices.length} devices x ${this.opts.interfaces})`);
     }
-    this.checkDevice(s.device, d);
-    this.setDevice(d, s.device!);
-  }
-
-  private checkDevice(e: unknown, d: number): asserts e is DeviceEntry {
+    const e = s.device as unknown;
     const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
     const ok = Array.isArray(e) && e.length === 5 && (e[0] === null || num(e[0])) && num(e[1]) && num(e[2]) && num(e[3]) && Array.isArray(e[4]) && e[4].length === this.opts.interfaces &&
       (e[4] as unknown[]).every((row) => Array.isArray(row) && row.length === IF_FIELDS.length && row.every(num));
-    if (!ok) throw new Error(`demo network state: malformed device ${d}`);
-  }
-
-  private setDevice(d: number, [lastTs, bootTime, cpuNoise, rngS, ifs]: DeviceEntry): void {
+    if (!ok) throw new Error(`demo device state of ${s.name}: malformed`);
+    const [lastTs, bootTime, cpuNoise, rngS, ifs] = e as DeviceEntry;
     const dev = this.devices[d]!;
     dev.lastTs = lastTs;
     dev.bootTime = bootTime;
     dev.cpuNoise = cpuNoise;
     dev.rngState.s = rngS;
     dev.interfaces.forEach((i, k) => IF_FIELDS.forEach((f, j) => (i[f] = ifs[k]![j]!)));
+  }
+
+  /** Index of the device of this name, or -1. */
+  private indexOf(name: string): number {
+    return this.index.get(name) ?? -1;
   }
 
   private makeDevice(d: number): DeviceModel {

@@ -153,8 +153,8 @@ export class DemoSource {
     let pending: Promise<void>[] = [];
     const flush = () => {
       // with a state topic, one transaction per chunk: its polls and the state of the devices after them
-      if (this.opts.stateTopic) pending.push(this.publish(polls, this.network.deviceNames.filter((name) => polls.some((p) => p.batch.device === name))));
-      else for (const p of polls) pending.push(this.publish([p], []));
+      if (this.opts.stateTopic) pending.push(this.publish(polls));
+      else for (const p of polls) pending.push(this.publish([p]));
       polls = [];
     };
     for (const poll of replayDemo(this.network, from, to, this.opts.intervalMs)) {
@@ -180,7 +180,7 @@ export class DemoSource {
   private pollOnce(d: number, ts: number): void {
     if (this.stopped || !this.producer) return;
     const poll = this.network.poll(d, ts);
-    const p = this.publish([poll], [poll.batch.device]).catch((err: Error) => {
+    const p = this.publish([poll]).catch((err: Error) => {
       M.errors.inc({ component: 'demo', kind: 'produce' });
       this.log.error({ device: poll.batch.device, err: err.message }, 'demo batch could not be produced');
     });
@@ -189,18 +189,18 @@ export class DemoSource {
   }
 
   /**
-   * Publishes polls; with a state topic, in one transaction with the state of `devices` as it is now
-   * (taken at once, before any later poll moves them on).
+   * Publishes polls; with a state topic, in one transaction with the state of their devices as it is
+   * now (taken at once, before any later poll moves them on).
    */
-  private async publish(polls: { batch: SampleBatch; events: NetEvent[] }[], devices: string[]): Promise<void> {
+  private async publish(polls: { batch: SampleBatch; events: NetEvent[] }[]): Promise<void> {
     const writes: { topic: string; messages: OutMessage[] }[] = [
       { topic: TOPICS.samples, messages: polls.map(({ batch }) => ({ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts })) },
       { topic: TOPICS.events, messages: polls.flatMap(({ events }) => events.map((e) => ({ key: e.device, value: encodeEvent(e), timestamp: e.ts }))) },
     ];
     const topic = this.opts.stateTopic;
     if (topic) {
-      const names = this.network.deviceNames;
-      writes.push({ topic, messages: devices.map((name) => ({ key: name, value: Buffer.from(JSON.stringify(this.network.deviceState(names.indexOf(name)))) })) });
+      const devices = new Set(polls.map((p) => p.batch.device));
+      writes.push({ topic, messages: [...devices].map((name) => ({ key: name, value: Buffer.from(JSON.stringify(this.network.deviceState(name))) })) });
       await this.transact(writes);
     } else {
       for (const w of writes) if (w.messages.length > 0) await this.producer!.send(w.topic, w.messages);
