@@ -80,7 +80,21 @@ export function parseTime(v: string | undefined, fallback: number, now = Date.no
   return t;
 }
 
-export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+/** What every long-running process answers over HTTP, whatever its roles: liveness, readiness, self-metrics. */
+export interface OpsDeps {
+  token: string;
+  log: Logger;
+  /** Returns a map of check -> 'ok' | reason; ready when every value is 'ok'. */
+  ready: ReadyCheck;
+}
+
+/**
+ * /health, /ready and /metrics behind the token (all but the two health checks): the whole API of a
+ * process that runs no `serve` role, and the base the API builds on. A scaled-out `noctua process` or
+ * `noctua sink` is scraped and probed like any exporter; without this its lag and errors were counted
+ * where nobody could read them.
+ */
+export function buildOpsApi(deps: OpsDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
     // No per-request log lines (a NOC screen polls all day); errors are logged by the handler below
     // and requests are counted in noctua_api_requests_total.
@@ -111,6 +125,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/metrics', async (_req, reply) => {
     await reply.header('content-type', registry.contentType).send(await registry.metrics());
   });
+  return app;
+}
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = buildOpsApi(deps);
 
   const SeriesQs = Type.Object(
     {

@@ -8,7 +8,8 @@ import { TOPICS } from '../core/types.js';
 import { openClickHouse, type ClickHouse } from '../storage/clickhouse.js';
 import { migrate } from '../storage/migrations.js';
 import { Sink } from '../storage/sink.js';
-import { buildApi } from '../api/server.js';
+import { buildApi, buildOpsApi, type ReadyCheck } from '../api/server.js';
+import type { FastifyInstance } from 'fastify';
 import { resolveToken } from '../api/auth.js';
 import { storageQueries } from '../api/queries.js';
 import { DEMO_STATE_TOPIC, DemoSource } from '../ingest/demo/source.js';
@@ -164,29 +165,11 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         token,
         log,
         queries: storageQueries(c, cfg),
-        ready: async () => {
-          const checks: Record<string, string> = {};
-          try {
-            await c.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
-            checks.clickhouse = 'ok';
-          } catch (err) {
-            checks.clickhouse = `unreachable: ${(err as Error).message}`;
-          }
-          checks.bus = 'ok';
-          return checks;
-        },
+        ready: readiness(c),
         plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
         alerts: { commands, local: () => processor, ch: c, silences },
       });
-      await app.listen({ host: cfg.api.host, port: cfg.api.port }).catch((err: NodeJS.ErrnoException) => {
-        const where = `${cfg.api.host}:${cfg.api.port}`;
-        if (err.code === 'EADDRINUSE') throw new Error(`the API cannot listen on ${where}: another process (another noctua?) holds it; set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
-        if (err.code === 'EACCES') throw new Error(`the API may not listen on ${where} (a port below 1024 needs privileges); set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
-        throw err;
-      });
-      const addr = app.server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
-      url = `http://${cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host}:${port}`;
+      url = await listen(app, cfg);
       stops.push(() => app.close());
       await hub.start();
       stops.push(() => hub.stop());
@@ -232,11 +215,47 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
       }
     }
+    if (!has('serve')) {
+      // A process without the API still answers probes and scrapes (compose healthchecks, Prometheus).
+      const app = buildOpsApi({ token, log, ready: readiness(ch) });
+      url = await listen(app, cfg);
+      stops.push(() => app.close());
+    }
   } catch (err) {
     await stopAll();
     throw err;
   }
   return { cfg, bus, ch, url, token, demo, sink, stop: stopAll };
+}
+
+/** Ready when ClickHouse (for the roles that hold a client) answers; the bus reconnects by itself. */
+function readiness(ch: ClickHouse | null): ReadyCheck {
+  return async () => {
+    const checks: Record<string, string> = {};
+    if (ch) {
+      try {
+        await ch.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+        checks.clickhouse = 'ok';
+      } catch (err) {
+        checks.clickhouse = `unreachable: ${(err as Error).message}`;
+      }
+    }
+    checks.bus = 'ok';
+    return checks;
+  };
+}
+
+/** Listens on api.host:api.port and returns the URL to print; a taken or privileged port says what to set. */
+async function listen(app: FastifyInstance, cfg: Config): Promise<string> {
+  await app.listen({ host: cfg.api.host, port: cfg.api.port }).catch((err: NodeJS.ErrnoException) => {
+    const where = `${cfg.api.host}:${cfg.api.port}`;
+    if (err.code === 'EADDRINUSE') throw new Error(`the API cannot listen on ${where}: another process (another noctua?) holds it; set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
+    if (err.code === 'EACCES') throw new Error(`the API may not listen on ${where} (a port below 1024 needs privileges); set api.port in noctua.yaml or NOCTUA_API__PORT`, { cause: err });
+    throw err;
+  });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
+  return `http://${cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host}:${port}`;
 }
 
 /** The latest anomaly events with the rules that raised them (the banner's example; README: what each reason means). */
@@ -246,8 +265,14 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
   const lines = [
     `Noctua is running: roles ${roles.join(', ')}; bus ${rt.cfg.bus.kind === 'memory' ? 'in-process' : rt.cfg.bus.brokers.join(',')}; ClickHouse ${rt.ch ? (rt.ch.embedded ? `embedded (${rt.ch.where})` : rt.ch.where) : 'not in this process'}${rt.demo ? `; demo network of ${rt.demo.network.deviceNames.length} devices` : ''}`,
   ];
-  if (rt.url) {
-    const auth = `-H 'Authorization: Bearer ${rt.token}'`;
+  const auth = `-H 'Authorization: Bearer ${rt.token}'`;
+  if (rt.url && !roles.includes('serve')) {
+    lines.push(
+      `  Health    ${rt.url}/health   ${rt.url}/ready`,
+      `  Metrics   curl ${auth} ${rt.url}/metrics`,
+      `  Token     ${rt.token}   (set api.token or NOCTUA_TOKEN; otherwise kept in ${resolve(rt.cfg.dataDir, 'api-token')})`,
+    );
+  } else if (rt.url) {
     lines.push(
       `  Dashboard ${rt.url}/ui/?token=${rt.token}`,
       `  Health    ${rt.url}/health   ${rt.url}/ready`,

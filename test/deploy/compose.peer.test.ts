@@ -12,6 +12,12 @@ test("docker-compose.yml (Kafka, ClickHouse server, each role) passes Debian's d
   assert.equal(ok.status, 0, ok.stderr);
   for (const svc of ['kafka', 'clickhouse', 'poll', 'process', 'sink', 'serve']) assert.match(ok.stdout, new RegExp(`\\n  ${svc}:\\n`), svc);
   assert.match(ok.stdout, /KAFKA_BROKERS: kafka:9092/);
+  // Every role answers probes and scrapes from outside its container.
+  for (const svc of ['poll', 'process', 'sink', 'serve']) {
+    const block = ok.stdout.split(/\n  (?=[a-z]+:\n)/).find((b) => b.startsWith(`${svc}:\n`)) ?? '';
+    assert.match(block, /NOCTUA_API__HOST: 0\.0\.0\.0/, `${svc} listens beyond its container`);
+    assert.match(block, /healthcheck:[\s\S]*8080\/health/, `${svc} has a healthcheck`);
+  }
   // The API token has no default: compose refuses to start without one.
   const noToken = run({ NOCTUA_TOKEN: '' });
   assert.notEqual(noToken.status, 0);

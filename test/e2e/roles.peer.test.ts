@@ -14,21 +14,23 @@ const DERIVED = ['if_in_bps', 'if_out_bps', 'if_in_util_pct'];
 test('poll, process and sink+serve as separate processes over Kafka store what noctua start stores', { timeout: 420_000 }, async () => {
   const kafka = await startKafka();
   const dirs = ['poll', 'process', 'store'].map((n) => tempDir(`roles-${n}`));
-  const port = await freePort();
+  // Each process answers HTTP on its own port: the API for sink+serve, probes and /metrics for the others.
+  const [port, pollPort, processPort] = [await freePort(), await freePort(), await freePort()];
   const token = 'roles-test-token-0123456789';
-  const env = (dir: string) => ({ ...process.env, KAFKA_BROKERS: kafka.brokers.join(','), NOCTUA_DATA_DIR: dir, NOCTUA_TOKEN: token, NOCTUA_LOG_LEVEL: 'warn', NOCTUA_DEMO__INTERVAL_MS: '1000', NOCTUA_API__PORT: String(port) });
+  const env = (dir: string, p: number) => ({ ...process.env, KAFKA_BROKERS: kafka.brokers.join(','), NOCTUA_DATA_DIR: dir, NOCTUA_TOKEN: token, NOCTUA_LOG_LEVEL: 'warn', NOCTUA_DEMO__INTERVAL_MS: '1000', NOCTUA_API__PORT: String(p) });
   const procs: Proc[] = [];
   try {
-    const launch = async (args: string[], dir: string) => {
-      const p = startProcess(process.execPath, [cli, ...args], { cwd: root, env: env(dir) });
+    const launch = async (args: string[], dir: string, at: number) => {
+      const p = startProcess(process.execPath, [cli, ...args], { cwd: root, env: env(dir, at) });
       procs.push(p);
       await waitFor(`noctua ${args.join(' ')} to start`, () => /Noctua is running/.test(p.output()) || p.child.exitCode !== null, 90_000, 100);
       assert.equal(p.child.exitCode, null, p.output());
       return p;
     };
-    await launch(['start', '--roles', 'sink,serve'], dirs[2]!.path);
-    await launch(['process'], dirs[1]!.path);
-    await launch(['poll'], dirs[0]!.path);
+    await launch(['start', '--roles', 'sink,serve'], dirs[2]!.path, port);
+    const processor = await launch(['process'], dirs[1]!.path, processPort);
+    await launch(['poll'], dirs[0]!.path, pollPort);
+    assert.match(processor.output(), new RegExp(`Metrics +curl .*http://127\\.0\\.0\\.1:${processPort}/metrics`), processor.output());
 
     const sql = async (q: string) => {
       const r = await fetch(`http://127.0.0.1:${port}/api/v1/sql?format=csv&q=${encodeURIComponent(q)}`, { headers: { authorization: `Bearer ${token}` } });
@@ -46,6 +48,23 @@ test('poll, process and sink+serve as separate processes over Kafka store what n
     }, 240_000, 2000);
     const devices = await sql('SELECT DISTINCT device FROM noctua.series ORDER BY device');
     assert.ok(devices.includes('core-rtr-1') && devices.length === 12, devices.join(','));
+
+    // A role without the API is probed and scraped like any exporter: its own counters, behind the token.
+    const get = (p: number, path: string, auth = true) => fetch(`http://127.0.0.1:${p}${path}`, auth ? { headers: { authorization: `Bearer ${token}` } } : {});
+    for (const p of [pollPort, processPort]) {
+      assert.equal((await get(p, '/health', false)).status, 200);
+      const ready = await get(p, '/ready', false);
+      assert.equal(ready.status, 200, await ready.text());
+      assert.equal((await get(p, '/metrics', false)).status, 401, 'metrics need the token');
+      assert.equal((await get(p, '/api/v1/sql?q=SELECT%201')).status, 404, 'no SQL outside serve');
+    }
+    const counted = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(name + '{')).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
+    const pm = await (await get(processPort, '/metrics')).text();
+    assert.ok(counted(pm, 'noctua_processor_messages_total') > 0, 'the processor counts its input');
+    assert.match(pm, /noctua_bus_lag_messages\{[^}]*topic="noctua\.samples"/, 'and its lag on the samples it owns');
+    const om = await (await get(pollPort, '/metrics')).text();
+    assert.ok(counted(om, 'noctua_samples_ingested_total') > 0, 'the poller counts what it produced');
+    assert.equal(counted(om, 'noctua_processor_messages_total'), 0, 'and nothing it did not do');
   } finally {
     for (const p of procs.reverse()) await p.stop(15_000);
     await kafka.stop();
