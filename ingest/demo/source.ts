@@ -4,7 +4,8 @@ import { encodeBatch, encodeEvent } from '../../core/codec.js';
 import { M } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { TOPICS, type NetEvent, type SampleBatch } from '../../core/types.js';
-import { DemoNetwork, type DemoOptions, type Incident } from './network.js';
+import { DemoNetwork, type DemoDeviceState, type DemoOptions, type Incident } from './network.js';
+import { Outbox } from '../outbox.js';
 
 /** Polls of history published at start unless backfillMs says otherwise: the anomaly warm-up (750 points) and a margin. */
 export const BACKFILL_POLLS = 800;
@@ -22,6 +23,17 @@ export interface DemoSourceOptions extends DemoOptions {
   stateTopic?: string;
   /** How long a start may take to read the devices' state back (ms). */
   resumeTimeoutMs?: number;
+  /** Longest wait between retries while the bus does not take polls (ms; default 10 s). */
+  retryMaxMs?: number;
+  /** How long a stop waits for the bus to take the polls held (ms; default 15 s). */
+  stopWaitMs?: number;
+}
+
+/** A poll waiting for the bus, with its device's state after it (when there is a state topic). */
+interface DemoPoll {
+  readonly batch: SampleBatch;
+  readonly events: NetEvent[];
+  readonly state?: Buffer;
 }
 
 /** Where the demo keeps its devices' state beside their samples (see DemoSourceOptions.stateTopic). */
@@ -37,9 +49,8 @@ export class DemoSource {
   readonly network: DemoNetwork;
   private producer: BusProducer | null = null;
   private timers: NodeJS.Timeout[] = [];
-  /** Transactions on one producer run one at a time: each publish chains on the previous one. */
-  private chain: Promise<void> = Promise.resolve();
-  private inflight = new Set<Promise<void>>();
+  /** Polls the bus has not taken yet, in order, retried through outages (one transaction at a time). */
+  private readonly outbox: Outbox<DemoPoll>;
   private stopped = false;
   /** Batches and samples the bus acknowledged (a clean shutdown must find all of them in ClickHouse). */
   polls = 0;
@@ -47,12 +58,25 @@ export class DemoSource {
 
   constructor(private readonly bus: Bus, private readonly opts: DemoSourceOptions, private readonly log: Logger) {
     this.network = new DemoNetwork(opts);
+    this.outbox = new Outbox<DemoPoll>({
+      source: 'demo',
+      log,
+      send: (polls) => this.publish(polls),
+      bytes: (p) => p.batch.samples.length * 48 + (p.state?.length ?? 0),
+      describe: (polls) => ({ device: polls[0]?.batch.device, polls: polls.length }),
+      ...(opts.stateTopic ? { recover: (polls: DemoPoll[]) => this.recover(opts.stateTopic!, polls) } : {}),
+      ...(opts.retryMaxMs !== undefined ? { retryMaxMs: opts.retryMaxMs } : {}),
+    });
+  }
+
+  private async openProducer(): Promise<BusProducer> {
+    // one demo per bus: a transactional id of its own fences a previous demo process still writing
+    return this.bus.producer(this.opts.stateTopic ? { transactionalId: `noctua-demo.${this.opts.seed}` } : { idempotent: true });
   }
 
   async start(): Promise<void> {
     const topic = this.opts.stateTopic;
-    // one demo per bus: a transactional id of its own fences a previous demo process still writing
-    this.producer = await this.bus.producer(topic ? { transactionalId: `noctua-demo.${this.opts.seed}` } : { idempotent: true });
+    this.producer = await this.openProducer();
     const n = this.network.deviceNames.length;
     const every = this.opts.intervalMs;
     const backfillMs = this.opts.backfillMs ?? BACKFILL_POLLS * every;
@@ -85,7 +109,25 @@ export class DemoSource {
    */
   private async resume(topic: string): Promise<number | null> {
     await this.bus.ensureTopics([{ topic, partitions: 1, compacted: true }]);
-    // Everything before this marker is committed (a previous demo's open transaction was fenced above).
+    const states = await this.committedStates(topic);
+    for (const [device, value] of states) {
+      try {
+        this.network.restoreDevice(JSON.parse(value.toString('utf8')));
+      } catch (err) {
+        M.errors.inc({ component: 'demo', kind: 'state' });
+        this.log.warn({ topic, device, err: (err as Error).message }, 'demo device state not usable: the device starts afresh');
+      }
+    }
+    const last = this.network.deviceNames.map((_, d) => this.network.lastPoll(d)).filter((t): t is number => t !== null);
+    return last.length > 0 ? Math.min(...last) : null;
+  }
+
+  /**
+   * The devices' state as committed transactions left it: a marker written now and read back bounds
+   * it (everything before the marker is decided: this producer's start fenced any transaction a previous
+   * one left open).
+   */
+  private async committedStates(topic: string): Promise<Map<string, Buffer>> {
     const marker = randomUUID();
     await this.transact([{ topic, messages: [{ key: RESUME_KEY, value: Buffer.from(marker) }] }]);
     const states = new Map<string, Buffer>();
@@ -113,16 +155,29 @@ export class DemoSource {
       clearTimeout(timer);
       await reader.stop();
     }
-    for (const [device, value] of states) {
+    return states;
+  }
+
+  /**
+   * After a failed transaction: a new producer (its start fences the old one's transaction, whatever
+   * state the failure left it in), then the polls whose transaction committed after all (a commit whose
+   * answer was lost) are dropped, by their devices' committed state: nothing twice, nothing lost.
+   */
+  private async recover(topic: string, polls: DemoPoll[]): Promise<DemoPoll[]> {
+    await this.producer?.close().catch(() => {});
+    this.producer = await this.openProducer();
+    const committed = new Map<string, number>();
+    for (const [device, value] of await this.committedStates(topic)) {
       try {
-        this.network.restoreDevice(JSON.parse(value.toString('utf8')));
-      } catch (err) {
-        M.errors.inc({ component: 'demo', kind: 'state' });
-        this.log.warn({ topic, device, err: (err as Error).message }, 'demo device state not usable: the device starts afresh');
+        const last = (JSON.parse(value.toString('utf8')) as DemoDeviceState).device[0];
+        if (typeof last === 'number') committed.set(device, last);
+      } catch {
+        // an unreadable state decides nothing: its device's polls are sent
       }
     }
-    const last = this.network.deviceNames.map((_, d) => this.network.lastPoll(d)).filter((t): t is number => t !== null);
-    return last.length > 0 ? Math.min(...last) : null;
+    const kept = polls.filter((p) => p.batch.ts > (committed.get(p.batch.device) ?? -Infinity));
+    if (kept.length < polls.length) this.log.warn({ topic, delivered: polls.length - kept.length, held: kept.length }, 'demo: a transaction the bus failed to confirm had committed; its polls are not sent again');
+    return kept;
   }
 
   /**
@@ -149,24 +204,13 @@ export class DemoSource {
 
   /** Publishes the grid's polls of the intervals in [from, to) at once, oldest first, as if the network had been polled all along. */
   private async backfill(from: number, to: number): Promise<void> {
-    let polls: { batch: SampleBatch; events: NetEvent[] }[] = [];
-    let pending: Promise<void>[] = [];
-    const flush = () => {
-      // with a state topic, one transaction per chunk: its polls and the state of the devices after them
-      if (this.opts.stateTopic) pending.push(this.publish(polls));
-      else for (const p of polls) pending.push(this.publish([p]));
-      polls = [];
-    };
+    let n = 0;
     for (const poll of replayDemo(this.network, from, to, this.opts.intervalMs)) {
-      polls.push(poll);
-      if (polls.length >= 256) flush();
-      if (pending.length >= 256) {
-        await Promise.all(pending);
-        pending = [];
-      }
+      this.hold(poll);
+      // in steps, so the history does not all wait in memory at once
+      if (++n % 2048 === 0) await this.outbox.idle();
     }
-    flush();
-    await Promise.all(pending);
+    await this.outbox.idle();
   }
 
   inject(incident: Omit<Incident, 'start' | 'end'> & { durationMs: number }): Incident {
@@ -178,32 +222,35 @@ export class DemoSource {
   }
 
   private pollOnce(d: number, ts: number): void {
-    if (this.stopped || !this.producer) return;
-    const poll = this.network.poll(d, ts);
-    const p = this.publish([poll]).catch((err: Error) => {
-      M.errors.inc({ component: 'demo', kind: 'produce' });
-      this.log.error({ device: poll.batch.device, err: err.message }, 'demo batch could not be produced');
-    });
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    // polled whether or not the bus takes polls now: the outbox holds them until it does
+    if (this.stopped) return;
+    this.hold(this.network.poll(d, ts));
+  }
+
+  /** Queues a poll with its device's state as it is now (taken at once, before a later poll moves it on). */
+  private hold(poll: { batch: SampleBatch; events: NetEvent[] }): void {
+    const state = this.opts.stateTopic ? Buffer.from(JSON.stringify(this.network.deviceState(poll.batch.device))) : undefined;
+    this.outbox.push({ ...poll, ...(state ? { state } : {}) });
   }
 
   /**
-   * Publishes polls; with a state topic, in one transaction with the state of their devices as it is
-   * now (taken at once, before any later poll moves them on).
+   * Publishes polls; with a state topic, in one transaction with the state of their devices after the
+   * last of them. Without one, samples then events, plain.
    */
-  private async publish(polls: { batch: SampleBatch; events: NetEvent[] }[]): Promise<void> {
+  private async publish(polls: readonly DemoPoll[]): Promise<void> {
+    if (!this.producer) throw new Error('demo: no producer (stopped)');
     const writes: { topic: string; messages: OutMessage[] }[] = [
       { topic: TOPICS.samples, messages: polls.map(({ batch }) => ({ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts })) },
       { topic: TOPICS.events, messages: polls.flatMap(({ events }) => events.map((e) => ({ key: e.device, value: encodeEvent(e), timestamp: e.ts }))) },
     ];
     const topic = this.opts.stateTopic;
     if (topic) {
-      const devices = new Set(polls.map((p) => p.batch.device));
-      writes.push({ topic, messages: [...devices].map((name) => ({ key: name, value: Buffer.from(JSON.stringify(this.network.deviceState(name))) })) });
+      const last = new Map<string, Buffer>();
+      for (const p of polls) if (p.state) last.set(p.batch.device, p.state);
+      writes.push({ topic, messages: [...last].map(([key, value]) => ({ key, value })) });
       await this.transact(writes);
     } else {
-      for (const w of writes) if (w.messages.length > 0) await this.producer!.send(w.topic, w.messages);
+      for (const w of writes) if (w.messages.length > 0) await this.producer.send(w.topic, w.messages);
     }
     const samples = polls.reduce((n, p) => n + p.batch.samples.length, 0);
     this.polls += polls.length;
@@ -212,28 +259,23 @@ export class DemoSource {
     M.samplesIngested.inc({ source: 'demo' }, samples);
   }
 
-  /** One transaction, after the ones before it (a producer holds one open transaction at a time). */
-  private transact(writes: { topic: string; messages: OutMessage[] }[]): Promise<void> {
-    const run = async () => {
-      const tx = await this.producer!.transaction();
-      try {
-        for (const w of writes) if (w.messages.length > 0) await tx.send(w.topic, w.messages);
-        await tx.commit();
-      } catch (err) {
-        await tx.abort().catch(() => {});
-        throw err;
-      }
-    };
-    const p = this.chain.then(run);
-    this.chain = p.catch(() => {});
-    return p;
+  /** One transaction (the outbox and start run them one at a time on this producer). */
+  private async transact(writes: { topic: string; messages: OutMessage[] }[]): Promise<void> {
+    const tx = await this.producer!.transaction();
+    try {
+      for (const w of writes) if (w.messages.length > 0) await tx.send(w.topic, w.messages);
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch(() => {});
+      throw err;
+    }
   }
 
   /** Stops polling and waits for batches in flight, so a clean shutdown loses nothing accepted. */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
-    await Promise.allSettled([...this.inflight]);
+    await this.outbox.close(this.opts.stopWaitMs ?? 15_000);
     await this.producer?.close();
   }
 }

@@ -71,6 +71,8 @@ export const SnmpConfigSchema = Type.Object({
   targets: Type.Array(TargetSchema, { default: [] }),
   /** Polls in flight at once in this process. */
   concurrency: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
+  /** Polls held while the bus does not take them (bytes); beyond, the oldest are dropped and counted. */
+  bufferBytes: Type.Integer({ minimum: 1024 * 1024, default: 128 * 1024 * 1024, description: 'bytes of polls held while the bus is unreachable (noctua_outbox_held_bytes); beyond, the oldest are dropped (noctua_outbox_dropped_total)' }),
   breaker: Type.Object(
     {
       failures: Type.Integer({ minimum: 1, default: 3, description: 'consecutive unreachable polls that open the breaker' }),

@@ -1,4 +1,5 @@
-import type { Bus, BusProducer } from '../../core/bus.js';
+import type { Bus, BusProducer, OutMessage } from '../../core/bus.js';
+import { Outbox } from '../outbox.js';
 import { TOPICS, type NetEvent, type SampleBatch } from '../../core/types.js';
 import { encodeBatch, encodeEvent } from '../../core/codec.js';
 import { M } from '../../core/metrics.js';
@@ -30,6 +31,13 @@ export interface SnmpSourceOptions {
   readonly log?: Logger;
 }
 
+/** A message on its way to the bus; `samples` when it is a poll's batch (counted once the bus took it). */
+interface Outgoing {
+  readonly topic: string;
+  readonly message: OutMessage;
+  readonly samples?: number;
+}
+
 export interface SnmpSource {
   readonly poller: SnmpPoller;
   readonly config: SnmpConfig;
@@ -42,11 +50,23 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
   const { config, targets } = parseSnmpConfig(opts.snmp);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  let pending = new Set<Promise<void>>();
-  const track = (p: Promise<void>) => {
-    pending.add(p);
-    void p.finally(() => pending.delete(p));
-  };
+  // Polls wait here while the bus does not take them (a broker restart, an outage), in order, bounded.
+  const outbox = new Outbox<Outgoing>({
+    source: 'snmp',
+    ...(log ? { log } : {}),
+    maxBytes: config.bufferBytes,
+    lane: (o) => o.topic,
+    bytes: (o) => (o.message.value?.length ?? 0) + (o.message.key?.length ?? 0) + 64,
+    describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
+    send: async (os) => {
+      await producer.send(os[0]!.topic, os.map((o) => o.message));
+      for (const o of os) {
+        if (o.samples === undefined) continue;
+        M.batchesIngested.inc({ source: 'snmp' });
+        M.samplesIngested.inc({ source: 'snmp' }, o.samples);
+      }
+    },
+  });
   const sendBatch = (batch: SampleBatch) => {
     let value: Buffer;
     try {
@@ -56,26 +76,10 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
       log?.error({ device: batch.device, err: (err as Error).message }, 'snmp batch could not be encoded');
       return;
     }
-    track(
-      producer.send(TOPICS.samples, [{ key: batch.device, value, timestamp: batch.ts }]).then(
-        () => {
-          M.batchesIngested.inc({ source: 'snmp' });
-          M.samplesIngested.inc({ source: 'snmp' }, batch.samples.length);
-        },
-        (err: Error) => {
-          M.errors.inc({ component: 'snmp', kind: 'produce' });
-          log?.error({ device: batch.device, topic: TOPICS.samples, err: err.message }, 'snmp batch not produced');
-        },
-      ),
-    );
+    outbox.push({ topic: TOPICS.samples, message: { key: batch.device, value, timestamp: batch.ts }, samples: batch.samples.length });
   };
   const sendEvent = (e: NetEvent) => {
-    track(
-      producer.send(TOPICS.events, [{ key: e.device, value: encodeEvent(e), timestamp: e.ts }]).catch((err: Error) => {
-        M.errors.inc({ component: 'snmp', kind: 'produce' });
-        log?.error({ device: e.device, topic: TOPICS.events, kind: e.kind, err: err.message }, 'snmp event not produced');
-      }),
-    );
+    outbox.push({ topic: TOPICS.events, message: { key: e.device, value: encodeEvent(e), timestamp: e.ts } });
   };
 
   const poller = new SnmpPoller({ concurrency: config.concurrency, breaker: config.breaker, sink: { emit: sendBatch, emitEvent: sendEvent }, ...(log ? { log } : {}) });
@@ -106,8 +110,7 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
       await shared?.stop();
       await traps?.close();
       await poller.stop();
-      await Promise.allSettled([...pending]);
-      pending = new Set();
+      await outbox.close(15_000);
       await producer.close();
     },
   };

@@ -10,13 +10,13 @@ import { MemoryBus } from '../../../core/bus-memory.js';
 import { M } from '../../../core/metrics.js';
 import { RateState } from '../../../processors/rate.js';
 
-/** A bus whose producer takes about a millisecond per batch, one at a time: the history's replay takes several intervals. */
+/** A bus whose producer takes about two milliseconds per poll, one send at a time: the history's replay takes several intervals. */
 function slowBus(into: SampleBatch[]): Bus {
   let queue = Promise.resolve();
   const producer = {
     send: (topic: string, msgs: Array<{ value: Buffer }>) =>
       (queue = queue.then(async () => {
-        await sleep(1);
+        await sleep(2 * msgs.length);
         if (topic === TOPICS.samples) for (const m of msgs) into.push(decodeBatch(m.value));
       })),
     close: async () => {},

@@ -1,0 +1,243 @@
+import { counter, gauge, M } from '../core/metrics.js';
+import type { Logger } from '../core/log.js';
+
+/**
+ * What a source has polled and the bus has not yet taken: held in order and retried until the bus takes
+ * it, so a broker restart or an outage longer than the client's own retries (about a minute) delays
+ * polls instead of dropping them, as Telegraf's output buffer does. Bounded in bytes: beyond the bound
+ * the oldest waiting items go first, counted and logged (a poller must not die of a long outage).
+ *
+ * One send at a time, in order: everything waiting goes in the next send (up to maxBatch items of one
+ * lane, e.g. one topic), so a slow bus gets fewer, larger requests instead of a pile of parallel ones.
+ */
+export interface OutboxOptions<T> {
+  /** The source's name: metric label and log context. */
+  readonly source: string;
+  /** Sends items of one lane, in order; throws when the bus did not take them (all are retried). */
+  readonly send: (items: readonly T[]) => Promise<void>;
+  /** Bytes an item holds (for the bound). */
+  readonly bytes: (item: T) => number;
+  /** Items of different lanes never share a send (a send's retry must not repeat another lane's success). */
+  readonly lane?: (item: T) => string;
+  /** Called before a send that follows a failed one: e.g. a new producer, or dropping what the failure committed after all. */
+  readonly recover?: (items: T[]) => Promise<T[]>;
+  /** Log context for a batch that failed (device, topic). */
+  readonly describe?: (items: readonly T[]) => Record<string, unknown>;
+  readonly maxBytes?: number;
+  readonly maxBatch?: number;
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  readonly log?: Logger;
+}
+
+export const OUTBOX_MAX_BYTES = 128 * 1024 * 1024;
+
+const heldItems = gauge('noctua_outbox_held_items', 'Polled items waiting for the bus to take them', ['source']);
+const heldBytes = gauge('noctua_outbox_held_bytes', 'Bytes of polled items waiting for the bus', ['source']);
+const retries = counter('noctua_outbox_retries_total', 'Sends to the bus retried after a failure', ['source']);
+const dropped = counter('noctua_outbox_dropped_total', 'Polled items dropped: the outbox was full, or a shutdown could not wait for the bus', ['source']);
+
+export class Outbox<T> {
+  private queue: T[] = [];
+  private sizes: number[] = [];
+  private bytesHeld = 0;
+  /** Items at the head of the queue in the send under way (never dropped: the bus may be taking them). */
+  private inFlight = 0;
+  /** Set and cleared inside pump() itself, so a push never finds a pump that has already left its loop. */
+  private pumping = false;
+  private pumped: Promise<void> = Promise.resolve();
+  private failedSince: number | null = null;
+  private closed = false;
+  private wake: (() => void) | null = null;
+  private readonly maxBytes: number;
+  private droppedLoggedAt = -Infinity;
+  private droppedUnlogged = 0;
+
+  constructor(private readonly o: OutboxOptions<T>) {
+    this.maxBytes = o.maxBytes ?? OUTBOX_MAX_BYTES;
+  }
+
+  get held(): number {
+    return this.queue.length;
+  }
+
+  get heldBytes(): number {
+    return this.bytesHeld;
+  }
+
+  push(item: T): void {
+    if (this.closed) {
+      dropped.inc({ source: this.o.source });
+      return;
+    }
+    const size = this.o.bytes(item);
+    this.queue.push(item);
+    this.sizes.push(size);
+    this.bytesHeld += size;
+    if (this.bytesHeld > this.maxBytes) this.dropOldest();
+    this.gauges();
+    this.kick();
+  }
+
+  /**
+   * Drops the oldest waiting items (not the send under way) down to 90% of the bound, so a full outbox
+   * drops in chunks rather than one splice per push; logged at most once a minute.
+   */
+  private dropOldest(): void {
+    let n = 0;
+    let freed = 0;
+    const target = this.bytesHeld - this.maxBytes * 0.9;
+    while (freed < target && this.inFlight + n < this.queue.length - 1) freed += this.sizes[this.inFlight + n++]!;
+    if (n === 0) return;
+    this.queue.splice(this.inFlight, n);
+    this.sizes.splice(this.inFlight, n);
+    this.bytesHeld -= freed;
+    dropped.inc({ source: this.o.source }, n);
+    M.errors.inc({ component: this.o.source, kind: 'outbox_full' });
+    this.droppedUnlogged += n;
+    if (Date.now() - this.droppedLoggedAt < 60_000) return;
+    this.o.log?.error({ source: this.o.source, dropped: this.droppedUnlogged, heldBytes: this.bytesHeld, maxBytes: this.maxBytes }, 'outbox full while the bus does not take polls: the oldest waiting were dropped');
+    this.droppedLoggedAt = Date.now();
+    this.droppedUnlogged = 0;
+  }
+
+  private kick(): void {
+    if (this.pumping || this.queue.length === 0) return;
+    this.pumping = true;
+    this.pumped = this.pump();
+  }
+
+  /** Resolves when everything pushed so far was taken (or dropped). */
+  async idle(): Promise<void> {
+    this.kick();
+    while (this.pumping) {
+      await this.pumped;
+      this.kick();
+    }
+  }
+
+  /**
+   * Stops taking items and waits up to `timeoutMs` for the bus to take what is held; what it could not
+   * is dropped, counted and logged. Returns how many items were dropped.
+   */
+  async close(timeoutMs: number): Promise<number> {
+    this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+    await Promise.race([this.idle(), timeout]);
+    clearTimeout(timer);
+    const left = this.queue.length;
+    if (left > 0) {
+      dropped.inc({ source: this.o.source }, left);
+      this.o.log?.error({ source: this.o.source, dropped: left, waitedMs: timeoutMs }, 'shutdown: the bus did not take these polls in time; they are lost');
+      this.queue = [];
+      this.sizes = [];
+      this.bytesHeld = 0;
+      this.gauges();
+    }
+    this.wake?.();
+    return left;
+  }
+
+  private gauges(): void {
+    heldItems.set({ source: this.o.source }, this.queue.length);
+    heldBytes.set({ source: this.o.source }, this.bytesHeld);
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      await this.pumpLoop();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async pumpLoop(): Promise<void> {
+    let backoff = this.o.retryMinMs ?? 200;
+    while (this.queue.length > 0) {
+      if (this.failedSince !== null && this.o.recover) {
+        // The items held now are recovered as one: pushes meanwhile append, and nothing of these is dropped.
+        const taken = this.queue.length;
+        this.inFlight = taken;
+        let kept: T[];
+        try {
+          kept = await this.o.recover(this.queue.slice(0, taken));
+        } catch (err) {
+          this.inFlight = 0;
+          if (!(await this.failed(err as Error, this.queue.slice(0, 1), backoff))) return;
+          backoff = this.next(backoff);
+          continue;
+        }
+        this.inFlight = 0;
+        this.replaceHead(taken, kept);
+        if (this.queue.length === 0) {
+          this.back();
+          break;
+        }
+      }
+      const lane = this.o.lane;
+      const first = lane ? lane(this.queue[0]!) : '';
+      let n = 1;
+      const max = this.o.maxBatch ?? 256;
+      while (n < this.queue.length && n < max && (!lane || lane(this.queue[n]!) === first)) n++;
+      const batch = this.queue.slice(0, n);
+      this.inFlight = n;
+      try {
+        await this.o.send(batch);
+      } catch (err) {
+        this.inFlight = 0;
+        if (!(await this.failed(err as Error, batch, backoff))) return;
+        backoff = this.next(backoff);
+        continue;
+      }
+      this.inFlight = 0;
+      this.queue.splice(0, n);
+      for (const s of this.sizes.splice(0, n)) this.bytesHeld -= s;
+      this.gauges();
+      this.back();
+      backoff = this.o.retryMinMs ?? 200;
+    }
+  }
+
+  private back(): void {
+    if (this.failedSince === null) return;
+    this.o.log?.warn({ source: this.o.source, afterMs: Date.now() - this.failedSince, held: this.queue.length }, 'the bus takes polls again; sending what was held');
+    this.failedSince = null;
+  }
+
+  /** The first `taken` items become `kept` (recover() may have dropped some). */
+  private replaceHead(taken: number, kept: T[]): void {
+    if (kept.length === taken) return;
+    const rest = this.queue.slice(taken);
+    const restSizes = this.sizes.slice(taken);
+    this.queue = [...kept, ...rest];
+    this.sizes = [...kept.map((k) => this.o.bytes(k)), ...restSizes];
+    this.bytesHeld = this.sizes.reduce((a, b) => a + b, 0);
+    this.gauges();
+  }
+
+  private next(backoff: number): number {
+    return Math.min(this.o.retryMaxMs ?? 10_000, backoff * 2);
+  }
+
+  /** Counts and logs a failure, then waits out the backoff; false when closed meanwhile. */
+  private async failed(err: Error, batch: readonly T[], backoff: number): Promise<boolean> {
+    retries.inc({ source: this.o.source });
+    M.errors.inc({ component: this.o.source, kind: 'produce' });
+    const first = this.failedSince === null;
+    this.failedSince ??= Date.now();
+    const ctx = { source: this.o.source, ...this.o.describe?.(batch), held: this.queue.length, heldBytes: this.bytesHeld, retryInMs: backoff, err: err.message };
+    if (first) this.o.log?.error(ctx, 'the bus did not take polls; holding them and retrying');
+    else this.o.log?.debug(ctx, 'still retrying');
+    if (this.closed && this.queue.length === 0) return false;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, backoff);
+      this.wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+    this.wake = null;
+    return this.queue.length > 0;
+  }
+}

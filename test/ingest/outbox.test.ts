@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Outbox } from '../../ingest/outbox.js';
+import { registry } from '../../core/metrics.js';
+
+async function metric(name: string, source: string): Promise<number> {
+  const m = await registry.getSingleMetric(name)?.get();
+  return m?.values.find((v) => v.labels.source === source)?.value ?? 0;
+}
+
+/** A bus that refuses everything while `down` is set, and records what it took. */
+function flakyBus() {
+  const took: number[][] = [];
+  const state = { down: false, calls: 0 };
+  const send = async (items: readonly number[]) => {
+    state.calls++;
+    await sleep(1);
+    if (state.down) throw new Error('broker unreachable');
+    took.push([...items]);
+  };
+  return { took, state, send };
+}
+
+test('an outage longer than the client retries delays polls instead of dropping them: all taken once, in order, in few sends', async () => {
+  const bus = flakyBus();
+  const box = new Outbox<number>({ source: 'test-outage', send: bus.send, bytes: () => 100, retryMinMs: 5, retryMaxMs: 20 });
+  const retriesBefore = await metric('noctua_outbox_retries_total', 'test-outage');
+  bus.state.down = true;
+  for (let i = 0; i < 50; i++) {
+    box.push(i);
+    await sleep(2);
+  }
+  assert.equal(bus.took.length, 0);
+  assert.ok(box.held === 50, `${box.held} held`);
+  assert.equal(await metric('noctua_outbox_held_items', 'test-outage'), 50);
+  bus.state.down = false;
+  for (let i = 50; i < 60; i++) box.push(i);
+  await box.idle();
+  assert.deepEqual(bus.took.flat(), Array.from({ length: 60 }, (_, i) => i));
+  assert.ok(bus.took.length <= 3, `what waited went in few sends: ${bus.took.map((b) => b.length).join(',')}`);
+  assert.ok((await metric('noctua_outbox_retries_total', 'test-outage')) - retriesBefore >= 3);
+  assert.equal(await metric('noctua_outbox_held_items', 'test-outage'), 0);
+});
+
+test('a full outbox drops its oldest waiting items, never the send under way, and counts them', async () => {
+  const bus = flakyBus();
+  bus.state.down = true;
+  const box = new Outbox<number>({ source: 'test-full', send: bus.send, bytes: () => 1000, maxBytes: 10_000, retryMinMs: 5, retryMaxMs: 5 });
+  for (let i = 0; i < 30; i++) box.push(i);
+  // full at 11 items: it drops the oldest waiting down to 90% of its bound, in chunks
+  assert.ok(box.held <= 10 && box.held >= 9, `${box.held} held`);
+  assert.equal(await metric('noctua_outbox_dropped_total', 'test-full'), 30 - box.held);
+  bus.state.down = false;
+  await box.idle();
+  // item 0 was in the send under way when the rest arrived; the newest follow it, in order
+  const took = bus.took.flat();
+  assert.equal(took[0], 0);
+  assert.deepEqual(took.slice(1), Array.from({ length: took.length - 1 }, (_, i) => 30 - took.length + 1 + i));
+});
+
+test('before a retry, recover() may set aside what the failed send delivered after all', async () => {
+  const took: number[] = [];
+  let fail = true;
+  const box = new Outbox<number>({
+    source: 'test-recover',
+    retryMinMs: 5,
+    bytes: () => 1,
+    send: async (items) => {
+      if (fail) {
+        fail = false;
+        took.push(...items); // delivered, but the answer was lost
+        throw new Error('commit answer lost');
+      }
+      took.push(...items);
+    },
+    recover: async (items) => items.filter((i) => !took.includes(i)),
+  });
+  box.push(1);
+  box.push(2);
+  await sleep(1);
+  box.push(3);
+  await box.idle();
+  assert.deepEqual(took, [1, 2, 3], 'nothing twice, nothing lost');
+});
+
+test('lanes never share a send, and keep their order', async () => {
+  const sends: string[][] = [];
+  const box = new Outbox<string>({ source: 'test-lanes', bytes: () => 1, lane: (s) => s[0]!, send: async (items) => void sends.push([...items]) });
+  for (const s of ['a1', 'a2', 'b1', 'a3', 'b2', 'b3']) box.push(s);
+  await box.idle();
+  for (const s of sends) assert.equal(new Set(s.map((x) => x[0])).size, 1, s.join(','));
+  assert.deepEqual(sends.flat(), ['a1', 'a2', 'b1', 'a3', 'b2', 'b3']);
+});
+
+test('a shutdown waits for the bus a bounded time, then counts what it could not send', async () => {
+  const bus = flakyBus();
+  bus.state.down = true;
+  const box = new Outbox<number>({ source: 'test-close', send: bus.send, bytes: () => 1, retryMinMs: 5, retryMaxMs: 10 });
+  for (let i = 0; i < 5; i++) box.push(i);
+  const t0 = Date.now();
+  assert.equal(await box.close(200), 5);
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(await metric('noctua_outbox_dropped_total', 'test-close'), 5);
+  box.push(6);
+  assert.equal(box.held, 0, 'a closed outbox takes nothing');
+});
