@@ -38,6 +38,18 @@ async function metric(name: string, source: string): Promise<number> {
 }
 const retries = (source: string) => metric('noctua_outbox_retries_total', source);
 
+/** Kills the broker for OUTAGE_MS, brings it back and waits until the source sent what it held. */
+async function brokerOutage(source: string): Promise<{ before: number; down: number; up: number }> {
+  const before = await retries(source);
+  const down = Date.now();
+  await kafka.kill();
+  await sleep(OUTAGE_MS);
+  await kafka.restart();
+  const up = Date.now();
+  await waitFor(`${source} to send what it held`, async () => (await metric('noctua_outbox_held_items', source)) === 0, 120_000, 200);
+  return { before, down, up };
+}
+
 /** Every committed sample batch on the samples topic, per device, in offset order. */
 async function published(bus: KafkaBus): Promise<Map<string, SampleBatch[]>> {
   const ends = await bus.endOffsets(TOPICS.samples);
@@ -68,13 +80,7 @@ test('demo on Kafka: a broker down longer than the client retries delays polls; 
     const demo = new DemoSource(bus, { devices: 4, interfaces: 1, seed: 7, incidentEveryMs: 0, intervalMs: every, backfillMs: 2_000, stateTopic: DEMO_STATE_TOPIC, retryMaxMs: 500 }, createLogger('silent'));
     await demo.start();
     await sleep(1_000);
-    const before = await retries('demo');
-    const down = Date.now();
-    await kafka.kill();
-    await sleep(OUTAGE_MS);
-    await kafka.restart();
-    const up = Date.now();
-    await waitFor('the demo to send what it held', async () => (await metric('noctua_outbox_held_items', 'demo')) === 0, 120_000, 200);
+    const { before, down, up } = await brokerOutage('demo');
     await sleep(4 * every);
     await demo.stop();
     const byDevice = await published(bus);
@@ -103,13 +109,7 @@ test('SNMP on Kafka: polls of a live agent made while the broker is down arrive 
       log: createLogger('silent'),
     });
     await sleep(2_500);
-    const before = await retries('snmp');
-    const down = Date.now();
-    await kafka.kill();
-    await sleep(OUTAGE_MS);
-    await kafka.restart();
-    const up = Date.now();
-    await waitFor('the poller to send what it held', async () => (await metric('noctua_outbox_held_items', 'snmp')) === 0, 120_000, 200);
+    const { before, down, up } = await brokerOutage('snmp');
     await sleep(2_000);
     await source.stop();
     const ts = ((await published(bus)).get(device) ?? []).map((b) => b.ts);
