@@ -25,12 +25,19 @@ export interface OutboxOptions<T> {
   readonly describe?: (items: readonly T[]) => Record<string, unknown>;
   readonly maxBytes?: number;
   readonly maxBatch?: number;
+  /**
+   * Bytes in one send (at least one item). The held polls of an outage go out in several sends: the
+   * broker refuses a record batch over message.max.bytes (1 MB by default), and a batch it refuses
+   * would be retried for ever.
+   */
+  readonly maxBatchBytes?: number;
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
   readonly log?: Logger;
 }
 
 export const OUTBOX_MAX_BYTES = 128 * 1024 * 1024;
+export const OUTBOX_MAX_BATCH_BYTES = 512 * 1024;
 
 const heldItems = gauge('noctua_outbox_held_items', 'Polled items waiting for the bus to take them', ['source']);
 const heldBytes = gauge('noctua_outbox_held_bytes', 'Bytes of polled items waiting for the bus', ['source']);
@@ -178,8 +185,10 @@ export class Outbox<T> {
       const lane = this.o.lane;
       const first = lane ? lane(this.queue[0]!) : '';
       let n = 1;
+      let bytes = this.sizes[0]!;
       const max = this.o.maxBatch ?? 256;
-      while (n < this.queue.length && n < max && (!lane || lane(this.queue[n]!) === first)) n++;
+      const maxBytes = this.o.maxBatchBytes ?? OUTBOX_MAX_BATCH_BYTES;
+      while (n < this.queue.length && n < max && bytes + this.sizes[n]! <= maxBytes && (!lane || lane(this.queue[n]!) === first)) bytes += this.sizes[n++]!;
       const batch = this.queue.slice(0, n);
       this.inFlight = n;
       try {

@@ -105,3 +105,13 @@ test('a shutdown waits for the bus a bounded time, then counts what it could not
   box.push(6);
   assert.equal(box.held, 0, 'a closed outbox takes nothing');
 });
+
+test('a send holds at most maxBatchBytes (one item at least): the held polls of an outage go out in sends the broker accepts', async () => {
+  const sends: number[][] = [];
+  const box = new Outbox<number>({ source: 'test-batch-bytes', bytes: (i) => (i === 7 ? 5000 : 300), maxBatchBytes: 1000, send: async (items) => void sends.push([...items]) });
+  for (let i = 0; i < 10; i++) box.push(i);
+  await box.idle();
+  assert.deepEqual(sends.flat(), Array.from({ length: 10 }, (_, i) => i));
+  for (const s of sends) assert.ok(s.length === 1 || s.reduce((a, i) => a + (i === 7 ? 5000 : 300), 0) <= 1000, `send of ${s.join(',')}`);
+  assert.ok(sends.some((s) => s.length === 1 && s[0] === 7), 'an item over the bound goes alone');
+});
