@@ -17,7 +17,7 @@ import type {
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { BusError, checkMessages, checkTopicSpec, partitionFor } from './bus.js';
+import { BusError, checkMessages, checkTopicSpec, messageBytes, partitionFor } from './bus.js';
 import { createLogger } from './log.js';
 import { M, counter } from './metrics.js';
 
@@ -86,11 +86,6 @@ interface Entry {
   readonly appendedAt: number;
 }
 
-/** What an entry counts for in byte bounds (fetch size, linger, retention): its key and value. */
-function entryBytes(e: Entry): number {
-  return (e.value?.length ?? 0) + (e.key?.length ?? 0);
-}
-
 class PartitionLog {
   /** Kept entries in offset order; offsets have gaps only where compaction removed entries. */
   entries: Entry[] = [];
@@ -139,7 +134,7 @@ class PartitionLog {
     let bytes = 0;
     for (let i = this.indexOf(from); i < this.entries.length && entries.length < maxMessages; i++) {
       const e = this.entries[i]!;
-      const size = entryBytes(e);
+      const size = messageBytes(e);
       if (entries.length > 0 && bytes + size > maxBytes) break;
       bytes += size;
       entries.push(e);
@@ -154,7 +149,7 @@ class PartitionLog {
     // the newest consumed entries that fit in keepBytes stay (at most keep of them)
     let bytes = 0;
     for (let i = upto - 1; i >= Math.max(0, n); i--) {
-      bytes += entryBytes(this.entries[i]!);
+      bytes += messageBytes(this.entries[i]!);
       if (bytes > keepBytes) {
         n = i + 1;
         break;

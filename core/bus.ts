@@ -37,6 +37,11 @@ export interface TopicSpec {
   readonly retentionMs?: number;
 }
 
+/** A message's payload bytes (key and value): what byte bounds on messages count, on the bus and before it. */
+export function messageBytes(m: { readonly key: string | null; readonly value: Buffer | null }): number {
+  return (m.value?.length ?? 0) + (m.key?.length ?? 0);
+}
+
 export interface OutMessage {
   readonly key: string | null;
   readonly value: Buffer | null;

@@ -68,10 +68,6 @@ export class Outbox<T> {
     return this.queue.length;
   }
 
-  get heldBytes(): number {
-    return this.bytesHeld;
-  }
-
   push(item: T): void {
     if (this.closed) {
       dropped.inc({ source: this.o.source });
@@ -162,50 +158,47 @@ export class Outbox<T> {
   private async pumpLoop(): Promise<void> {
     let backoff = this.o.retryMinMs ?? 200;
     while (this.queue.length > 0) {
-      if (this.failedSince !== null && this.o.recover) {
-        // The items held now are recovered as one: pushes meanwhile append, and nothing of these is dropped.
-        const taken = this.queue.length;
-        this.inFlight = taken;
-        let kept: T[];
-        try {
-          kept = await this.o.recover(this.queue.slice(0, taken));
-        } catch (err) {
-          this.inFlight = 0;
-          if (!(await this.failed(err as Error, this.queue.slice(0, 1), backoff))) return;
-          backoff = this.next(backoff);
-          continue;
-        }
-        this.inFlight = 0;
-        this.replaceHead(taken, kept);
-        if (this.queue.length === 0) {
-          this.back();
-          break;
-        }
-      }
-      const lane = this.o.lane;
-      const first = lane ? lane(this.queue[0]!) : '';
-      let n = 1;
-      let bytes = this.sizes[0]!;
-      const max = this.o.maxBatch ?? 256;
-      const maxBytes = this.o.maxBatchBytes ?? OUTBOX_MAX_BATCH_BYTES;
-      while (n < this.queue.length && n < max && bytes + this.sizes[n]! <= maxBytes && (!lane || lane(this.queue[n]!) === first)) bytes += this.sizes[n++]!;
-      const batch = this.queue.slice(0, n);
-      this.inFlight = n;
+      let batch: T[] = [];
       try {
+        if (this.failedSince !== null && this.o.recover) {
+          // The items held now are recovered as one: pushes meanwhile append, and nothing of these is dropped.
+          const taken = this.queue.length;
+          this.inFlight = taken;
+          this.replaceHead(taken, await this.o.recover(this.queue.slice(0, taken)));
+          if (this.queue.length === 0) {
+            this.inFlight = 0;
+            this.back();
+            break;
+          }
+        }
+        batch = this.queue.slice(0, this.nextBatch());
+        this.inFlight = batch.length;
         await this.o.send(batch);
       } catch (err) {
         this.inFlight = 0;
-        if (!(await this.failed(err as Error, batch, backoff))) return;
+        if (!(await this.failed(err as Error, batch.length > 0 ? batch : this.queue.slice(0, 1), backoff))) return;
         backoff = this.next(backoff);
         continue;
       }
       this.inFlight = 0;
-      this.queue.splice(0, n);
-      for (const s of this.sizes.splice(0, n)) this.bytesHeld -= s;
+      this.queue.splice(0, batch.length);
+      for (const s of this.sizes.splice(0, batch.length)) this.bytesHeld -= s;
       this.gauges();
       this.back();
       backoff = this.o.retryMinMs ?? 200;
     }
+  }
+
+  /** How many items the next send takes: up to maxBatch and maxBatchBytes (one at least), of the first item's lane. */
+  private nextBatch(): number {
+    const lane = this.o.lane;
+    const first = lane ? lane(this.queue[0]!) : '';
+    const max = this.o.maxBatch ?? 256;
+    const maxBytes = this.o.maxBatchBytes ?? OUTBOX_MAX_BATCH_BYTES;
+    let n = 1;
+    let bytes = this.sizes[0]!;
+    while (n < this.queue.length && n < max && bytes + this.sizes[n]! <= maxBytes && (!lane || lane(this.queue[n]!) === first)) bytes += this.sizes[n++]!;
+    return n;
   }
 
   private back(): void {

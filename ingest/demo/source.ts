@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus, BusProducer, OutMessage } from '../../core/bus.js';
+import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
 import { encodeBatch, encodeEvent } from '../../core/codec.js';
 import { M } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
@@ -29,10 +29,13 @@ export interface DemoSourceOptions extends DemoOptions {
   stopWaitMs?: number;
 }
 
-/** A poll waiting for the bus, with its device's state after it (when there is a state topic). */
+/** A poll waiting for the bus, encoded, with its device's state after it (when there is a state topic). */
 interface DemoPoll {
-  readonly batch: SampleBatch;
-  readonly events: NetEvent[];
+  readonly device: string;
+  readonly ts: number;
+  readonly samples: number;
+  readonly batch: OutMessage;
+  readonly events: OutMessage[];
   readonly state?: Buffer;
 }
 
@@ -62,8 +65,8 @@ export class DemoSource {
       source: 'demo',
       log,
       send: (polls) => this.publish(polls),
-      bytes: (p) => p.batch.samples.length * 48 + (p.state?.length ?? 0),
-      describe: (polls) => ({ device: polls[0]?.batch.device, polls: polls.length }),
+      bytes: (p) => messageBytes(p.batch) + p.events.reduce((n, e) => n + messageBytes(e), 0) + (p.state?.length ?? 0),
+      describe: (polls) => ({ device: polls[0]?.device, polls: polls.length }),
       ...(opts.stateTopic ? { recover: (polls: DemoPoll[]) => this.recover(opts.stateTopic!, polls) } : {}),
       ...(opts.retryMaxMs !== undefined ? { retryMaxMs: opts.retryMaxMs } : {}),
     });
@@ -175,7 +178,7 @@ export class DemoSource {
         // an unreadable state decides nothing: its device's polls are sent
       }
     }
-    const kept = polls.filter((p) => p.batch.ts > (committed.get(p.batch.device) ?? -Infinity));
+    const kept = polls.filter((p) => p.ts > (committed.get(p.device) ?? -Infinity));
     if (kept.length < polls.length) this.log.warn({ topic, delivered: polls.length - kept.length, held: kept.length }, 'demo: a transaction the bus failed to confirm had committed; its polls are not sent again');
     return kept;
   }
@@ -227,10 +230,17 @@ export class DemoSource {
     this.hold(this.network.poll(d, ts));
   }
 
-  /** Queues a poll with its device's state as it is now (taken at once, before a later poll moves it on). */
-  private hold(poll: { batch: SampleBatch; events: NetEvent[] }): void {
-    const state = this.opts.stateTopic ? Buffer.from(JSON.stringify(this.network.deviceState(poll.batch.device))) : undefined;
-    this.outbox.push({ ...poll, ...(state ? { state } : {}) });
+  /** Queues a poll, encoded, with its device's state as it is now (taken at once, before a later poll moves it on). */
+  private hold({ batch, events }: { batch: SampleBatch; events: NetEvent[] }): void {
+    const state = this.opts.stateTopic ? Buffer.from(JSON.stringify(this.network.deviceState(batch.device))) : undefined;
+    this.outbox.push({
+      device: batch.device,
+      ts: batch.ts,
+      samples: batch.samples.length,
+      batch: { key: batch.device, value: encodeBatch(batch), timestamp: batch.ts },
+      events: events.map((e) => ({ key: e.device, value: encodeEvent(e), timestamp: e.ts })),
+      ...(state ? { state } : {}),
+    });
   }
 
   /**
@@ -240,19 +250,19 @@ export class DemoSource {
   private async publish(polls: readonly DemoPoll[]): Promise<void> {
     if (!this.producer) throw new Error('demo: no producer (stopped)');
     const writes: { topic: string; messages: OutMessage[] }[] = [
-      { topic: TOPICS.samples, messages: polls.map(({ batch }) => ({ key: batch.device, value: encodeBatch(batch), timestamp: batch.ts })) },
-      { topic: TOPICS.events, messages: polls.flatMap(({ events }) => events.map((e) => ({ key: e.device, value: encodeEvent(e), timestamp: e.ts }))) },
+      { topic: TOPICS.samples, messages: polls.map((p) => p.batch) },
+      { topic: TOPICS.events, messages: polls.flatMap((p) => p.events) },
     ];
     const topic = this.opts.stateTopic;
     if (topic) {
       const last = new Map<string, Buffer>();
-      for (const p of polls) if (p.state) last.set(p.batch.device, p.state);
+      for (const p of polls) if (p.state) last.set(p.device, p.state);
       writes.push({ topic, messages: [...last].map(([key, value]) => ({ key, value })) });
       await this.transact(writes);
     } else {
       for (const w of writes) if (w.messages.length > 0) await this.producer.send(w.topic, w.messages);
     }
-    const samples = polls.reduce((n, p) => n + p.batch.samples.length, 0);
+    const samples = polls.reduce((n, p) => n + p.samples, 0);
     this.polls += polls.length;
     this.samples += samples;
     M.batchesIngested.inc({ source: 'demo' }, polls.length);

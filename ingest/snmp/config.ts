@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, validate } from '../../core/config.js';
+import { OUTBOX_MAX_BYTES } from '../outbox.js';
 
 /**
  * The `snmp:` configuration section. Every target field but `address` may come from `defaults`, so a
@@ -72,7 +73,7 @@ export const SnmpConfigSchema = Type.Object({
   /** Polls in flight at once in this process. */
   concurrency: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
   /** Polls held while the bus does not take them (bytes); beyond, the oldest are dropped and counted. */
-  bufferBytes: Type.Integer({ minimum: 1024 * 1024, default: 128 * 1024 * 1024, description: 'bytes of polls held while the bus is unreachable (noctua_outbox_held_bytes); beyond, the oldest are dropped (noctua_outbox_dropped_total)' }),
+  bufferBytes: Type.Integer({ minimum: 1024 * 1024, default: OUTBOX_MAX_BYTES, description: 'bytes of polls held while the bus is unreachable (noctua_outbox_held_bytes); beyond, the oldest are dropped (noctua_outbox_dropped_total)' }),
   breaker: Type.Object(
     {
       failures: Type.Integer({ minimum: 1, default: 3, description: 'consecutive unreachable polls that open the breaker' }),

@@ -1,4 +1,4 @@
-import type { Bus, BusProducer, OutMessage } from '../../core/bus.js';
+import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
 import { Outbox } from '../outbox.js';
 import { TOPICS, type NetEvent, type SampleBatch } from '../../core/types.js';
 import { encodeBatch, encodeEvent } from '../../core/codec.js';
@@ -56,7 +56,7 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
     ...(log ? { log } : {}),
     maxBytes: config.bufferBytes,
     lane: (o) => o.topic,
-    bytes: (o) => (o.message.value?.length ?? 0) + (o.message.key?.length ?? 0) + 64,
+    bytes: (o) => messageBytes(o.message),
     describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
     send: async (os) => {
       await producer.send(os[0]!.topic, os.map((o) => o.message));
