@@ -65,6 +65,8 @@ export interface KafkaBusOptions {
 const restamped = counter('noctua_bus_restamped_total', 'Records sent with the send time because their event time was too old for retention or ahead of the clock', ['topic', 'why']);
 const batchRetries = counter('noctua_bus_batch_retries_total', 'eachBatch failures retried after a backoff', ['bus', 'group', 'topic']);
 const rebalances = counter('noctua_bus_rebalances_total', 'Consumer group rebalances', ['bus', 'group']);
+// A wait, not an error: every fresh start meets it, and an alert on noctua_errors_total must not fire for it.
+const settlingWaits = counter('noctua_bus_topic_settling_waits_total', 'Waits for a just-created topic to appear in the broker\'s metadata');
 
 let defaultLog: Logger | null = null;
 const logger = () => (defaultLog ??= createLogger(undefined, 'bus-kafka'));
@@ -180,7 +182,13 @@ export class KafkaBus implements Bus {
 
   /** Creates missing topics and grows partitions (retried while a new topic settles, see whileTopicsSettle). */
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
-    await whileTopicsSettle(() => this.ensureTopicsOnce(specs));
+    try {
+      await whileTopicsSettle(() => this.ensureTopicsOnce(specs));
+    } catch (err) {
+      // Counted once it is final: a create that a settling broker refused and a retry then made is no error.
+      M.errors.inc({ component: 'bus', kind: 'create_topics' });
+      throw err;
+    }
   }
 
   private async ensureTopicsOnce(specs: readonly TopicSpec[]): Promise<void> {
@@ -215,7 +223,6 @@ export class KafkaBus implements Bus {
         // Another process may have created some of them meanwhile; anything else is a real failure.
         const errors = (err as { errors?: Array<{ type?: string }> }).errors;
         if (!errors?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) {
-          M.errors.inc({ component: 'bus', kind: 'create_topics' });
           throw new BusError(`cannot create topics ${missing.map((s) => s.topic).join(', ')}: ${(err as Error).message}`, {}, { cause: err });
         }
       }
@@ -601,7 +608,7 @@ export async function whileTopicsSettle<T>(fn: () => Promise<T>, attempts = 15):
       const cause = (err as { cause?: { retriable?: boolean; type?: string } }).cause ?? (err as { retriable?: boolean; type?: string });
       const retriable = cause?.retriable === true || cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition|LEADER_NOT_AVAILABLE/.test((err as Error).message);
       if (!retriable || attempt >= attempts) throw err;
-      M.errors.inc({ component: 'bus', kind: 'topic_settling' });
+      settlingWaits.inc();
       await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
     }
   }

@@ -10,8 +10,8 @@ const { KafkaJSProtocolError, KafkaJSNonRetriableError } = kafkajs;
 const notYet = () => new KafkaJSProtocolError(Object.assign(new Error('This server does not host this topic-partition'), { type: 'UNKNOWN_TOPIC_OR_PARTITION', code: 3, retriable: true }));
 
 const settling = async () => {
-  const text = await registry.getSingleMetricAsString('noctua_errors_total');
-  const m = /noctua_errors_total\{component="bus",kind="topic_settling"\} (\d+)/.exec(text);
+  const text = await registry.getSingleMetricAsString('noctua_bus_topic_settling_waits_total');
+  const m = /^noctua_bus_topic_settling_waits_total (\d+)$/m.exec(text);
   return m ? Number(m[1]) : 0;
 };
 

@@ -65,6 +65,12 @@ test('poll, process and sink+serve as separate processes over Kafka store what n
     const om = await (await get(pollPort, '/metrics')).text();
     assert.ok(counted(om, 'noctua_samples_ingested_total') > 0, 'the poller counts what it produced');
     assert.equal(counted(om, 'noctua_processor_messages_total'), 0, 'and nothing it did not do');
+    // A clean start on a fresh broker is no error: an operator's alert on noctua_errors_total must stay quiet.
+    const sm = await (await get(port, '/metrics')).text();
+    for (const [role, text] of [['process', pm], ['poll', om], ['sink,serve', sm]] as const) {
+      const errors = text.split('\n').filter((l) => l.startsWith('noctua_errors_total{'));
+      assert.equal(counted(text, 'noctua_errors_total'), 0, `${role} counted errors on a clean start: ${errors.join('; ')}`);
+    }
   } finally {
     for (const p of procs.reverse()) await p.stop(15_000);
     await kafka.stop();
