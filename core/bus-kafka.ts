@@ -72,14 +72,33 @@ let defaultLog: Logger | null = null;
 const logger = () => (defaultLog ??= createLogger(undefined, 'bus-kafka'));
 
 /** kafkajs log lines into pino; kafkajs logs retriable protocol errors at ERROR, so they go out as warn. */
-function logCreator(log: Logger) {
+/** The same kafkajs warning (say, "Failed to connect to seed broker" through an outage) is written once per this. */
+export const KAFKA_WARN_REPEAT_MS = 30_000;
+
+export function logCreator(log: Logger, repeatMs = KAFKA_WARN_REPEAT_MS, now: () => number = Date.now) {
+  // A broker outage makes every client retry about once a second; the operator needs to read that the
+  // bus is down and for how long, not a thousand identical lines burying everything else.
+  const seen = new Map<string, { at: number; suppressed: number }>();
+  const warn = (line: Record<string, unknown>, message: string) => {
+    const key = `${String(line.namespace)}\u0000${message}`;
+    const t = now();
+    const last = seen.get(key);
+    if (last && t - last.at < repeatMs) {
+      last.suppressed++;
+      log.debug(line, message);
+      return;
+    }
+    if (seen.size >= 1000) seen.clear();
+    seen.set(key, { at: t, suppressed: 0 });
+    log.warn(last?.suppressed ? { ...line, repeated: last.suppressed, repeatedSinceMs: t - last.at } : line, message);
+  };
   return () => ({ namespace, level, log: entry }: LogEntry) => {
     const { message, timestamp: _ts, logger: _l, ...extra } = entry;
     const line = { component: 'kafkajs', namespace, ...extra };
     // Per-request error lines precede a retry (rebalances, coordinator moves) and the bounded
     // retries of the idempotent producer are deliberate; real failures surface as thrown errors.
     if (namespace === 'Connection' || message.startsWith('Limiting retries')) log.debug(line, message);
-    else if (level === logLevel.ERROR || level === logLevel.WARN) log.warn(line, message);
+    else if (level === logLevel.ERROR || level === logLevel.WARN) warn(line, message);
     else if (level === logLevel.INFO) log.info(line, message);
     else log.debug(line, message);
   };
