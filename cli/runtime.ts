@@ -23,6 +23,8 @@ import { anomalyStage, processorConfig, startProcessor, windowOptions, processor
 import { CommandSender, SilenceBook } from '../processors/commands.js';
 import { loadRulesFile, watchRules } from '../processors/rules.js';
 import { parseSnmpConfig } from '../ingest/snmp/config.js';
+import { parseSecurityConfig, securityEnabled } from '../ingest/security/config.js';
+import { startSecuritySource } from '../ingest/security/source.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
 
@@ -53,6 +55,7 @@ export function checkConfig(cfg: Config): void {
   }
   check(() => webhookConfig({ topic: pcfg?.notificationsTopic, ...cfg.notify }));
   check(() => parseSnmpConfig(cfg.snmp));
+  check(() => parseSecurityConfig(cfg.security));
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
@@ -69,7 +72,7 @@ export function configProblems(opts: LoadOptions): string[] {
     if (!(err instanceof ConfigError)) throw err;
     if (!err.merged) return err.problems;
     const raw = err.merged;
-    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {} } as unknown as Config;
+    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, security: raw.security ?? {} } as unknown as Config;
     try {
       checkConfig(sections);
     } catch (inner) {
@@ -213,6 +216,12 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, log });
         stops.push(() => snmp.stop());
         log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
+      }
+      // Syslog, EVE and fail2ban are this host's: every poll process runs what its own config names.
+      if (securityEnabled(parseSecurityConfig(cfg.security))) {
+        const byAddress = new Map(parseSnmpConfig(cfg.snmp).targets.map((t) => [t.address, t.device]));
+        const security = await startSecuritySource({ bus, security: cfg.security, dataDir: cfg.dataDir, deviceFor: (a) => byAddress.get(a), log });
+        stops.push(() => security.stop());
       }
     }
     if (!has('serve')) {

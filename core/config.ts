@@ -89,6 +89,8 @@ export const ConfigSchema = Type.Object({
   demo: section(DemoConfig),
   log: section(LogConfig),
   snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
+  /** Syslog receiver, Suricata EVE and fail2ban files (ingest/security/config.ts validates it). */
+  security: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   /** Alert webhooks to ticketing (reports/webhook.ts validates it). */
   notify: Type.Record(Type.String(), Type.Unknown(), { default: {} }),

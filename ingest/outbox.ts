@@ -68,6 +68,11 @@ export class Outbox<T> {
     return this.queue.length;
   }
 
+  /** Bytes waiting (a source that can wait, such as a followed file, reads on when this is low again). */
+  get bytes(): number {
+    return this.bytesHeld;
+  }
+
   push(item: T): void {
     if (this.closed) {
       dropped.inc({ source: this.o.source });

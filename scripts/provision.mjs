@@ -19,6 +19,9 @@ export const APT = [
   ['maven', '/usr/bin/mvn'],
   // Headless browser for the dashboard test (and the PDF reports when they land).
   ['chromium', '/usr/bin/chromium'],
+  // A real fail2ban server writes the log the security source follows (util-linux's logger, the
+  // syslog client, is part of every Debian system).
+  ['fail2ban', '/usr/bin/fail2ban-server'],
 ];
 // Reports (poppler-utils) and the SSH source (openssh-server) add theirs when they land.
 

@@ -54,6 +54,7 @@ test('a misspelt setting is an error naming the nearest known one, in the file a
     'processors:', '  anomaly:', '    changeLast: 30m', '  windows:', '    - { name: 1m, size: 1m, latenes: 10s }',
     'snmp:', '  targets:', '    - { address: 10.0.0.1, comunity: public, host: x }',
     'notify:', '  receivers:', '    - { name: t, url: "http://127.0.0.1:1/", tokn: abc }',
+    'security:', '  syslog: { enabled: true, udpPrt: 514 }', '  eve: { files: [{ path: /var/log/suricata/eve.json, devcie: ids-1 }] }',
   ].join('\n') + '\n');
   const cfg = loadConfig({ file: f, env: {} });
   assert.throws(() => checkConfig(cfg), (err: unknown) => {
@@ -64,6 +65,8 @@ test('a misspelt setting is an error naming the nearest known one, in the file a
       'config.notify.receivers.0.tokn: unknown setting (did you mean "token"?)',
       'config.snmp.targets.0.comunity: unknown setting (did you mean "community"?)',
       'config.snmp.targets.0.host: unknown setting (known: address, name, port, version, community, user, intervalMs, timeoutMs, retries, maxRepetitions, labels)',
+      'config.security.syslog.udpPrt: unknown setting (did you mean "udpPort"?)',
+      'config.security.eve.files.0.devcie: unknown setting (did you mean "device"?)',
     ]);
     return true;
   });
