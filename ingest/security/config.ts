@@ -53,6 +53,8 @@ export const SecurityConfigSchema = Type.Object({
   startAt: Type.Union([Type.Literal('end'), Type.Literal('beginning')], { default: 'end' }),
   /** How often followed files are checked for new lines and rotation (ms). */
   pollMs: Type.Integer({ minimum: 10, default: 250 }),
+  /** How often security_events_5m (events per device, source, kind and severity in the last 5 min) is sent (ms). */
+  countStepMs: Type.Integer({ minimum: 1000, default: 10_000 }),
   /** Longest line read from a followed file; longer ones are skipped and counted. */
   maxLineBytes: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
 });

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
 import { TOPICS, type NetEvent } from '../../core/types.js';
-import { encodeEvent } from '../../core/codec.js';
+import { encodeBatch, encodeEvent } from '../../core/codec.js';
 import { counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { Outbox } from '../outbox.js';
@@ -10,6 +10,7 @@ import { parseSecurityConfig, type FileSpec, type SecurityConfig } from './confi
 import { startSyslogListener, type SyslogListener } from './syslog.js';
 import { eveEvent } from './eve.js';
 import { fail2banEvent } from './fail2ban.js';
+import { EventCounts } from './counts.js';
 import { FileFollower, PositionStore, type Line, type Position } from './follow.js';
 
 /**
@@ -39,8 +40,9 @@ export interface SecuritySource {
   stop(): Promise<void>;
 }
 
-/** An event on its way to the bus, or only a position (lines that made no event still move it on). */
+/** An event or a batch of counts on its way to the bus, or only a position (lines that made no event still move it on). */
 interface Outgoing {
+  readonly topic?: string;
   readonly message?: OutMessage;
   readonly file?: string;
   readonly at?: Position;
@@ -58,15 +60,21 @@ export async function startSecuritySource(opts: SecuritySourceOptions): Promise<
     source: 'security',
     ...(log ? { log } : {}),
     bytes: (o) => (o.message ? messageBytes(o.message) : 64),
-    describe: (os) => ({ topic: TOPICS.events, messages: os.length }),
+    lane: (o) => o.topic ?? TOPICS.events,
+    describe: (os) => ({ topic: os[0]?.topic ?? TOPICS.events, messages: os.length }),
     send: async (os) => {
       const messages = os.flatMap((o) => (o.message ? [o.message] : []));
-      if (messages.length > 0) await producer.send(TOPICS.events, messages);
+      if (messages.length > 0) await producer.send(os[0]!.topic ?? TOPICS.events, messages);
       for (const o of os) if (o.file && o.at) store.set(o.file, o.at);
     },
   });
+  const counts = new EventCounts(config.countStepMs);
   const emit = (e: NetEvent, file?: string, at?: Position) => {
+    counts.add(e, Date.now());
     outbox.push({ message: { key: e.device, value: encodeEvent(e), timestamp: e.ts }, ...(file && at ? { file, at } : {}) });
+  };
+  const sendCounts = () => {
+    for (const b of counts.batches(Date.now())) outbox.push({ topic: TOPICS.samples, message: { key: b.device, value: encodeBatch(b), timestamp: b.ts } });
   };
 
   let syslog: SyslogListener | undefined;
@@ -107,6 +115,7 @@ export async function startSecuritySource(opts: SecuritySourceOptions): Promise<
     timers.push(setInterval(tick, config.pollMs));
   };
 
+  timers.push(setInterval(sendCounts, config.countStepMs));
   try {
     if (config.syslog.enabled) {
       syslog = await startSyslogListener({ config: config.syslog, emitEvent: (e) => emit(e), ...(opts.deviceFor ? { deviceFor: opts.deviceFor } : {}), ...(log ? { log } : {}) });

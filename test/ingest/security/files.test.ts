@@ -96,3 +96,19 @@ test('a followed file: whole lines only, through rotation and truncation, from a
     dir.remove();
   }
 });
+
+test('security_events_5m: events per device, source, kind and severity in the last 5 min, back to 0, forgotten after an hour', async () => {
+  const { EventCounts } = await import('../../../ingest/security/counts.js');
+  const c = new EventCounts(10_000);
+  const t0 = 1_800_000_000_000;
+  const ev = (ts: number, kind = 'ban', device = 'bastion') => ({ id: String(ts), ts, source: 'fail2ban', kind, severity: 'warning' as const, device, message: '', fields: {} });
+  for (let i = 0; i < 12; i++) c.add(ev(t0 + i * 1000), t0 + i * 1000);
+  c.add(ev(t0, 'unban'), t0);
+  c.add(ev(t0, 'ban', 'other'), t0);
+  c.add(ev(t0 - 3_600_000), t0); // read again after a restart: not recent
+  const at = (now: number) => c.batches(now).flatMap((b) => b.samples.map((s) => `${s.labels.device}/${s.labels.kind}=${s.value}`)).sort();
+  assert.deepEqual(at(t0 + 20_000), ['bastion/ban=12', 'bastion/unban=1', 'other/ban=1']);
+  assert.deepEqual(at(t0 + 6 * 60_000), ['bastion/ban=0', 'bastion/unban=0', 'other/ban=0'], 'a rule sees it fall back');
+  assert.deepEqual(at(t0 + 61 * 60_000), []);
+  assert.equal(c.size, 0);
+});

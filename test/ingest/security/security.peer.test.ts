@@ -11,7 +11,7 @@ import { freePort, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from
 const root = join(import.meta.dirname, '../../../..');
 const cli = join(root, 'dist/cli/noctua.js');
 
-const eveAlert = (n: number) => JSON.stringify({ timestamp: new Date().toISOString().replace('Z', '+0000'), flow_id: 1000 + n, in_iface: 'eth0', event_type: 'alert', src_ip: `192.0.2.${n}`, src_port: 40000 + n, dest_ip: '198.51.100.10', dest_port: 22, proto: 'TCP', alert: { action: 'allowed', gid: 1, signature_id: 2001219, rev: 20, signature: `ET SCAN Potential SSH Scan ${n}`, category: 'Attempted Information Leak', severity: 2 } });
+const eveAlert = (n: number, severity = 2) => JSON.stringify({ timestamp: new Date().toISOString().replace('Z', '+0000'), flow_id: 1000 + n, in_iface: 'eth0', event_type: 'alert', src_ip: `192.0.2.${n}`, src_port: 40000 + n, dest_ip: '198.51.100.10', dest_port: 22, proto: 'TCP', alert: { action: 'allowed', gid: 1, signature_id: 2001219, rev: 20, signature: `ET SCAN Potential SSH Scan ${n}`, category: 'Attempted Information Leak', severity } });
 const eveFlow = (n: number) => JSON.stringify({ timestamp: new Date().toISOString().replace('Z', '+0000'), flow_id: 5000 + n, event_type: 'flow', src_ip: '192.0.2.1', dest_ip: '198.51.100.10', proto: 'TCP', flow: { pkts_toserver: n } });
 
 test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE records reach ClickHouse as events; garbage is counted; a killed process reads on from where the bus had everything', { timeout: 300_000, skip: fail2banMissing() }, async () => {
@@ -29,6 +29,7 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
         eve: { files: [{ path: eve, device: 'ids-1' }] },
         fail2ban: { files: [{ path: f2b.log, device: 'bastion' }] },
         startAt,
+        countStepMs: 1000,
       },
     }));
   configure('beginning');
@@ -90,6 +91,15 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
     await waitFor('EVE alerts', async () => (await count("source = 'suricata'")) === 2, 30_000, 500);
     assert.equal(await count("source = 'suricata' AND kind = 'ids-alert' AND device = 'ids-1' AND severity = 'minor'"), 2);
 
+    // Counted for alert rules: security_events_5m per device, source, kind and severity. A high-severity
+    // IDS alert fires the shipped IntrusionDetected rule; the minor ones before it did not.
+    await waitFor('the bans counted', async () => Number((await sql("SELECT max(value) FROM noctua.samples WHERE series IN (SELECT series FROM noctua.series WHERE metric = 'security_events_5m' AND device = 'bastion' AND labels['kind'] = 'ban')"))[0]) === 1, 30_000, 500);
+    const alerts = async () => ((await (await fetch(`http://127.0.0.1:${port}/api/v1/alerts?state=firing`, { headers: { authorization: `Bearer ${token}` } })).json()) as { alerts: { rule: string; labels: Record<string, string> }[] }).alerts;
+    assert.deepEqual((await alerts()).filter((a) => a.rule === 'IntrusionDetected'), []);
+    appendFileSync(eve, `${eveAlert(99, 1)}\n`);
+    const fired = await waitFor('IntrusionDetected', async () => (await alerts()).find((a) => a.rule === 'IntrusionDetected'), 30_000, 500);
+    assert.deepEqual([fired.labels.device, fired.labels.severity], ['ids-1', 'major']);
+
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
     assert.match(metrics, /noctua_syslog_rejected_total\{reason="binary"\} 1/);
     assert.match(metrics, /noctua_syslog_rejected_total\{reason="bad_pri"\} 1/);
@@ -105,9 +115,9 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
     for (let i = 0; i < 3; i++) appendFileSync(f2b.authLog, f2b.failure('192.0.2.77'));
     await start();
     for (let n = 41; n <= 50; n++) appendFileSync(eve, `${eveAlert(n)}\n`);
-    await waitFor('every EVE alert, once', async () => (await count("source = 'suricata'")) >= 50, 60_000, 500);
+    await waitFor('every EVE alert, once', async () => (await count("source = 'suricata'")) >= 51, 60_000, 500);
     await waitFor('the ban fail2ban made while noctua was down', async () => (await count("source = 'fail2ban' AND kind = 'unban'")) === 2, 60_000, 500);
-    assert.deepEqual(await sql("SELECT count(), uniqExact(id), uniqExact(JSONExtractUInt(fields, 'flow_id')) FROM noctua.events WHERE source = 'suricata'"), ['50,50,50'], 'none read twice, even before merges');
+    assert.deepEqual(await sql("SELECT count(), uniqExact(id), uniqExact(JSONExtractUInt(fields, 'flow_id')) FROM noctua.events WHERE source = 'suricata'"), ['51,51,51'], 'none read twice, even before merges');
     assert.equal(await count("source = 'fail2ban' AND kind = 'found'"), 6);
   } finally {
     await (proc as Proc | null)?.stop(15_000);
