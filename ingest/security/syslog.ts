@@ -165,13 +165,19 @@ export async function startSyslogListener(opts: SyslogListenerOptions): Promise<
 /**
  * RFC 6587 framing of a TCP stream. Each frame is either octet-counted ("123 <123 bytes>") or ends at
  * LF (or NUL); a sender keeps to one, but the framer decides per frame, as rsyslog does. A frame longer
- * than the bound is cut there (the rest is skipped up to its end); an octet count beyond any bound is
+ * than the bound is cut there (the rest is skipped up to its end), so a connection holds at most the
+ * bound whatever it announces; an octet count beyond 64 MiB is
  * a stream no one can resynchronise, and ends the connection.
  */
+/** An octet count beyond this is no syslog message but a stream out of step: the connection ends. */
+const MAX_OCTET_COUNT = 64 * 1024 * 1024;
+
 export class SyslogFramer {
   private buf: Buffer = Buffer.alloc(0);
-  /** Bytes of an over-long newline frame still to skip (its head was emitted). */
+  /** An over-long newline frame is being skipped up to its end (its head was emitted). */
   private skipping = false;
+  /** Bytes of an over-long octet-counted frame still to skip (its head was emitted). */
+  private skipBytes = 0;
   private dead = false;
 
   constructor(
@@ -185,6 +191,12 @@ export class SyslogFramer {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     for (;;) {
       if (this.buf.length === 0) return;
+      if (this.skipBytes > 0) {
+        const n = Math.min(this.skipBytes, this.buf.length);
+        this.skipBytes -= n;
+        this.buf = this.buf.subarray(n);
+        continue;
+      }
       if (this.skipping) {
         const nl = this.lineEnd();
         if (nl < 0) {
@@ -203,10 +215,19 @@ export class SyslogFramer {
         if (i === this.buf.length) return;
         if (this.buf[i] === 0x20) {
           const len = Number(this.buf.subarray(0, i).toString('latin1'));
-          if (len > Math.max(this.maxBytes, 1024 * 1024)) {
+          if (len > MAX_OCTET_COUNT) {
             this.dead = true;
             this.onFatal('bad_frame', `octet count ${len} beyond any message size`);
             return;
+          }
+          if (len > this.maxBytes) {
+            // Held only up to the bound (a connection's memory is the bound, whatever it announces):
+            // the head goes on, cut, and the rest is skipped as it comes.
+            if (this.buf.length < i + 2 + this.maxBytes) return;
+            this.onMessage(this.buf.subarray(i + 1, i + 2 + this.maxBytes));
+            this.skipBytes = len - (this.maxBytes + 1);
+            this.buf = this.buf.subarray(i + 2 + this.maxBytes);
+            continue;
           }
           if (this.buf.length < i + 1 + len) return;
           this.onMessage(this.buf.subarray(i + 1, i + 1 + len));

@@ -92,6 +92,12 @@ test('TCP framing: octet counting and newlines mixed, split anywhere, an over-lo
   assert.deepEqual(got.slice(0, 5), ['<13>1 - - -', '<13>plain one', '<13>plain two\r', '<13>counted!!!', '<13>zero']);
   assert.equal(got[5]!.length, 481, 'cut, one byte over so the receiver marks it');
   assert.equal(got[6], '<13>after');
+  // Announced longer than the bound: the head, cut, then the next frame; never more than the bound held.
+  got.length = 0;
+  const big = Buffer.concat([Buffer.from('5000 <13>'), Buffer.alloc(4996, 0x61), Buffer.from('9 <13>next!')]);
+  for (let i = 0; i < big.length; i += 333) f.push(big.subarray(i, i + 333));
+  assert.deepEqual(got.map((m) => m.length), [481, 9]);
+  assert.equal(got[1], '<13>next!');
   f.push(Buffer.from('99999999 x'));
   assert.match(fatal, /octet count/);
   const g: string[] = [];
