@@ -22,6 +22,8 @@ export const APT = [
   // A real fail2ban server writes the log the security source follows (util-linux's logger, the
   // syslog client, is part of every Debian system).
   ['fail2ban', '/usr/bin/fail2ban-server'],
+  // rsyslog: the reference receiver `npm run bench:syslog` measures beside ours.
+  ['rsyslog', '/usr/sbin/rsyslogd'],
 ];
 // Reports (poppler-utils) and the SSH source (openssh-server) add theirs when they land.
 

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startKafka } from '../peers/kafka.js';
-import { freePort, startProcess, tempDir, waitFor, type Proc } from '../peers/util.js';
+import { spawnSync } from 'node:child_process';
+import { freePort, freeUdpPort, startProcess, tempDir, waitFor, type Proc } from '../peers/util.js';
 
 const root = join(import.meta.dirname, '../../..');
 const cli = join(root, 'dist/cli/noctua.js');
@@ -29,7 +30,12 @@ test('poll, process and sink+serve as separate processes over Kafka store what n
     };
     await launch(['start', '--roles', 'sink,serve'], dirs[2]!.path, port);
     const processor = await launch(['process'], dirs[1]!.path, processPort);
-    await launch(['poll'], dirs[0]!.path, pollPort);
+    // The poller also receives syslog (ingest/security), on its own host's port, into the same Kafka.
+    const syslogPort = await freeUdpPort();
+    const poller = startProcess(process.execPath, [cli, 'poll'], { cwd: root, env: { ...env(dirs[0]!.path, pollPort), NOCTUA_SECURITY__SYSLOG__ENABLED: 'true', NOCTUA_SECURITY__SYSLOG__ADDRESS: '127.0.0.1', NOCTUA_SECURITY__SYSLOG__UDP_PORT: String(syslogPort) } });
+    procs.push(poller);
+    await waitFor('noctua poll to start', () => /Noctua is running/.test(poller.output()) || poller.child.exitCode !== null, 90_000, 100);
+    assert.equal(poller.child.exitCode, null, poller.output());
     assert.match(processor.output(), new RegExp(`Metrics +curl .*http://127\\.0\\.0\\.1:${processPort}/metrics`), processor.output());
 
     const sql = async (q: string) => {
@@ -48,6 +54,9 @@ test('poll, process and sink+serve as separate processes over Kafka store what n
     }, 240_000, 2000);
     const devices = await sql('SELECT DISTINCT device FROM noctua.series ORDER BY device');
     assert.ok(devices.includes('core-rtr-1') && devices.length === 12, devices.join(','));
+    const logger = spawnSync('logger', ['--server', '127.0.0.1', '--udp', '--port', String(syslogPort), '--rfc5424', '--priority', 'local7.err', '--tag', 'bgpd', 'roles: BGP neighbor 192.0.2.1 down'], { encoding: 'utf8' });
+    assert.equal(logger.status, 0, logger.stderr);
+    await waitFor('the syslog message, through Kafka', async () => (await sql("SELECT severity FROM noctua.events WHERE source = 'syslog' AND message LIKE '%BGP neighbor%'")).join() === 'minor', 60_000, 1000);
 
     // A role without the API is probed and scraped like any exporter: its own counters, behind the token.
     const get = (p: number, path: string, auth = true) => fetch(`http://127.0.0.1:${p}${path}`, auth ? { headers: { authorization: `Bearer ${token}` } } : {});
