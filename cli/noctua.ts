@@ -20,6 +20,8 @@ roles (long-running):
   process    stream processors: rates, windows, rollups, thresholds, alerts, anomalies
   sink       Kafka -> ClickHouse, idempotent, offsets committed after ClickHouse acknowledged
   serve      the API: /health /ready /metrics, series, SQL, live WebSocket
+  report     scheduled reports (PDF, XLSX, CSV; e-mail): the built-in network-weekly
+             and reports.list; run one now with POST /api/v1/reports/<name>/run
 
 other commands:
   targets    list SNMP targets of a running noctua, slowest and failing first

@@ -25,6 +25,9 @@ import { loadRulesFile, watchRules } from '../processors/rules.js';
 import { parseSnmpConfig } from '../ingest/snmp/config.js';
 import { parseSecurityConfig, securityEnabled } from '../ingest/security/config.js';
 import { startSecuritySource } from '../ingest/security/source.js';
+import { Reporter } from '../reports/reporter.js';
+import { parseReportsConfig } from '../reports/config.js';
+import { reportRoutes } from '../api/report-routes.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
 import { fileURLToPath } from 'node:url';
 
@@ -56,6 +59,7 @@ export function checkConfig(cfg: Config): void {
   check(() => webhookConfig({ topic: pcfg?.notificationsTopic, ...cfg.notify }));
   check(() => parseSnmpConfig(cfg.snmp));
   check(() => parseSecurityConfig(cfg.security));
+  check(() => parseReportsConfig(cfg.reports));
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
@@ -72,7 +76,7 @@ export function configProblems(opts: LoadOptions): string[] {
     if (!(err instanceof ConfigError)) throw err;
     if (!err.merged) return err.problems;
     const raw = err.merged;
-    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, security: raw.security ?? {} } as unknown as Config;
+    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, security: raw.security ?? {}, reports: raw.reports ?? {} } as unknown as Config;
     try {
       checkConfig(sections);
     } catch (inner) {
@@ -83,7 +87,7 @@ export function configProblems(opts: LoadOptions): string[] {
   }
 }
 
-export const ROLES = ['poll', 'process', 'sink', 'serve'] as const;
+export const ROLES = ['poll', 'process', 'sink', 'serve', 'report'] as const;
 export type RoleName = (typeof ROLES)[number] | 'migrate';
 
 export interface Runtime {
@@ -119,6 +123,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
   let sink: Sink | null = null;
   let url: string | null = null;
   let processor: Processor | null = null;
+  let reporter: Reporter | null = null;
   const stopAll = async () => {
     for (const s of stops.reverse()) {
       try {
@@ -131,10 +136,10 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
     stops.length = 0;
   };
   try {
-    if (cfg.bus.kind === 'memory' && roles.some((r) => r !== 'migrate') && !(has('poll') && has('sink'))) {
+    if (cfg.bus.kind === 'memory' && roles.some((r) => r !== 'migrate' && r !== 'report') && !(has('poll') && has('sink'))) {
       throw new Error(`the in-process bus only connects roles of one process; running ${roles.join(',')} alone needs Kafka: set KAFKA_BROKERS=host:port (or bus.kind: kafka)`);
     }
-    if (has('sink') || has('serve') || has('migrate')) {
+    if (has('sink') || has('serve') || has('report') || has('migrate')) {
       ch = await openClickHouse(cfg.clickhouse, cfg.dataDir);
       const c = ch;
       stops.push(() => c.close());
@@ -169,7 +174,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         log,
         queries: storageQueries(c, cfg),
         ready: readiness(c),
-        plugins: [demoRoutes(() => demo), snmpRoutes, dashboard, (a) => hub.register(a)],
+        plugins: [demoRoutes(() => demo), snmpRoutes, reportRoutes(() => reporter), dashboard, (a) => hub.register(a)],
         alerts: { commands, local: () => processor, ch: c, silences },
       });
       url = await listen(app, cfg);
@@ -223,6 +228,13 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         const security = await startSecuritySource({ bus, security: cfg.security, dataDir: cfg.dataDir, deviceFor: (a) => byAddress.get(a), log });
         stops.push(() => security.stop());
       }
+    }
+    if (has('report')) {
+      if (!ch) throw new Error('report needs ClickHouse');
+      const r = new Reporter({ ch, config: parseReportsConfig(cfg.reports), limits: cfg.api.sql, dataDir: cfg.dataDir, log });
+      r.start();
+      reporter = r;
+      stops.push(() => r.stop().then(() => undefined));
     }
     if (!has('serve')) {
       // A process without the API still answers probes and scrapes (compose healthchecks, Prometheus).

@@ -92,6 +92,8 @@ export const ConfigSchema = Type.Object({
   /** Syslog receiver, Suricata EVE and fail2ban files (ingest/security/config.ts validates it). */
   security: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+  /** Scheduled reports (reports/config.ts validates it). */
+  reports: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   /** Alert webhooks to ticketing (reports/webhook.ts validates it). */
   notify: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
 });

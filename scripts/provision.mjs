@@ -17,15 +17,16 @@ export const APT = [
   ['docker-compose', '/usr/bin/docker-compose'],
   // Java and Maven for the Kafka broker (deploy/kafka/fetch.sh checks them too).
   ['maven', '/usr/bin/mvn'],
-  // Headless browser for the dashboard test (and the PDF reports when they land).
+  // Headless browser for the dashboard test and the PDF reports; pdftotext reads the PDFs back.
   ['chromium', '/usr/bin/chromium'],
+  ['poppler-utils', '/usr/bin/pdftotext'],
   // A real fail2ban server writes the log the security source follows (util-linux's logger, the
   // syslog client, is part of every Debian system).
   ['fail2ban', '/usr/bin/fail2ban-server'],
   // rsyslog: the reference receiver `npm run bench:syslog` measures beside ours.
   ['rsyslog', '/usr/sbin/rsyslogd'],
 ];
-// Reports (poppler-utils) and the SSH source (openssh-server) add theirs when they land.
+// The SSH source (openssh-server) adds its own when it lands.
 
 function log(msg) {
   process.stderr.write(`[provision] ${msg}\n`);

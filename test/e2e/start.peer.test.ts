@@ -51,6 +51,16 @@ test('npm start runs the embedded pipeline: demo data is queryable within 30 s, 
     assert.equal(ar.status, 200, await ar.clone().text());
     assert.deepEqual(((await ar.json()) as { meta: { name: string }[] }).meta.map((m) => m.name), ['ts', 'device', 'reasons', 'message']);
 
+    // The Monday report, made now over the last hour: a PDF from the running pipeline's own tables.
+    const run = await fetch(base + '/api/v1/reports/network-weekly/run', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ from: new Date(Date.now() - 3_600_000).toISOString(), deliver: false }) });
+    assert.equal(run.status, 201, await run.clone().text());
+    const made = (await run.json()) as { links: string[]; sectionErrors: unknown[] };
+    assert.deepEqual(made.sectionErrors, []);
+    const pdf = await get(made.links.find((l) => l.endsWith('.pdf'))!);
+    assert.equal(pdf.headers.get('content-type'), 'application/pdf');
+    assert.equal(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString(), '%PDF-');
+    assert.equal((await get('/api/v1/reports/network-weekly/latest/..%2F..%2Fapi-token')).status, 404, 'only the files a run made');
+
     const sqlErr = await get('/api/v1/sql?q=' + encodeURIComponent('DROP TABLE noctua.samples'));
     assert.equal(sqlErr.status, 400);
 
