@@ -302,6 +302,7 @@ function banner(rt: Runtime, roles: readonly RoleName[]): string {
       `  SQL       curl ${auth} --data-urlencode 'q=SELECT metric, count() FROM noctua.samples GROUP BY metric' -G ${rt.url}/api/v1/sql`,
       `  Alerts    curl ${auth} '${rt.url}/api/v1/alerts?state=firing'   (ack: POST /api/v1/alerts/<fingerprint>/ack {"by":"you","comment":"..."})`,
       `  Anomalies curl ${auth} --data-urlencode "q=${ANOMALY_QUERY}" -G ${rt.url}/api/v1/sql`,
+      ...(roles.includes('report') ? [`  Report    curl ${auth} -X POST ${rt.url}/api/v1/reports/network-weekly/run   (PDF and XLSX of the last 7 days; the answer links them)`] : []),
       `  Token     ${rt.token}   (set api.token or NOCTUA_TOKEN; otherwise kept in ${resolve(rt.cfg.dataDir, 'api-token')})`,
     );
   }
