@@ -15,7 +15,7 @@ roles (long-running):
   start      everything in one process (embedded default: in-process bus, embedded ClickHouse,
              a demo network when no targets are configured); --roles picks a subset,
              e.g. \`noctua start --roles sink,serve\`
-  poll       pollers (SNMP targets, or the demo network) and security events
+  poll       pollers (SNMP and SSH targets, or the demo network) and security events
              (syslog receiver, Suricata EVE and fail2ban files) -> Kafka
   process    stream processors: rates, windows, rollups, thresholds, alerts, anomalies
   sink       Kafka -> ClickHouse, idempotent, offsets committed after ClickHouse acknowledged
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(cfg.log.level);
   if (args.command === 'config') {
-    const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
+    const redacted = JSON.parse(JSON.stringify(cfg, (k, v) => (/password|passphrase|token|community|authKey|privKey/i.test(k) && v ? '[redacted]' : v)));
     process.stdout.write(JSON.stringify(redacted, null, 2) + '\n');
     return;
   }

@@ -26,6 +26,8 @@ import { parseSnmpConfig } from '../ingest/snmp/config.js';
 import { parseSecurityConfig, securityEnabled } from '../ingest/security/config.js';
 import { startSecuritySource } from '../ingest/security/source.js';
 import { Reporter } from '../reports/reporter.js';
+import { parseSshConfig } from '../ingest/ssh/config.js';
+import { startSshSource } from '../ingest/ssh/source.js';
 import { parseReportsConfig } from '../reports/config.js';
 import { reportRoutes } from '../api/report-routes.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
@@ -59,6 +61,7 @@ export function checkConfig(cfg: Config): void {
   check(() => webhookConfig({ topic: pcfg?.notificationsTopic, ...cfg.notify }));
   check(() => parseSnmpConfig(cfg.snmp));
   check(() => parseSecurityConfig(cfg.security));
+  check(() => parseSshConfig(cfg.ssh));
   check(() => parseReportsConfig(cfg.reports));
   if (problems.length > 0) throw new ConfigError(problems);
 }
@@ -76,7 +79,7 @@ export function configProblems(opts: LoadOptions): string[] {
     if (!(err instanceof ConfigError)) throw err;
     if (!err.merged) return err.problems;
     const raw = err.merged;
-    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, security: raw.security ?? {}, reports: raw.reports ?? {} } as unknown as Config;
+    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, ssh: raw.ssh ?? {}, security: raw.security ?? {}, reports: raw.reports ?? {} } as unknown as Config;
     try {
       checkConfig(sections);
     } catch (inner) {
@@ -218,9 +221,16 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         // One process polls everything it is configured with; separate `noctua poll` processes
         // divide the targets through the targets topic's consumer group.
         const alone = roles.includes('sink');
-        const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, log });
-        stops.push(() => snmp.stop());
-        log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
+        if ((cfg.snmp.targets ?? []).length > 0 || (cfg.ssh.targets ?? []).length === 0) {
+          const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, log });
+          stops.push(() => snmp.stop());
+          log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
+        }
+        if ((cfg.ssh.targets ?? []).length > 0) {
+          // Each poll process polls the SSH targets its own config names (no sharing through Kafka yet).
+          const ssh = await startSshSource({ bus, ssh: cfg.ssh, log });
+          stops.push(() => ssh.stop());
+        }
       }
       // Syslog, EVE and fail2ban are this host's: every poll process runs what its own config names.
       if (securityEnabled(parseSecurityConfig(cfg.security))) {

@@ -89,6 +89,8 @@ export const ConfigSchema = Type.Object({
   demo: section(DemoConfig),
   log: section(LogConfig),
   snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
+  /** Hosts polled over SSH (ingest/ssh/config.ts validates it). */
+  ssh: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
   /** Syslog receiver, Suricata EVE and fail2ban files (ingest/security/config.ts validates it). */
   security: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
@@ -283,6 +285,6 @@ export function generateToken(): string {
 
 /** True when the demo network should run: explicitly on, or auto with no targets configured. */
 export function demoEnabled(cfg: Config): boolean {
-  if (cfg.demo.enabled === 'auto') return (cfg.snmp.targets ?? []).length === 0;
+  if (cfg.demo.enabled === 'auto') return (cfg.snmp.targets ?? []).length === 0 && (cfg.ssh.targets ?? []).length === 0;
   return cfg.demo.enabled;
 }

@@ -6,7 +6,8 @@ export type { Logger };
 export const REDACT = [
   'password', '*.password', '*.*.password', 'token', '*.token', '*.*.token', 'authorization', '*.authorization',
   'headers.authorization', 'community', '*.community', '*.*.community', 'authKey', '*.authKey', '*.*.authKey',
-  'privKey', '*.privKey', '*.*.privKey', 'clickhouse.url', '*.clickhouse.url',
+  'privKey', '*.privKey', '*.*.privKey', 'passphrase', '*.passphrase', '*.*.passphrase', 'privateKey', '*.privateKey', '*.*.privateKey',
+  'clickhouse.url', '*.clickhouse.url',
 ];
 
 export function createLogger(level = process.env.NOCTUA_LOG_LEVEL ?? 'info', name = 'noctua'): Logger {

@@ -23,10 +23,11 @@ export const APT = [
   // A real fail2ban server writes the log the security source follows (util-linux's logger, the
   // syslog client, is part of every Debian system).
   ['fail2ban', '/usr/bin/fail2ban-server'],
+  // The SSH source's peer: Debian's OpenSSH server, started per test on its own port and config.
+  ['openssh-server', '/usr/sbin/sshd'],
   // rsyslog: the reference receiver `npm run bench:syslog` measures beside ours.
   ['rsyslog', '/usr/sbin/rsyslogd'],
 ];
-// The SSH source (openssh-server) adds its own when it lands.
 
 function log(msg) {
   process.stderr.write(`[provision] ${msg}\n`);
