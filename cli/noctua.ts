@@ -15,7 +15,7 @@ roles (long-running):
   start      everything in one process (embedded default: in-process bus, embedded ClickHouse,
              a demo network when no targets are configured); --roles picks a subset,
              e.g. \`noctua start --roles sink,serve\`
-  poll       pollers (SNMP and SSH targets, or the demo network) and security events
+  poll       pollers (SNMP and SSH targets or the demo network, GNS3 servers) and security events
              (syslog receiver, Suricata EVE and fail2ban files) -> Kafka
   process    stream processors: rates, windows, rollups, thresholds, alerts, anomalies
   sink       Kafka -> ClickHouse, idempotent, offsets committed after ClickHouse acknowledged

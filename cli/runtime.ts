@@ -28,6 +28,8 @@ import { startSecuritySource } from '../ingest/security/source.js';
 import { Reporter } from '../reports/reporter.js';
 import { parseSshConfig } from '../ingest/ssh/config.js';
 import { startSshSource } from '../ingest/ssh/source.js';
+import { parseGns3Config } from '../ingest/gns3/config.js';
+import { startGns3Source } from '../ingest/gns3/source.js';
 import { parseReportsConfig } from '../reports/config.js';
 import { reportRoutes } from '../api/report-routes.js';
 import { startWebhookSender, webhookConfig } from '../reports/webhook.js';
@@ -62,6 +64,7 @@ export function checkConfig(cfg: Config): void {
   check(() => parseSnmpConfig(cfg.snmp));
   check(() => parseSecurityConfig(cfg.security));
   check(() => parseSshConfig(cfg.ssh));
+  check(() => parseGns3Config(cfg.gns3));
   check(() => parseReportsConfig(cfg.reports));
   if (problems.length > 0) throw new ConfigError(problems);
 }
@@ -79,7 +82,7 @@ export function configProblems(opts: LoadOptions): string[] {
     if (!(err instanceof ConfigError)) throw err;
     if (!err.merged) return err.problems;
     const raw = err.merged;
-    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, ssh: raw.ssh ?? {}, security: raw.security ?? {}, reports: raw.reports ?? {} } as unknown as Config;
+    const sections = { processors: raw.processors ?? {}, notify: raw.notify ?? {}, snmp: raw.snmp ?? {}, ssh: raw.ssh ?? {}, gns3: raw.gns3 ?? {}, security: raw.security ?? {}, reports: raw.reports ?? {} } as unknown as Config;
     try {
       checkConfig(sections);
     } catch (inner) {
@@ -231,6 +234,11 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           const ssh = await startSshSource({ bus, ssh: cfg.ssh, log });
           stops.push(() => ssh.stop());
         }
+      }
+      // A lab server beside the network (the demo, or real targets): polled and listened to.
+      if ((cfg.gns3.servers ?? []).length > 0) {
+        const gns3 = await startGns3Source({ bus, gns3: cfg.gns3, log });
+        stops.push(() => gns3.stop());
       }
       // Syslog, EVE and fail2ban are this host's: every poll process runs what its own config names.
       if (securityEnabled(parseSecurityConfig(cfg.security))) {

@@ -91,6 +91,8 @@ export const ConfigSchema = Type.Object({
   snmp: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
   /** Hosts polled over SSH (ingest/ssh/config.ts validates it). */
   ssh: Type.Object({ targets: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
+  /** GNS3 lab servers (ingest/gns3/config.ts validates it). */
+  gns3: Type.Object({ servers: Type.Array(Type.Record(Type.String(), Type.Unknown()), { default: [] }) }, { additionalProperties: true, default: {} }),
   /** Syslog receiver, Suricata EVE and fail2ban files (ingest/security/config.ts validates it). */
   security: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   processors: Type.Record(Type.String(), Type.Unknown(), { default: {} }),

@@ -27,6 +27,8 @@ export const APT = [
   ['openssh-server', '/usr/sbin/sshd'],
   // rsyslog: the reference receiver `npm run bench:syslog` measures beside ours.
   ['rsyslog', '/usr/sbin/rsyslogd'],
+  // python3 -m venv for the GNS3 server (provisionGns3).
+  ['python3-venv', '/usr/share/doc/python3-venv'],
 ];
 
 function log(msg) {
@@ -46,6 +48,21 @@ export function provisionApt() {
   if (r.status !== 0) throw new Error(`apt-get install failed (${r.status})`);
 }
 
+/** The GNS3 server (PyPI) in a virtual environment of its own under .peers/gns3, for the GNS3 source's tests. */
+export const GNS3_VERSION = '3.0.6';
+export function provisionGns3() {
+  const venv = join(root, '.peers', 'gns3');
+  const bin = join(venv, 'bin', 'gns3server');
+  if (existsSync(bin)) return;
+  log(`pip install gns3-server==${GNS3_VERSION} into .peers/gns3`);
+  if (!existsSync(join(venv, 'bin', 'pip'))) {
+    const v = spawnSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+    if (v.status !== 0) throw new Error(`python3 -m venv failed (${v.status}): apt-get install python3-venv`);
+  }
+  const r = spawnSync(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', `gns3-server==${GNS3_VERSION}`], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`pip install gns3-server failed (${r.status})`);
+}
+
 export function provisionKafka() {
   const script = join(root, 'deploy/kafka/fetch.sh');
   if (!existsSync(script)) return;
@@ -57,6 +74,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     provisionApt();
     provisionKafka();
+    provisionGns3();
     log('peers ready');
   } catch (err) {
     log(String(err.message ?? err));

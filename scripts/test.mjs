@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { provisionApt, provisionKafka } from './provision.mjs';
+import { provisionApt, provisionGns3, provisionKafka } from './provision.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -30,6 +30,7 @@ const unit = all.filter((f) => !f.endsWith('.peer.test.js'));
 if (!unitOnly && peer.length > 0) {
   provisionApt();
   provisionKafka();
+  provisionGns3();
 }
 
 function run(files, concurrency) {
