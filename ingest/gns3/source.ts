@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
-import { TOPICS, type Labels, type NetEvent, type Sample, type SampleBatch, type Severity } from '../../core/types.js';
-import { encodeBatch, encodeEvent } from '../../core/codec.js';
+import type { Bus, BusProducer } from '../../core/bus.js';
+import type { Labels, NetEvent, Sample, SampleBatch, Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
-import { Outbox, OUTBOX_MAX_BYTES } from '../outbox.js';
+import { busPublisher } from '../publish.js';
 import { parseGns3Config, type Gns3Config, type Gns3Server } from './config.js';
 import { Gns3Client } from './client.js';
 
@@ -54,12 +53,6 @@ export interface Gns3Source {
   stop(): Promise<void>;
 }
 
-interface Outgoing {
-  readonly topic: string;
-  readonly message: OutMessage;
-  readonly samples?: number;
-}
-
 const PROCESS = randomBytes(4).toString('hex');
 let sequence = 0;
 
@@ -67,24 +60,9 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
   const { config, servers } = parseGns3Config(opts.gns3);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  const outbox = new Outbox<Outgoing>({
-    source: 'gns3',
-    ...(log ? { log } : {}),
-    maxBytes: OUTBOX_MAX_BYTES,
-    lane: (o) => o.topic,
-    bytes: (o) => messageBytes(o.message),
-    describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
-    send: async (os) => {
-      await producer.send(os[0]!.topic, os.map((o) => o.message));
-      for (const o of os) {
-        if (o.samples === undefined) continue;
-        M.batchesIngested.inc({ source: 'gns3' });
-        M.samplesIngested.inc({ source: 'gns3' }, o.samples);
-      }
-    },
-  });
-  const sendBatch = (b: SampleBatch) => outbox.push({ topic: TOPICS.samples, message: { key: b.device, value: encodeBatch(b), timestamp: b.ts }, samples: b.samples.length });
-  const sendEvent = (e: NetEvent) => outbox.push({ topic: TOPICS.events, message: { key: e.device, value: encodeEvent(e), timestamp: e.ts } });
+  const publish = busPublisher('gns3', producer, log ? { log } : {});
+  const sendBatch = (b: SampleBatch) => publish.sendBatch(b);
+  const sendEvent = (e: NetEvent) => publish.sendEvent(e);
   const event = (server: Gns3Server, device: string, kind: string, severity: Severity, message: string, fields: Record<string, unknown>) => {
     const ts = Date.now();
     // Not replayable from GNS3: unique, and stable once made.
@@ -247,7 +225,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
     async stop() {
       for (const t of timers) clearInterval(t);
       for (const st of states) for (const ws of st.streams.values()) ws.close();
-      await outbox.close(15_000);
+      await publish.close(15_000);
       await producer.close();
     },
   };

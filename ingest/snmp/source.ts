@@ -1,8 +1,6 @@
-import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
-import { Outbox } from '../outbox.js';
-import { TOPICS, type NetEvent, type SampleBatch } from '../../core/types.js';
-import { encodeBatch, encodeEvent } from '../../core/codec.js';
-import { M } from '../../core/metrics.js';
+import type { Bus, BusProducer } from '../../core/bus.js';
+import { busPublisher } from '../publish.js';
+import type { NetEvent, SampleBatch } from '../../core/types.js';
 import type { Logger } from '../../core/log.js';
 import { parseSnmpConfig, type SnmpConfig, type Target } from './config.js';
 import { SnmpPoller } from './poller.js';
@@ -31,13 +29,6 @@ export interface SnmpSourceOptions {
   readonly log?: Logger;
 }
 
-/** A message on its way to the bus; `samples` when it is a poll's batch (counted once the bus took it). */
-interface Outgoing {
-  readonly topic: string;
-  readonly message: OutMessage;
-  readonly samples?: number;
-}
-
 export interface SnmpSource {
   readonly poller: SnmpPoller;
   readonly config: SnmpConfig;
@@ -50,37 +41,10 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
   const { config, targets } = parseSnmpConfig(opts.snmp);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  // Polls wait here while the bus does not take them (a broker restart, an outage), in order, bounded.
-  const outbox = new Outbox<Outgoing>({
-    source: 'snmp',
-    ...(log ? { log } : {}),
-    maxBytes: config.bufferBytes,
-    lane: (o) => o.topic,
-    bytes: (o) => messageBytes(o.message),
-    describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
-    send: async (os) => {
-      await producer.send(os[0]!.topic, os.map((o) => o.message));
-      for (const o of os) {
-        if (o.samples === undefined) continue;
-        M.batchesIngested.inc({ source: 'snmp' });
-        M.samplesIngested.inc({ source: 'snmp' }, o.samples);
-      }
-    },
-  });
-  const sendBatch = (batch: SampleBatch) => {
-    let value: Buffer;
-    try {
-      value = encodeBatch(batch);
-    } catch (err) {
-      M.errors.inc({ component: 'snmp', kind: 'encode' });
-      log?.error({ device: batch.device, err: (err as Error).message }, 'snmp batch could not be encoded');
-      return;
-    }
-    outbox.push({ topic: TOPICS.samples, message: { key: batch.device, value, timestamp: batch.ts }, samples: batch.samples.length });
-  };
-  const sendEvent = (e: NetEvent) => {
-    outbox.push({ topic: TOPICS.events, message: { key: e.device, value: encodeEvent(e), timestamp: e.ts } });
-  };
+  // Polls wait in an outbox while the bus does not take them (a broker restart, an outage), in order, bounded.
+  const publish = busPublisher('snmp', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes });
+  const sendBatch = (batch: SampleBatch) => publish.sendBatch(batch);
+  const sendEvent = (e: NetEvent) => publish.sendEvent(e);
 
   const poller = new SnmpPoller({ concurrency: config.concurrency, breaker: config.breaker, sink: { emit: sendBatch, emitEvent: sendEvent }, ...(log ? { log } : {}) });
   let shared: SharedTargets | undefined;
@@ -110,7 +74,7 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
       await shared?.stop();
       await traps?.close();
       await poller.stop();
-      await outbox.close(15_000);
+      await publish.close(15_000);
       await producer.close();
     },
   };

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
-import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
-import { TOPICS, type NetEvent, type SampleBatch, type Severity } from '../../core/types.js';
-import { encodeBatch, encodeEvent } from '../../core/codec.js';
+import type { Bus, BusProducer } from '../../core/bus.js';
+import type { NetEvent, SampleBatch, Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
-import { Outbox } from '../outbox.js';
+import { busPublisher } from '../publish.js';
 import { Scheduler } from '../scheduler.js';
 import { parseSshConfig, type SshConfig, type SshTarget } from './config.js';
 import { LINUX_COMMAND, parseLinux, type CpuTimes } from './linux.js';
@@ -108,38 +107,17 @@ export interface SshSource {
   stop(): Promise<void>;
 }
 
-interface Outgoing {
-  readonly topic: string;
-  readonly message: OutMessage;
-  readonly samples?: number;
-}
-
 export async function startSshSource(opts: SshSourceOptions): Promise<SshSource> {
   const { config, targets } = parseSshConfig(opts.ssh);
   const log = opts.log;
   const exec = opts.exec ?? sshExec;
   const producer: BusProducer = await opts.bus.producer();
-  const outbox = new Outbox<Outgoing>({
-    source: 'ssh',
-    ...(log ? { log } : {}),
-    maxBytes: config.bufferBytes,
-    lane: (o) => o.topic,
-    bytes: (o) => messageBytes(o.message),
-    describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
-    send: async (os) => {
-      await producer.send(os[0]!.topic, os.map((o) => o.message));
-      for (const o of os) {
-        if (o.samples === undefined) continue;
-        M.batchesIngested.inc({ source: 'ssh' });
-        M.samplesIngested.inc({ source: 'ssh' }, o.samples);
-      }
-    },
-  });
+  const publish = busPublisher('ssh', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes });
   const cpu = new Map<string, CpuTimes>();
   const reachable = new Map<string, boolean>();
   const event = (t: SshTarget, kind: string, severity: Severity, message: string, ts: number, fields: Record<string, unknown>) => {
     const e: NetEvent = { id: createHash('sha1').update(`ssh\0${t.id}\0${kind}\0${ts}`).digest('hex').slice(0, 20), ts, source: 'ssh', kind, severity, device: t.device, message, fields: { target: t.id, ...fields } };
-    outbox.push({ topic: TOPICS.events, message: { key: e.device, value: encodeEvent(e), timestamp: e.ts } });
+    publish.sendEvent(e);
   };
 
   const poll = async (t: SshTarget) => {
@@ -168,7 +146,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
       else event(t, 'unreachable', r.outcome === 'auth' || r.outcome === 'hostkey' ? 'major' : 'critical', `${t.device} (${t.address}:${t.port}) cannot be polled over SSH: ${r.error}`, ts, { outcome: r.outcome });
     }
     reachable.set(t.id, up);
-    outbox.push({ topic: TOPICS.samples, message: { key: batch.device, value: encodeBatch(batch), timestamp: batch.ts }, samples: batch.samples.length });
+    publish.sendBatch(batch);
   };
 
   const scheduler = new Scheduler({
@@ -183,7 +161,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
     targets,
     async stop() {
       await scheduler.stop();
-      await outbox.close(15_000);
+      await publish.close(15_000);
       await producer.close();
     },
   };
