@@ -2,6 +2,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import type { Reporter } from '../reports/reporter.js';
 
 const TYPES: Readonly<Record<string, string>> = {
@@ -31,16 +32,22 @@ export function reportRoutes(reporter: () => Reporter | null) {
       {
         from: Type.Optional(Type.String({ description: 'ISO time; default: the report range before `to`' })),
         to: Type.Optional(Type.String({ description: 'ISO time; default: now' })),
-        deliver: Type.Boolean({ default: true, description: 'e-mail it to the report recipients' }),
+        deliver: Type.Optional(Type.Boolean({ description: 'e-mail it to the report recipients (default true)' })),
       },
       { additionalProperties: false },
     );
-    app.post('/api/v1/reports/:name/run', { schema: { body: Type.Optional(Body) } }, async (req, reply) => {
+    // No schema on the route: a bare `curl -X POST` (no body, no content type) runs the report as it is scheduled.
+    app.post('/api/v1/reports/:name/run', async (req, reply) => {
       const r = here(reply);
       if (!r) return reply;
       const { name } = req.params as { name: string };
       if (!r.has(name)) return reply.code(404).send({ error: 'not_found', message: `no report ${name}` });
-      const b = (req.body ?? {}) as { from?: string; to?: string; deliver?: boolean };
+      const raw = req.body ?? {};
+      if (!Value.Check(Body, raw)) {
+        const first = [...Value.Errors(Body, raw)][0];
+        return reply.code(400).send({ error: 'bad_request', message: `body${first?.path ?? ''}: ${first?.message ?? 'not valid'} (expected {from?, to?, deliver?})` });
+      }
+      const b = raw as { from?: string; to?: string; deliver?: boolean };
       const at = (s: string | undefined, what: string) => {
         if (s === undefined) return undefined;
         const t = Date.parse(s);

@@ -60,6 +60,11 @@ test('npm start runs the embedded pipeline: demo data is queryable within 30 s, 
     assert.equal(pdf.headers.get('content-type'), 'application/pdf');
     assert.equal(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString(), '%PDF-');
     assert.equal((await get('/api/v1/reports/network-weekly/latest/..%2F..%2Fapi-token')).status, 404, 'only the files a run made');
+    // The banner's line as it is: a bare POST, no body.
+    const bare = await fetch(base + '/api/v1/reports/network-weekly/run', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(bare.status, 201, await bare.clone().text());
+    const odd = await fetch(base + '/api/v1/reports/network-weekly/run', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"from":"yesterday-ish","deliver":"maybe"}' });
+    assert.equal(odd.status, 400, await odd.clone().text());
 
     const sqlErr = await get('/api/v1/sql?q=' + encodeURIComponent('DROP TABLE noctua.samples'));
     assert.equal(sqlErr.status, 400);
