@@ -40,6 +40,44 @@ interface Statistics {
 /** Actions that are events; the rest (ping, compute.updated every few seconds, project.updated) are not. */
 const EVENT_ACTIONS = new Set(['node.created', 'node.deleted', 'node.updated', 'link.created', 'link.deleted', 'link.updated', 'project.closed', 'project.deleted', 'log.error', 'log.warning']);
 
+/** What the source knows of a project's nodes: names (a deleted node's event has only its id) and last statuses. */
+export interface NotificationContext {
+  readonly server: string;
+  readonly project: string;
+  readonly nodeNames: Map<string, string>;
+  readonly nodeStatus: Map<string, string>;
+}
+
+/** The event a notification is, if any (and what it teaches about the nodes). */
+export function notificationEvent(action: string, e: Record<string, unknown>, ctx: NotificationContext): { device: string; severity: Severity; message: string; fields: Record<string, unknown> } | null {
+  const project = ctx.project;
+  if (action.startsWith('node.')) {
+    const name = typeof e.name === 'string' ? e.name : ctx.nodeNames.get(String(e.node_id)) ?? String(e.node_id ?? 'node');
+    if (typeof e.node_id === 'string' && typeof e.name === 'string') ctx.nodeNames.set(e.node_id, e.name);
+    const status = typeof e.status === 'string' ? e.status : undefined;
+    const id = String(e.node_id);
+    const before = ctx.nodeStatus.get(id);
+    if (status) ctx.nodeStatus.set(id, status);
+    if (action === 'node.deleted') ctx.nodeStatus.delete(id);
+    // node.updated comes for every rename or move on the canvas, with the whole node: only a change
+    // of status is worth an event.
+    if (action === 'node.updated' && (!status || before === undefined || before === status)) return null;
+    const what = action === 'node.updated' ? status! : action.slice(5);
+    const severity: Severity = action === 'node.updated' && status !== 'started' ? 'warning' : 'info';
+    return { device: name, severity, message: `${project}: node ${name} ${what}`, fields: { project, node_id: e.node_id, node_type: e.node_type, ...(status ? { status } : {}) } };
+  }
+  if (action.startsWith('link.')) {
+    const ends = Array.isArray(e.nodes) ? (e.nodes as Array<{ node_id?: string }>).map((n) => ctx.nodeNames.get(String(n.node_id)) ?? String(n.node_id)) : [];
+    const what = action === 'link.updated' ? (e.suspend === true ? 'suspended' : e.suspend === false ? 'resumed' : null) : action.slice(5);
+    if (!what) return null;
+    return { device: ctx.server, severity: action === 'link.deleted' || what === 'suspended' ? 'warning' : 'info', message: `${project}: link ${ends.join(' - ')} ${what}`, fields: { project, link_id: e.link_id, nodes: ends } };
+  }
+  if (action.startsWith('log.')) {
+    return { device: ctx.server, severity: action === 'log.error' ? 'minor' : 'warning', message: `${project}: ${String(e.message ?? '')}`.slice(0, 2000), fields: { project } };
+  }
+  return { device: ctx.server, severity: 'info', message: `${project}: project ${action.slice(8)}`, fields: { project } };
+}
+
 export interface Gns3SourceOptions {
   readonly bus: Bus;
   readonly gns3: unknown;
@@ -114,34 +152,8 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
 
   const onNotification = (st: State, project: Project, action: string, e: Record<string, unknown>) => {
     const projectName = st.projectNames.get(String(e.project_id ?? project.project_id)) ?? project.name;
-    if (action.startsWith('node.')) {
-      const name = typeof e.name === 'string' ? e.name : st.nodeNames.get(String(e.node_id)) ?? String(e.node_id ?? 'node');
-      if (typeof e.node_id === 'string' && typeof e.name === 'string') st.nodeNames.set(e.node_id, e.name);
-      const status = typeof e.status === 'string' ? e.status : undefined;
-      const id = String(e.node_id);
-      const before = st.nodeStatus.get(id);
-      if (status) st.nodeStatus.set(id, status);
-      if (action === 'node.deleted') st.nodeStatus.delete(id);
-      // node.updated comes for every rename or move on the canvas, with the whole node: only a change
-      // of status is worth an event.
-      if (action === 'node.updated' && (!status || before === undefined || before === status)) return;
-      const what = action === 'node.updated' ? status! : action.slice(5);
-      const severity: Severity = action === 'node.updated' && status !== 'started' ? 'warning' : 'info';
-      event(st.server, name, action, severity, `${projectName}: node ${name} ${what}`, { project: projectName, node_id: e.node_id, node_type: e.node_type, ...(status ? { status } : {}) });
-      return;
-    }
-    if (action.startsWith('link.')) {
-      const ends = Array.isArray(e.nodes) ? (e.nodes as Array<{ node_id?: string }>).map((n) => st.nodeNames.get(String(n.node_id)) ?? String(n.node_id)) : [];
-      const what = action === 'link.updated' ? (e.suspend === true ? 'suspended' : e.suspend === false ? 'resumed' : null) : action.slice(5);
-      if (!what) return;
-      event(st.server, st.server.name, action, action === 'link.deleted' || what === 'suspended' ? 'warning' : 'info', `${projectName}: link ${ends.join(' - ')} ${what}`, { project: projectName, link_id: e.link_id, nodes: ends });
-      return;
-    }
-    if (action.startsWith('log.')) {
-      event(st.server, st.server.name, action, action === 'log.error' ? 'minor' : 'warning', `${projectName}: ${String(e.message ?? '')}`.slice(0, 2000), { project: projectName });
-      return;
-    }
-    event(st.server, st.server.name, action, 'info', `${projectName}: project ${action.slice(8)}`, { project: projectName });
+    const ev = notificationEvent(action, e, { server: st.server.name, project: projectName, nodeNames: st.nodeNames, nodeStatus: st.nodeStatus });
+    if (ev) event(st.server, ev.device, action, ev.severity, ev.message, ev.fields);
   };
 
   const pollServer = async (st: State) => {
