@@ -20,6 +20,7 @@ import { MemoryBus } from '../core/bus-memory.js';
 import { registry } from '../core/metrics.js';
 import { startSecuritySource } from '../ingest/security/source.js';
 import { TOPICS } from '../core/types.js';
+import { freePort, freeUdpPort, tcpAccepts, waitFor } from '../test/peers/util.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,36 +48,18 @@ async function send(port: number, data: readonly Buffer[]): Promise<void> {
   })));
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
 async function metric(name: string, match = ''): Promise<number> {
   const text = await registry.getSingleMetricAsString(name);
   return text.split('\n').filter((l) => l.startsWith(name) && l.includes(match)).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
 }
 
-async function until(what: string, done: () => Promise<boolean> | boolean, timeoutMs = 300_000): Promise<void> {
-  const t = Date.now();
-  while (!(await done())) {
-    if (Date.now() - t > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A fresh security source with its syslog receiver on an in-process bus, for one phase. */
 async function withSource<T>(fn: (ports: { tcp: number; udp: number }) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-syslog-'));
   const bus = new MemoryBus({ retainConsumed: 0 });
   await bus.ensureTopics([{ topic: TOPICS.events, partitions: 12 }, { topic: TOPICS.samples, partitions: 12 }]);
-  const [tcp, udp] = [await freePort(), await freePort()];
+  const [tcp, udp] = [await freePort(), await freeUdpPort()];
   const src = await startSecuritySource({ bus, dataDir: dir, security: { syslog: { enabled: true, address: '127.0.0.1', tcpPort: tcp, udpPort: udp } } });
   try {
     const r = await fn({ tcp, udp });
@@ -95,7 +78,8 @@ async function ours(data: readonly Buffer[]) {
     const t0 = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
     await send(ports.tcp, data);
-    await until('our receiver', async () => (await metric('noctua_syslog_messages_total', 'transport="tcp"')) - before >= N);
+    // Checked every 20 ms: the whole run is a few seconds.
+    await waitFor('our receiver', async () => (await metric('noctua_syslog_messages_total', 'transport="tcp"')) - before >= N, 300_000, 20);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     return { secs, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: process.memoryUsage().rss / 2 ** 20 };
@@ -145,7 +129,7 @@ async function rsyslog(data: readonly Buffer[]) {
   const bin = '/usr/sbin/rsyslogd';
   if (!existsSync(bin)) return null;
   const dir = mkdtempSync(join(tmpdir(), 'bench-rsyslog-'));
-  const [port, udpPort] = [await freePort(), await freePort()];
+  const [port, udpPort] = [await freePort(), await freeUdpPort()];
   const out = join(dir, 'out.log');
   writeFileSync(join(dir, 'rsyslog.conf'), [
     `global(workDirectory="${dir}")`,
@@ -159,13 +143,7 @@ async function rsyslog(data: readonly Buffer[]) {
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   try {
-    await until('rsyslogd to listen', () => new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    }), 15_000);
+    await waitFor('rsyslogd to listen', () => tcpAccepts(port), 15_000, 20);
     const lines = () => {
       try {
         const b = readFileSync(out);
@@ -180,11 +158,11 @@ async function rsyslog(data: readonly Buffer[]) {
     await send(port, data);
     // rsyslog writes asynchronously: wait until every line is in its file.
     let last = -1;
-    await until('rsyslogd', () => {
+    await waitFor('rsyslogd', () => {
       if (!existsSync(out) || statSync(out).size === last) return false;
       last = statSync(out).size;
       return lines() >= N;
-    });
+    }, 300_000, 20);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const udpTaken = await udpBlast(udpPort, lines);
     return { secs, perS: N / secs, udpTaken: udpTaken - N };

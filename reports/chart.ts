@@ -1,6 +1,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { ChartSpec } from './config.js';
+import { baseType, isNumericType } from './document.js';
 
 /**
  * A section's chart as SVG: vega-lite compiled to vega and rendered without a canvas (vega's 'none'
@@ -37,8 +38,8 @@ const SEVERITY_COLOURS = { domain: ['critical', 'major', 'minor', 'warning', 'in
 /** ClickHouse type → vega-lite field type (days are categories: a week is seven bars, not a time axis). */
 function fieldType(t: string | undefined): 'quantitative' | 'temporal' | 'ordinal' | 'nominal' {
   if (!t) return 'nominal';
-  const base = t.replace(/^(Nullable|LowCardinality)\((.*)\)$/, '$2');
-  if (/^(U?Int|Float|Decimal)/.test(base)) return 'quantitative';
+  const base = baseType(t);
+  if (isNumericType(base)) return 'quantitative';
   if (/^Date(32)?$/.test(base)) return 'ordinal';
   if (/^DateTime/.test(base)) return 'temporal';
   return 'nominal';

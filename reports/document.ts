@@ -19,6 +19,14 @@ export interface ReportDocument {
   readonly sections: readonly SectionResult[];
 }
 
+/** A ClickHouse column type without its Nullable/LowCardinality wrapper: `UInt64`, `Date`, `String`. */
+export function baseType(t: string): string {
+  return t.replace(/^(Nullable|LowCardinality)\((.*)\)$/, '$2');
+}
+
+/** Numbers in every form ClickHouse has (its JSON quotes the 64-bit ones). */
+export const isNumericType = (t: string): boolean => /^(U?Int|Float|Decimal)/.test(baseType(t));
+
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export function periodText(from: number, to: number): string {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ExcelJS from 'exceljs';
 import puppeteer from 'puppeteer-core';
-import { cellText, periodText, reportHtml, type ReportDocument } from './document.js';
+import { baseType, periodText, reportHtml, type ReportDocument } from './document.js';
 
 /** The PDF: the report's HTML printed by headless Chromium (A4, backgrounds, page numbers). */
 export async function renderPdf(doc: ReportDocument, chromium: string): Promise<Buffer> {
@@ -66,12 +66,10 @@ export async function renderXlsx(doc: ReportDocument): Promise<Buffer> {
   return Buffer.from(await wb.xlsx.writeBuffer());
 }
 
-/** Numbers stay numbers (ClickHouse sends 64-bit integers as strings in JSON), dates become dates. */
+/** Dates become dates (the rows' numbers are numbers already: the reporter made them so). */
 function excelValue(v: unknown, type: string): unknown {
   if (v === null || v === undefined) return null;
-  const base = type.replace(/^(Nullable|LowCardinality)\((.*)\)$/, '$2');
-  if (/^(U?Int|Float|Decimal)/.test(base) && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  if (/^Date/.test(base) && typeof v === 'string') {
+  if (/^Date/.test(baseType(type)) && typeof v === 'string') {
     const t = Date.parse(/Z|[+-]\d\d:?\d\d$/.test(v) ? v : `${v.replace(' ', 'T')}Z`);
     if (Number.isFinite(t)) return new Date(t);
   }
@@ -88,4 +86,3 @@ export function renderCsv(s: ReportDocument['sections'][number]): Buffer {
   return Buffer.from(lines.join('\r\n') + '\r\n', 'utf8');
 }
 
-export { cellText };

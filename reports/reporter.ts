@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import { parseDuration } from '../processors/window.js';
 import { NETWORK_WEEKLY } from './builtin.js';
 import { chartSvg } from './chart.js';
-import { periodText, type ReportDocument, type SectionResult } from './document.js';
+import { isNumericType, periodText, type ReportDocument, type SectionResult } from './document.js';
 import { renderCsv, renderPdf, renderXlsx } from './render.js';
 import type { ReportsConfig, ReportSpec } from './config.js';
 
@@ -229,8 +229,7 @@ function slug(s: string): string {
 function numeric(row: Record<string, unknown>, types: ReadonlyMap<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) {
-    const t = (types.get(k) ?? '').replace(/^(Nullable|LowCardinality)\((.*)\)$/, '$2');
-    out[k] = typeof v === 'string' && /^(U?Int|Float|Decimal)/.test(t) && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+    out[k] = typeof v === 'string' && isNumericType(types.get(k) ?? '') && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
   }
   return out;
 }

@@ -86,8 +86,6 @@ export interface Gns3SourceOptions {
 
 export interface Gns3Source {
   readonly config: Gns3Config;
-  /** Polls every server now (tests). */
-  pollNow(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -231,9 +229,6 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
 
   return {
     config,
-    pollNow: async () => {
-      await Promise.all(states.map((st) => pollServer(st)));
-    },
     async stop() {
       for (const t of timers) clearInterval(t);
       for (const st of states) for (const ws of st.streams.values()) ws.close();

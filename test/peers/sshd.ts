@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
-import { freePort, peerMissing, startProcess, tempDir, waitFor, type Proc } from './util.js';
+import { freePort, peerMissing, startProcess, tcpAccepts, tempDir, waitFor, type Proc } from './util.js';
 
 const SSHD = '/usr/sbin/sshd';
 
@@ -50,13 +49,7 @@ export async function startSshd(): Promise<Sshd> {
   const hostKey = execFileSync('ssh-keygen', ['-lf', `${host}.pub`], { encoding: 'utf8' }).split(/\s+/)[1]!;
   const p: Proc = startProcess(SSHD, ['-D', '-e', '-f', join(dir.path, 'sshd_config')]);
   try {
-    await waitFor('sshd to listen', () => new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    }), 15_000, 100);
+    await waitFor('sshd to listen', () => tcpAccepts(port), 15_000, 100);
   } catch (err) {
     await p.stop();
     dir.remove();
