@@ -7,6 +7,8 @@ import type { NetEvent, Sample, SampleBatch } from '../../core/types.js';
  * such as `security_events_5m{source="suricata",severity="major"} > 0` turns IDS alerts into alerts,
  * with their grouping, silences and webhooks to ticketing; `security_events_5m{kind="ban"} > 10` a
  * brute-force campaign. Per series, memory is one counter per step of the five minutes.
+ * The counts are state like a processor's: `toJSON` is saved with the followed files' positions
+ * (source.ts), so a killed process counts on from what the bus had taken, not from 0.
  */
 
 export const SECURITY_COUNT_METRIC = 'security_events_5m';
@@ -22,6 +24,13 @@ interface Counted {
   last: number;
 }
 
+/** Saved counts: per series, its labels, its newest event time and [step, events] pairs. */
+export type CountsJSON = Array<{ labels: Record<string, string>; last: number; steps: Array<[number, number]> }>;
+
+const LABELS = ['device', 'source', 'kind', 'severity'] as const;
+type Key = Record<(typeof LABELS)[number], string>;
+const keyOf = (l: Key) => `${l.device}\u0000${l.source}\u0000${l.kind}\u0000${l.severity}`;
+
 export class EventCounts {
   private readonly series = new Map<string, Counted>();
 
@@ -30,7 +39,7 @@ export class EventCounts {
   add(e: NetEvent, now: number): void {
     // Older than the span (a file read after a restart): not recent, whatever it says.
     if (e.ts <= now - SPAN_MS || e.ts > now + SPAN_MS) return;
-    const key = `${e.device}\u0000${e.source}\u0000${e.kind}\u0000${e.severity}`;
+    const key = keyOf(e);
     let c = this.series.get(key);
     if (!c) {
       c = { device: e.device, labels: { device: e.device, source: e.source, kind: e.kind, severity: e.severity }, steps: new Map(), last: e.ts };
@@ -39,6 +48,27 @@ export class EventCounts {
     const step = Math.floor(e.ts / this.stepMs);
     c.steps.set(step, (c.steps.get(step) ?? 0) + 1);
     c.last = Math.max(c.last, e.ts);
+  }
+
+  toJSON(): CountsJSON {
+    return [...this.series.values()].map((c) => ({ labels: { ...c.labels }, last: c.last, steps: [...c.steps] }));
+  }
+
+  /** Takes back what `toJSON` saved; anything malformed is left out (the counts then start lower, never higher). */
+  restore(saved: unknown): void {
+    if (!Array.isArray(saved)) return;
+    for (const raw of saved as unknown[]) {
+      const r = raw as Partial<CountsJSON[number]> | null;
+      const labels = r?.labels;
+      if (!labels || typeof labels !== 'object' || typeof r.last !== 'number' || !Array.isArray(r.steps)) continue;
+      if (!LABELS.every((k) => typeof labels[k] === 'string')) continue;
+      const steps = new Map<number, number>();
+      for (const p of r.steps as unknown[]) {
+        if (Array.isArray(p) && Number.isInteger(p[0]) && Number.isInteger(p[1]) && (p[1] as number) > 0) steps.set(p[0] as number, p[1] as number);
+      }
+      const l = { device: labels.device!, source: labels.source!, kind: labels.kind!, severity: labels.severity! };
+      this.series.set(keyOf(l), { device: l.device, labels: l, steps, last: r.last });
+    }
   }
 
   /** One batch per device: the count of every series seen in the last hour, at `now`. */

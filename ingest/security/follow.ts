@@ -1,7 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { counter } from '../../core/metrics.js';
+import { counter, M } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 
 /**
@@ -173,23 +173,34 @@ export class FileFollower {
   }
 }
 
+/** State saved in the same write as the positions, so that the two always agree (see source.ts). */
+export interface SavedWith {
+  save(): unknown;
+  load(saved: unknown): void;
+}
+
 /**
  * The followed files' positions, saved as JSON in the data directory (write, then rename: a crash
  * leaves the old file or the new, never half of one). Like Filebeat's registry: local files, local state.
+ * `with` rides in the same file: `{ positions, state }` (a file of positions alone, as written before
+ * that, is read too).
  */
 export class PositionStore {
   private positions: Record<string, Position> = {};
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly file: string, private readonly log?: Logger) {
+  constructor(private readonly file: string, private readonly log?: Logger, private readonly with_?: SavedWith) {
     try {
       const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
       if (raw && typeof raw === 'object') {
-        for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-          const p = v as Partial<Position>;
-          if (typeof p.ino === 'number' && typeof p.offset === 'number') this.positions[k] = { ino: p.ino, offset: p.offset };
+        const saved = raw as { positions?: unknown; state?: unknown };
+        const positions = saved.positions && typeof saved.positions === 'object' ? saved.positions : raw;
+        for (const [k, v] of Object.entries(positions as Record<string, unknown>)) {
+          const p = v as Partial<Position> | null;
+          if (typeof p?.ino === 'number' && typeof p.offset === 'number') this.positions[k] = { ino: p.ino, offset: p.offset };
         }
+        if ('state' in saved) with_?.load(saved.state);
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log?.warn({ file, err: (err as Error).message }, 'followed files positions unreadable: starting over');
@@ -203,10 +214,21 @@ export class PositionStore {
   /** Records a position the bus has taken everything before (in order: a truncated file's go back); saved within a second. */
   set(path: string, p: Position): void {
     this.positions[path] = p;
+    this.touch();
+  }
+
+  /** The state saved with the positions changed; saved within a second. */
+  touch(): void {
     this.dirty = true;
     this.timer ??= setTimeout(() => {
       this.timer = null;
-      this.flush();
+      try {
+        this.flush();
+      } catch (err) {
+        // A full disk: kept dirty and tried again at the next change; a restart then reads again from further back.
+        M.errors.inc({ component: 'security', kind: 'positions_save' });
+        this.log?.error({ file: this.file, err: (err as Error).message }, 'followed files positions could not be saved');
+      }
     }, 1000);
   }
 
@@ -215,7 +237,7 @@ export class PositionStore {
     this.timer = null;
     if (!this.dirty) return;
     mkdirSync(dirname(this.file), { recursive: true });
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(this.positions));
+    writeFileSync(`${this.file}.tmp`, JSON.stringify({ positions: this.positions, ...(this.with_ ? { state: this.with_.save() } : {}) }));
     renameSync(`${this.file}.tmp`, this.file);
     this.dirty = false;
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
 import { TOPICS, type NetEvent } from '../../core/types.js';
 import { encodeBatch, encodeEvent } from '../../core/codec.js';
-import { counter } from '../../core/metrics.js';
+import { counter, M } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { Outbox } from '../outbox.js';
 import { parseSecurityConfig, type FileSpec, type SecurityConfig } from './config.js';
@@ -44,6 +44,10 @@ export interface SecuritySource {
 interface Outgoing {
   readonly topic?: string;
   readonly message?: OutMessage;
+  /** The event, counted in security_events_5m once the bus has it. */
+  readonly event?: NetEvent;
+  /** A batch of counts: how many samples. */
+  readonly samples?: number;
   readonly file?: string;
   readonly at?: Position;
 }
@@ -55,7 +59,11 @@ export async function startSecuritySource(opts: SecuritySourceOptions): Promise<
   const config = parseSecurityConfig(opts.security);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  const store = new PositionStore(join(opts.dataDir, 'security', 'positions.json'), log);
+  // Counted when the bus has the event, and saved in the same write as the positions: after a kill,
+  // the counts hold exactly the events before the saved positions, and the lines read again from
+  // there are counted once more, as they are sent once more.
+  const counts = new EventCounts(config.countStepMs);
+  const store = new PositionStore(join(opts.dataDir, 'security', 'positions.json'), log, { save: () => counts.toJSON(), load: (s) => counts.restore(s) });
   const outbox = new Outbox<Outgoing>({
     source: 'security',
     ...(log ? { log } : {}),
@@ -65,16 +73,25 @@ export async function startSecuritySource(opts: SecuritySourceOptions): Promise<
     send: async (os) => {
       const messages = os.flatMap((o) => (o.message ? [o.message] : []));
       if (messages.length > 0) await producer.send(os[0]!.topic ?? TOPICS.events, messages);
-      for (const o of os) if (o.file && o.at) store.set(o.file, o.at);
+      const now = Date.now();
+      for (const o of os) {
+        if (o.event) {
+          counts.add(o.event, now);
+          store.touch();
+        }
+        if (o.samples !== undefined) {
+          M.batchesIngested.inc({ source: 'security' });
+          M.samplesIngested.inc({ source: 'security' }, o.samples);
+        }
+        if (o.file && o.at) store.set(o.file, o.at);
+      }
     },
   });
-  const counts = new EventCounts(config.countStepMs);
   const emit = (e: NetEvent, file?: string, at?: Position) => {
-    counts.add(e, Date.now());
-    outbox.push({ message: { key: e.device, value: encodeEvent(e), timestamp: e.ts }, ...(file && at ? { file, at } : {}) });
+    outbox.push({ message: { key: e.device, value: encodeEvent(e), timestamp: e.ts }, event: e, ...(file && at ? { file, at } : {}) });
   };
   const sendCounts = () => {
-    for (const b of counts.batches(Date.now())) outbox.push({ topic: TOPICS.samples, message: { key: b.device, value: encodeBatch(b), timestamp: b.ts } });
+    for (const b of counts.batches(Date.now())) outbox.push({ topic: TOPICS.samples, message: { key: b.device, value: encodeBatch(b), timestamp: b.ts }, samples: b.samples.length });
   };
 
   let syslog: SyslogListener | undefined;

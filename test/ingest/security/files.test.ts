@@ -92,6 +92,14 @@ test('a followed file: whole lines only, through rotation and truncation, from a
     store.set(path, saved);
     store.flush();
     assert.deepEqual(new PositionStore(join(dir.path, 'pos', 'positions.json')).get(path), saved);
+    // State saved in the same write, and read back with the positions.
+    let state: unknown = null;
+    const withState = new PositionStore(join(dir.path, 'pos', 'positions.json'), undefined, { save: () => ({ n: 7 }), load: (s) => (state = s) });
+    withState.touch();
+    withState.flush();
+    new PositionStore(join(dir.path, 'pos', 'positions.json'), undefined, { save: () => null, load: (s) => (state = s) });
+    assert.deepEqual(state, { n: 7 });
+    assert.deepEqual(new PositionStore(join(dir.path, 'pos', 'positions.json')).get(path), saved, 'positions kept beside the state');
   } finally {
     dir.remove();
   }
@@ -111,4 +119,22 @@ test('security_events_5m: events per device, source, kind and severity in the la
   assert.deepEqual(at(t0 + 6 * 60_000), ['bastion/ban=0', 'bastion/unban=0', 'other/ban=0'], 'a rule sees it fall back');
   assert.deepEqual(at(t0 + 61 * 60_000), []);
   assert.equal(c.size, 0);
+});
+
+test('security_events_5m counts are state: saved as JSON and taken back, malformed entries left out', async () => {
+  const { EventCounts } = await import('../../../ingest/security/counts.js');
+  const c = new EventCounts(10_000);
+  const t0 = 1_800_000_000_000;
+  const ev = (ts: number, kind: string) => ({ id: String(ts), ts, source: 'suricata', kind, severity: 'major' as const, device: 'ids-1', message: '', fields: {} });
+  for (let i = 0; i < 5; i++) c.add(ev(t0 + i * 15_000, 'ids-alert'), t0 + i * 15_000);
+  c.add(ev(t0, 'ids-drop'), t0);
+  const saved = JSON.parse(JSON.stringify(c.toJSON())) as unknown[];
+  const back = new EventCounts(10_000);
+  back.restore([...saved, null, { labels: { device: 'x' }, last: 1, steps: [] }, { labels: { device: 'x', source: 's', kind: 'k', severity: 'info' }, last: t0, steps: [[1, 'a'], [Math.floor(t0 / 10_000), 2]] }]);
+  back.restore('garbage');
+  const at = (e: InstanceType<typeof EventCounts>, now: number) => e.batches(now).flatMap((b) => b.samples.map((s) => `${s.labels.device}/${s.labels.kind}=${s.value}`)).sort();
+  assert.deepEqual(at(back, t0 + 70_000), ['ids-1/ids-alert=5', 'ids-1/ids-drop=1', 'x/k=2']);
+  assert.deepEqual(at(back, t0 + 70_000), at(c, t0 + 70_000).concat('x/k=2').sort());
+  back.add(ev(t0 + 80_000, 'ids-alert'), t0 + 80_000);
+  assert.deepEqual(at(back, t0 + 80_000).filter((s) => s.includes('ids-alert')), ['ids-1/ids-alert=6'], 'counts on from what was saved');
 });

@@ -105,6 +105,7 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
     assert.match(metrics, /noctua_syslog_rejected_total\{reason="bad_pri"\} 1/);
     assert.match(metrics, /noctua_security_lines_total\{kind="eve",outcome="json"\} 1/);
     assert.match(metrics, /noctua_security_lines_total\{kind="eve",outcome="skipped_type"\} 1/);
+    assert.match(metrics, /noctua_samples_ingested_total\{source="security"\} [1-9]/, 'the counts are samples the source produced');
 
     // Killed: lines written while it is down are read when it is back (from the saved position: the
     // restart says 'end' for files it never followed), and none of the ones before twice.
@@ -119,6 +120,11 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
     await waitFor('the ban fail2ban made while noctua was down', async () => (await count("source = 'fail2ban' AND kind = 'unban'")) === 2, 60_000, 500);
     assert.deepEqual(await sql("SELECT count(), uniqExact(id), uniqExact(JSONExtractUInt(fields, 'flow_id')) FROM noctua.events WHERE source = 'suricata'"), ['51,51,51'], 'none read twice, even before merges');
     assert.equal(await count("source = 'fail2ban' AND kind = 'found'"), 6);
+    // The counts went on from what the killed process had: alerts 1 and 2 before the kill, 3 to 50
+    // after, all within the 5 minutes (the major alert 99 is its own series, still 1).
+    const countSeries = (severity: string) => sql(`SELECT argMax(value, ts) FROM noctua.samples WHERE series IN (SELECT series FROM noctua.series WHERE metric = 'security_events_5m' AND device = 'ids-1' AND labels['severity'] = '${severity}')`);
+    await waitFor('the IDS alerts counted across the kill', async () => Number((await countSeries('minor'))[0]) === 50, 30_000, 500);
+    assert.deepEqual(await countSeries('major'), ['1']);
   } finally {
     await (proc as Proc | null)?.stop(15_000);
     await f2b.stop();
@@ -128,7 +134,7 @@ test('syslog from logger, fail2ban from a real fail2ban server and Suricata EVE 
 
 function readPositions(dataDir: string): Record<string, { offset: number } | undefined> {
   try {
-    return JSON.parse(readFileSync(join(dataDir, 'security', 'positions.json'), 'utf8')) as Record<string, { offset: number }>;
+    return (JSON.parse(readFileSync(join(dataDir, 'security', 'positions.json'), 'utf8')) as { positions: Record<string, { offset: number }> }).positions;
   } catch {
     return {};
   }
