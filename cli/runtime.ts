@@ -225,19 +225,19 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
         // divide the targets through the targets topic's consumer group.
         const alone = roles.includes('sink');
         if ((cfg.snmp.targets ?? []).length > 0 || (cfg.ssh.targets ?? []).length === 0) {
-          const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, log });
+          const snmp = await startSnmpSource({ bus, snmp: cfg.snmp, mode: alone ? 'local' : 'shared', publish: true, partitions: cfg.bus.partitions, dataDir: cfg.dataDir, log });
           stops.push(() => snmp.stop());
           log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
         }
         if ((cfg.ssh.targets ?? []).length > 0) {
           // Each poll process polls the SSH targets its own config names (no sharing through Kafka yet).
-          const ssh = await startSshSource({ bus, ssh: cfg.ssh, log });
+          const ssh = await startSshSource({ bus, ssh: cfg.ssh, dataDir: cfg.dataDir, log });
           stops.push(() => ssh.stop());
         }
       }
       // A lab server beside the network (the demo, or real targets): polled and listened to.
       if ((cfg.gns3.servers ?? []).length > 0) {
-        const gns3 = await startGns3Source({ bus, gns3: cfg.gns3, log });
+        const gns3 = await startGns3Source({ bus, gns3: cfg.gns3, dataDir: cfg.dataDir, log });
         stops.push(() => gns3.stop());
       }
       // Syslog, EVE and fail2ban are this host's: every poll process runs what its own config names.

@@ -1,5 +1,6 @@
 import { counter, gauge, M } from '../core/metrics.js';
 import type { Logger } from '../core/log.js';
+import { Spool } from './spool.js';
 
 /**
  * What a source has polled and the bus has not yet taken: held in order and retried until the bus takes
@@ -9,6 +10,11 @@ import type { Logger } from '../core/log.js';
  *
  * One send at a time, in order: everything waiting goes in the next send (up to maxBatch items of one
  * lane, e.g. one topic), so a slow bus gets fewer, larger requests instead of a pile of parallel ones.
+ *
+ * With a spool (spool.ts), what is held while the bus does not take it is also on disk: from a send
+ * that failed or has waited SPILL_AFTER_MS (the Kafka client itself retries for about a minute before
+ * it fails) until everything held then was taken, and whatever a shutdown could not send. A process
+ * killed during a broker outage sends it when it starts again, before anything new.
  */
 export interface OutboxOptions<T> {
   /** The source's name: metric label and log context. */
@@ -34,10 +40,28 @@ export interface OutboxOptions<T> {
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
   readonly log?: Logger;
+  /** Where held items go on disk while the bus is away, and their form there (null: an item that needs none, e.g. a line its file still holds). */
+  readonly spool?: SpoolOptions<T>;
+}
+
+export interface SpoolOptions<T> {
+  readonly dir: string;
+  readonly encode: (item: T) => Buffer | null;
+  /** Throws on a frame it cannot read (counted and skipped). */
+  readonly decode: (frame: Buffer) => T;
+}
+
+interface Entry<T> {
+  readonly item: T;
+  readonly size: number;
+  /** Written to the spool (the spooled entries are a prefix of the queue's encodable ones, in order). */
+  spooled: boolean;
 }
 
 export const OUTBOX_MAX_BYTES = 128 * 1024 * 1024;
 export const OUTBOX_MAX_BATCH_BYTES = 512 * 1024;
+/** A send not answered for this long puts what is held on disk (with a spool). */
+export const SPILL_AFTER_MS = 2_000;
 
 const heldItems = gauge('noctua_outbox_held_items', 'Polled items waiting for the bus to take them', ['source']);
 const heldBytes = gauge('noctua_outbox_held_bytes', 'Bytes of polled items waiting for the bus', ['source']);
@@ -45,8 +69,7 @@ const retries = counter('noctua_outbox_retries_total', 'Sends to the bus retried
 const dropped = counter('noctua_outbox_dropped_total', 'Polled items dropped: the outbox was full, or a shutdown could not wait for the bus', ['source']);
 
 export class Outbox<T> {
-  private queue: T[] = [];
-  private sizes: number[] = [];
+  private queue: Entry<T>[] = [];
   private bytesHeld = 0;
   /** Items at the head of the queue in the send under way (never dropped: the bus may be taking them). */
   private inFlight = 0;
@@ -59,9 +82,37 @@ export class Outbox<T> {
   private readonly maxBytes: number;
   private droppedLoggedAt = -Infinity;
   private droppedUnlogged = 0;
+  private readonly spool: Spool | null = null;
+  private spillScheduled = false;
+  /** A send has waited SPILL_AFTER_MS: until one succeeds, pushes go to disk as in a failure. */
+  private slow = false;
 
   constructor(private readonly o: OutboxOptions<T>) {
     this.maxBytes = o.maxBytes ?? OUTBOX_MAX_BYTES;
+    if (o.spool) {
+      const opened = Spool.open(o.spool.dir, o.source, o.log);
+      if (opened) {
+        this.spool = opened.spool;
+        for (const frame of opened.pending) {
+          let item: T;
+          try {
+            item = o.spool.decode(frame);
+          } catch (err) {
+            M.errors.inc({ component: o.source, kind: 'spool_decode' });
+            o.log?.warn({ source: o.source, spool: o.spool.dir, err: (err as Error).message }, 'outbox spool: an unreadable item skipped');
+            continue;
+          }
+          const size = o.bytes(item);
+          this.queue.push({ item, size, spooled: true });
+          this.bytesHeld += size;
+        }
+        // Frames skipped above are not in the queue: the file must hold exactly the spooled entries.
+        if (this.queue.length !== opened.pending.length) this.respool();
+        if (this.queue.length > 0) o.log?.info({ source: o.source, items: this.queue.length, bytes: this.bytesHeld }, 'outbox: sending first what the bus had not taken before the last stop');
+        this.gauges();
+        this.kick();
+      }
+    }
   }
 
   get held(): number {
@@ -79,12 +130,44 @@ export class Outbox<T> {
       return;
     }
     const size = this.o.bytes(item);
-    this.queue.push(item);
-    this.sizes.push(size);
+    this.queue.push({ item, size, spooled: false });
     this.bytesHeld += size;
     if (this.bytesHeld > this.maxBytes) this.dropOldest();
+    if (this.failedSince !== null || this.slow) this.spillSoon();
     this.gauges();
     this.kick();
+  }
+
+  /** Pushes during an outage go to disk together, once per turn of the event loop (not a write each). */
+  private spillSoon(): void {
+    if (!this.spool || this.spillScheduled) return;
+    this.spillScheduled = true;
+    setImmediate(() => {
+      this.spillScheduled = false;
+      if (!this.closed) this.spill();
+    });
+  }
+
+  /** Writes every held item not on disk yet to the spool, in order. */
+  private spill(): void {
+    if (!this.spool || !this.o.spool) return;
+    const fresh = this.queue.filter((e) => !e.spooled);
+    const frames: Buffer[] = [];
+    const entries: Entry<T>[] = [];
+    for (const e of fresh) {
+      const f = this.o.spool.encode(e.item);
+      if (f === null) continue;
+      frames.push(f);
+      entries.push(e);
+    }
+    if (this.spool.append(frames)) for (const e of entries) e.spooled = true;
+  }
+
+  /** The spool holds exactly the queue's spooled entries again (after some left the queue other than by a send). */
+  private respool(): void {
+    if (!this.spool || !this.o.spool) return;
+    const enc = this.o.spool.encode;
+    this.spool.rewrite(this.queue.filter((e) => e.spooled).map((e) => enc(e.item)!));
   }
 
   /**
@@ -95,11 +178,11 @@ export class Outbox<T> {
     let n = 0;
     let freed = 0;
     const target = this.bytesHeld - this.maxBytes * 0.9;
-    while (freed < target && this.inFlight + n < this.queue.length - 1) freed += this.sizes[this.inFlight + n++]!;
+    while (freed < target && this.inFlight + n < this.queue.length - 1) freed += this.queue[this.inFlight + n++]!.size;
     if (n === 0) return;
-    this.queue.splice(this.inFlight, n);
-    this.sizes.splice(this.inFlight, n);
+    const gone = this.queue.splice(this.inFlight, n);
     this.bytesHeld -= freed;
+    if (gone.some((e) => e.spooled)) this.respool();
     dropped.inc({ source: this.o.source }, n);
     M.errors.inc({ component: this.o.source, kind: 'outbox_full' });
     this.droppedUnlogged += n;
@@ -126,7 +209,8 @@ export class Outbox<T> {
 
   /**
    * Stops taking items and waits up to `timeoutMs` for the bus to take what is held; what it could not
-   * is dropped, counted and logged. Returns how many items were dropped.
+   * is kept in the spool for the next start, or without one dropped, counted and logged. Returns how
+   * many items were dropped.
    */
   async close(timeoutMs: number): Promise<number> {
     this.closed = true;
@@ -134,16 +218,20 @@ export class Outbox<T> {
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
     await Promise.race([this.idle(), timeout]);
     clearTimeout(timer);
-    const left = this.queue.length;
+    this.spill();
+    const kept = this.queue.filter((e) => e.spooled).length;
+    const left = this.queue.length - kept;
+    if (kept > 0) this.o.log?.warn({ source: this.o.source, kept, spool: this.o.spool?.dir, waitedMs: timeoutMs }, 'shutdown: the bus did not take these in time; they are kept on disk and sent at the next start');
     if (left > 0) {
       dropped.inc({ source: this.o.source }, left);
       this.o.log?.error({ source: this.o.source, dropped: left, waitedMs: timeoutMs }, 'shutdown: the bus did not take these polls in time; they are lost');
-      this.queue = [];
-      this.sizes = [];
-      this.bytesHeld = 0;
-      this.gauges();
     }
+    this.queue = [];
+    this.bytesHeld = 0;
+    this.gauges();
     this.wake?.();
+    // A send still under way may yet be taken: the spool then sends it once more at the next start.
+    this.spool?.close();
     return left;
   }
 
@@ -163,13 +251,13 @@ export class Outbox<T> {
   private async pumpLoop(): Promise<void> {
     let backoff = this.o.retryMinMs ?? 200;
     while (this.queue.length > 0) {
-      let batch: T[] = [];
+      let batch: Entry<T>[] = [];
       try {
         if (this.failedSince !== null && this.o.recover) {
           // The items held now are recovered as one: pushes meanwhile append, and nothing of these is dropped.
           const taken = this.queue.length;
           this.inFlight = taken;
-          this.replaceHead(taken, await this.o.recover(this.queue.slice(0, taken)));
+          this.replaceHead(taken, await this.o.recover(this.queue.slice(0, taken).map((e) => e.item)));
           if (this.queue.length === 0) {
             this.inFlight = 0;
             this.back();
@@ -178,31 +266,48 @@ export class Outbox<T> {
         }
         batch = this.queue.slice(0, this.nextBatch());
         this.inFlight = batch.length;
-        await this.o.send(batch);
+        await this.sendWatched(batch.map((e) => e.item));
       } catch (err) {
         this.inFlight = 0;
-        if (!(await this.failed(err as Error, batch.length > 0 ? batch : this.queue.slice(0, 1), backoff))) return;
+        if (!(await this.failed(err as Error, (batch.length > 0 ? batch : this.queue.slice(0, 1)).map((e) => e.item), backoff))) return;
         backoff = this.next(backoff);
         continue;
       }
       this.inFlight = 0;
+      this.slow = false;
+      if (this.queue[0] !== batch[0]) continue; // closed meanwhile: the queue was handed to the spool
       this.queue.splice(0, batch.length);
-      for (const s of this.sizes.splice(0, batch.length)) this.bytesHeld -= s;
+      for (const e of batch) this.bytesHeld -= e.size;
+      this.spool?.ack(batch.filter((e) => e.spooled).length);
       this.gauges();
       this.back();
       backoff = this.o.retryMinMs ?? 200;
     }
   }
 
+  /** The send, with a spill to disk if it is not answered in SPILL_AFTER_MS. */
+  private async sendWatched(items: T[]): Promise<void> {
+    if (!this.spool) return this.o.send(items);
+    const timer = setTimeout(() => {
+      this.slow = true;
+      if (!this.closed) this.spill();
+    }, SPILL_AFTER_MS);
+    try {
+      await this.o.send(items);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** How many items the next send takes: up to maxBatch and maxBatchBytes (one at least), of the first item's lane. */
   private nextBatch(): number {
     const lane = this.o.lane;
-    const first = lane ? lane(this.queue[0]!) : '';
+    const first = lane ? lane(this.queue[0]!.item) : '';
     const max = this.o.maxBatch ?? 256;
     const maxBytes = this.o.maxBatchBytes ?? OUTBOX_MAX_BATCH_BYTES;
     let n = 1;
-    let bytes = this.sizes[0]!;
-    while (n < this.queue.length && n < max && bytes + this.sizes[n]! <= maxBytes && (!lane || lane(this.queue[n]!) === first)) bytes += this.sizes[n++]!;
+    let bytes = this.queue[0]!.size;
+    while (n < this.queue.length && n < max && bytes + this.queue[n]!.size <= maxBytes && (!lane || lane(this.queue[n]!.item) === first)) bytes += this.queue[n++]!.size;
     return n;
   }
 
@@ -215,11 +320,12 @@ export class Outbox<T> {
   /** The first `taken` items become `kept` (recover() may have dropped some). */
   private replaceHead(taken: number, kept: T[]): void {
     if (kept.length === taken) return;
-    const rest = this.queue.slice(taken);
-    const restSizes = this.sizes.slice(taken);
-    this.queue = [...kept, ...rest];
-    this.sizes = [...kept.map((k) => this.o.bytes(k)), ...restSizes];
-    this.bytesHeld = this.sizes.reduce((a, b) => a + b, 0);
+    const head = this.queue.slice(0, taken);
+    const spooled = new Set(head.filter((e) => e.spooled).map((e) => e.item));
+    const entries = kept.map((item) => ({ item, size: this.o.bytes(item), spooled: spooled.has(item) }));
+    this.queue = [...entries, ...this.queue.slice(taken)];
+    this.bytesHeld = this.queue.reduce((a, e) => a + e.size, 0);
+    if (head.some((e) => e.spooled)) this.respool();
     this.gauges();
   }
 
@@ -227,12 +333,13 @@ export class Outbox<T> {
     return Math.min(this.o.retryMaxMs ?? 10_000, backoff * 2);
   }
 
-  /** Counts and logs a failure, then waits out the backoff; false when closed meanwhile. */
+  /** Counts and logs a failure, spools what is held, then waits out the backoff; false when closed meanwhile. */
   private async failed(err: Error, batch: readonly T[], backoff: number): Promise<boolean> {
     retries.inc({ source: this.o.source });
     M.errors.inc({ component: this.o.source, kind: 'produce' });
     const first = this.failedSince === null;
     this.failedSince ??= Date.now();
+    this.spill();
     const ctx = { source: this.o.source, ...this.o.describe?.(batch), held: this.queue.length, heldBytes: this.bytesHeld, retryInMs: backoff, err: err.message };
     if (first) this.o.log?.error(ctx, 'the bus did not take polls; holding them and retrying');
     else this.o.log?.debug(ctx, 'still retrying');

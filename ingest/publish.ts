@@ -3,7 +3,8 @@ import { encodeBatch, encodeEvent } from '../core/codec.js';
 import { M } from '../core/metrics.js';
 import type { Logger } from '../core/log.js';
 import { TOPICS, type NetEvent, type SampleBatch } from '../core/types.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type SpoolOptions } from './outbox.js';
+import { frameMessage, unframeMessage } from './spool.js';
 
 /** A message on its way to the bus; `samples` when it is a poll's batch (counted once the bus took it). */
 interface Outgoing {
@@ -25,12 +26,13 @@ export interface Publisher {
  * outbox: polls wait in order through a bus outage, bounded by `maxBytes`, and are counted as ingested
  * (noctua_samples_ingested_total{source}) once the bus took them.
  */
-export function busPublisher(source: string, producer: BusProducer, opts: { log?: Logger; maxBytes?: number } = {}): Publisher {
+export function busPublisher(source: string, producer: BusProducer, opts: { log?: Logger; maxBytes?: number; spoolDir?: string } = {}): Publisher {
   const log = opts.log;
   const outbox = new Outbox<Outgoing>({
     source,
     ...(log ? { log } : {}),
     ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+    ...(opts.spoolDir ? { spool: messageSpool(opts.spoolDir) } : {}),
     lane: (o) => o.topic,
     bytes: (o) => messageBytes(o.message),
     describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),
@@ -59,5 +61,17 @@ export function busPublisher(source: string, producer: BusProducer, opts: { log?
       outbox.push({ topic: TOPICS.events, message: { key: e.device, value: encodeEvent(e), timestamp: e.ts } });
     },
     close: (timeoutMs) => outbox.close(timeoutMs),
+  };
+}
+
+/** Spooled as the message it is (topic, key, timestamp, bytes) and the samples it counts. */
+function messageSpool(dir: string): SpoolOptions<Outgoing> {
+  return {
+    dir,
+    encode: (o) => frameMessage(o.topic, o.message, o.samples !== undefined ? { samples: o.samples } : {}),
+    decode: (frame) => {
+      const { topic, message, extra } = unframeMessage(frame);
+      return { topic, message, ...(extra.samples !== undefined ? { samples: extra.samples } : {}) };
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Bus, BusProducer } from '../../core/bus.js';
@@ -82,6 +83,8 @@ export interface Gns3SourceOptions {
   readonly bus: Bus;
   readonly gns3: unknown;
   readonly log?: Logger;
+  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
+  readonly dataDir?: string;
 }
 
 export interface Gns3Source {
@@ -96,7 +99,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
   const { config, servers } = parseGns3Config(opts.gns3);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  const publish = busPublisher('gns3', producer, log ? { log } : {});
+  const publish = busPublisher('gns3', producer, { ...(log ? { log } : {}), ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'gns3') } : {}) });
   const sendBatch = (b: SampleBatch) => publish.sendBatch(b);
   const sendEvent = (e: NetEvent) => publish.sendEvent(e);
   const event = (server: Gns3Server, device: string, kind: string, severity: Severity, message: string, fields: Record<string, unknown>) => {

@@ -2,10 +2,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { messageBytes, type Bus, type BusProducer, type OutMessage } from '../../core/bus.js';
 import { TOPICS, type NetEvent } from '../../core/types.js';
-import { encodeBatch, encodeEvent } from '../../core/codec.js';
+import { decodeEvent, encodeBatch, encodeEvent } from '../../core/codec.js';
 import { counter, M } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { Outbox } from '../outbox.js';
+import { frameMessage, unframeMessage } from '../spool.js';
 import { parseSecurityConfig, type FileSpec, type SecurityConfig } from './config.js';
 import { startSyslogListener, type SyslogListener } from './syslog.js';
 import { eveEvent } from './eve.js';
@@ -70,6 +71,15 @@ export async function startSecuritySource(opts: SecuritySourceOptions): Promise<
     bytes: (o) => (o.message ? messageBytes(o.message) : 64),
     lane: (o) => o.topic ?? TOPICS.events,
     describe: (os) => ({ topic: os[0]?.topic ?? TOPICS.events, messages: os.length }),
+    // Syslog events and count batches while the bus is away; a followed file's lines are in the file.
+    spool: {
+      dir: join(opts.dataDir, 'spool', 'security'),
+      encode: (o) => (o.file || !o.message ? null : frameMessage(o.topic ?? TOPICS.events, o.message, { ...(o.samples !== undefined ? { samples: o.samples } : {}), ...(o.event ? { event: 1 } : {}) })),
+      decode: (frame) => {
+        const { topic, message, extra } = unframeMessage(frame);
+        return { topic, message, ...(extra.event ? { event: decodeEvent(message.value!) } : {}), ...(extra.samples !== undefined ? { samples: extra.samples } : {}) };
+      },
+    },
     send: async (os) => {
       const messages = os.flatMap((o) => (o.message ? [o.message] : []));
       if (messages.length > 0) await producer.send(os[0]!.topic ?? TOPICS.events, messages);

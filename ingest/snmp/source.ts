@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Bus, BusProducer } from '../../core/bus.js';
 import { busPublisher } from '../publish.js';
 import type { NetEvent, SampleBatch } from '../../core/types.js';
@@ -27,6 +28,8 @@ export interface SnmpSourceOptions {
   readonly partitions?: number;
   readonly groupId?: string;
   readonly log?: Logger;
+  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
+  readonly dataDir?: string;
 }
 
 export interface SnmpSource {
@@ -42,7 +45,7 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
   // Polls wait in an outbox while the bus does not take them (a broker restart, an outage), in order, bounded.
-  const publish = busPublisher('snmp', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes });
+  const publish = busPublisher('snmp', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'snmp') } : {}) });
   const sendBatch = (batch: SampleBatch) => publish.sendBatch(batch);
   const sendEvent = (e: NetEvent) => publish.sendEvent(e);
 

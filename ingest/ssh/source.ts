@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
 import type { Bus, BusProducer } from '../../core/bus.js';
@@ -97,6 +98,8 @@ export interface SshSourceOptions {
   readonly bus: Bus;
   readonly ssh: unknown;
   readonly log?: Logger;
+  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
+  readonly dataDir?: string;
   /** How a poll is made (tests may count them); default sshExec. */
   readonly exec?: (t: SshTarget, command: string) => Promise<SshPollResult>;
 }
@@ -112,7 +115,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
   const log = opts.log;
   const exec = opts.exec ?? sshExec;
   const producer: BusProducer = await opts.bus.producer();
-  const publish = busPublisher('ssh', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes });
+  const publish = busPublisher('ssh', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'ssh') } : {}) });
   const cpu = new Map<string, CpuTimes>();
   const reachable = new Map<string, boolean>();
   const event = (t: SshTarget, kind: string, severity: Severity, message: string, ts: number, fields: Record<string, unknown>) => {

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Outbox } from '../../ingest/outbox.js';
 import { registry } from '../../core/metrics.js';
+import { appendFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir, waitFor } from '../peers/util.js';
 
 async function metric(name: string, source: string): Promise<number> {
   const m = await registry.getSingleMetric(name)?.get();
@@ -114,4 +117,95 @@ test('a send holds at most maxBatchBytes (one item at least): the held polls of 
   assert.deepEqual(sends.flat(), Array.from({ length: 10 }, (_, i) => i));
   for (const s of sends) assert.ok(s.length === 1 || s.reduce((a, i) => a + (i === 7 ? 5000 : 300), 0) <= 1000, `send of ${s.join(',')}`);
   assert.ok(sends.some((s) => s.length === 1 && s[0] === 7), 'an item over the bound goes alone');
+});
+
+const numbers = (dir: string) => ({ dir, encode: (n: number) => (n < 0 ? null : Buffer.from(String(n))), decode: (b: Buffer) => Number(b.toString()) });
+
+test('spool: what a process held while the bus was away is sent by the next one, once, before anything new', async () => {
+  const dir = tempDir('spool');
+  try {
+    const bus = flakyBus();
+    bus.state.down = true;
+    const a = new Outbox<number>({ source: 'test-spool', send: bus.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 4, spool: numbers(dir.path) });
+    for (let i = 0; i < 20; i++) a.push(i);
+    a.push(-1); // needs no spool (a line its file still holds): never written
+    await waitFor('held items on disk', () => statSync(join(dir.path, 'items')).size > 0, 5_000, 5);
+    await sleep(20);
+    // The process is killed: nothing of it runs again (its pump is left retrying against a bus that is gone).
+    const b = flakyBus();
+    const next = new Outbox<number>({ source: 'test-spool', send: b.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 4, spool: numbers(dir.path) });
+    next.push(100);
+    await next.idle();
+    assert.deepEqual(b.took.flat(), [...Array.from({ length: 20 }, (_, i) => i), 100]);
+    assert.equal(statSync(join(dir.path, 'items')).size, 0, 'emptied once all was taken');
+    assert.ok((await metric('noctua_outbox_replayed_total', 'test-spool')) === 20);
+    await next.close(100);
+    await a.close(0); // only now: the killed process did nothing more
+  } finally {
+    dir.remove();
+  }
+});
+
+test('spool: a send the bus took is not sent again; a torn last write is cut off; a shutdown keeps what it could not send', async () => {
+  const dir = tempDir('spool');
+  try {
+    const bus = flakyBus();
+    bus.state.down = true;
+    const a = new Outbox<number>({ source: 'test-spool-2', send: bus.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 3, spool: numbers(dir.path) });
+    for (let i = 0; i < 10; i++) a.push(i);
+    await waitFor('a failed send', () => bus.state.calls > 0, 5_000, 1);
+    await sleep(10);
+    bus.state.down = false;
+    await waitFor('the first sends taken', () => bus.took.flat().length >= 6, 5_000, 1);
+    bus.state.down = true;
+    await sleep(20);
+    const sent = bus.took.flat().length;
+    assert.ok(sent < 10, `${sent} sent before the bus went away again`);
+    // Killed in the middle of a write: half a frame at the end.
+    appendFileSync(join(dir.path, 'items'), Buffer.from([0xa5, 0, 0, 0, 9, 1]));
+    const b = flakyBus();
+    b.state.down = true;
+    const next = new Outbox<number>({ source: 'test-spool-2', send: b.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, spool: numbers(dir.path) });
+    // A shutdown while the bus is away: kept for the next start, not dropped.
+    assert.equal(await next.close(30), 0);
+    const c = flakyBus();
+    const last = new Outbox<number>({ source: 'test-spool-2', send: c.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, spool: numbers(dir.path) });
+    await last.idle();
+    assert.deepEqual([...bus.took.flat(), ...c.took.flat()], Array.from({ length: 10 }, (_, i) => i), 'each once, in order');
+    await last.close(100);
+    await a.close(0); // only now: the killed process did nothing more
+  } finally {
+    dir.remove();
+  }
+});
+
+test('spool: one process per spool; a full outbox drops from the spool too', async () => {
+  const dir = tempDir('spool');
+  try {
+    writeFileSync(join(dir.path, 'lock'), String(process.ppid)); // a live process holds it
+    const bus = flakyBus();
+    const held = new Outbox<number>({ source: 'test-spool-3', send: bus.send, bytes: () => 10, spool: numbers(dir.path) });
+    bus.state.down = true;
+    held.push(1);
+    await waitFor('a failed send', () => bus.state.calls > 0, 5_000, 1);
+    await sleep(10);
+    assert.equal(statSync(join(dir.path, 'items'), { throwIfNoEntry: false }), undefined, 'no spool: memory only');
+    await held.close(0);
+    writeFileSync(join(dir.path, 'lock'), '999999999'); // its process is gone
+    const full = new Outbox<number>({ source: 'test-spool-3', send: bus.send, bytes: () => 1000, maxBytes: 10_000, retryMinMs: 5, retryMaxMs: 5, spool: numbers(dir.path) });
+    full.push(0);
+    await waitFor('a failed send', () => bus.state.calls > 1, 5_000, 1);
+    for (let i = 1; i < 30; i++) full.push(i);
+    await sleep(20);
+    const kept = full.held;
+    const c = flakyBus();
+    const next = new Outbox<number>({ source: 'test-spool-3', send: c.send, bytes: () => 1000, spool: numbers(dir.path) });
+    await next.idle();
+    assert.equal(c.took.flat().length, kept, 'what the full outbox dropped is not sent after a restart');
+    assert.deepEqual(c.took.flat().slice(1), Array.from({ length: kept - 1 }, (_, i) => 30 - kept + 1 + i));
+    await next.close(100);
+    await full.close(0);
+  } finally {
+    dir.remove();
+  }
 });
