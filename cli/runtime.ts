@@ -115,6 +115,7 @@ export function topicSpecs(cfg: Config): TopicSpec[] {
     { topic: TOPICS.rollups, partitions: p },
     { topic: TOPICS.alerts, partitions: p },
     { topic: TOPICS.targets, partitions: p, compacted: true },
+    { topic: TOPICS.sshTargets, partitions: p, compacted: true },
   ];
 }
 
@@ -230,8 +231,8 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
           log.info({ targets: snmp.targets.length, mode: alone ? 'local' : 'shared' }, 'snmp source started');
         }
         if ((cfg.ssh.targets ?? []).length > 0) {
-          // Each poll process polls the SSH targets its own config names (no sharing through Kafka yet).
-          const ssh = await startSshSource({ bus, ssh: cfg.ssh, dataDir: cfg.dataDir, log });
+          // As SNMP: separate poll processes divide them through noctua.targets.ssh's consumer group.
+          const ssh = await startSshSource({ bus, ssh: cfg.ssh, dataDir: cfg.dataDir, mode: alone ? 'local' : 'shared', partitions: cfg.bus.partitions, log });
           stops.push(() => ssh.stop());
         }
       }

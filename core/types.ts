@@ -70,5 +70,6 @@ export const TOPICS = {
   rollups: 'noctua.rollups',
   alerts: 'noctua.alerts',
   targets: 'noctua.targets',
+  sshTargets: 'noctua.targets.ssh',
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];

@@ -42,22 +42,28 @@ export const SshConfigSchema = Type.Object({
 });
 export type SshConfig = Static<typeof SshConfigSchema>;
 
-export interface SshTarget {
-  readonly id: string;
-  readonly device: string;
-  readonly address: string;
-  readonly port: number;
-  readonly user: string;
-  readonly privateKey?: Buffer;
-  readonly passphrase?: string;
-  readonly password?: string;
-  readonly hostKey?: string;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly labels: Readonly<Record<string, string>>;
-}
+/**
+ * A resolved target; also its wire form on the SSH targets topic (scale-out, ../shared-targets.ts).
+ * The private key stays a path: its bytes never go on the bus, and every poll host reads its own copy
+ * (at each poll, so a rotated key is taken up).
+ */
+export const SshTargetWire = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  device: Type.String({ minLength: 1 }),
+  address: Type.String({ minLength: 1 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  user: Type.String({ minLength: 1 }),
+  privateKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+  passphrase: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String()),
+  hostKey: Type.Optional(Type.String()),
+  intervalMs: Type.Integer({ minimum: 1000 }),
+  timeoutMs: Type.Integer({ minimum: 100 }),
+  labels: Type.Record(Type.String(), Type.String()),
+});
+export type SshTarget = Static<typeof SshTargetWire>;
 
-/** Validates `cfg.ssh` and resolves every target (reads key files: a missing key is a config error). */
+/** Validates `cfg.ssh` and resolves every target (a key file this host cannot read is a config error). */
 export function parseSshConfig(raw: unknown): { config: SshConfig; targets: SshTarget[] } {
   const config = validate(SshConfigSchema, raw ?? {}, 'config.ssh');
   const d = config.defaults;
@@ -71,10 +77,9 @@ export function parseSshConfig(raw: unknown): { config: SshConfig; targets: SshT
     const password = t.password ?? d.password;
     if (!user) problems.push(`${where}: ${t.address} needs a user (in the target or in defaults)`);
     if (!keyFile && password === undefined) problems.push(`${where}: ${t.address} needs privateKeyFile or password (in the target or in defaults)`);
-    let privateKey: Buffer | undefined;
     if (keyFile) {
       try {
-        privateKey = readFileSync(keyFile);
+        readFileSync(keyFile);
       } catch (err) {
         problems.push(`${where}.privateKeyFile: cannot read ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
@@ -90,7 +95,7 @@ export function parseSshConfig(raw: unknown): { config: SshConfig; targets: SshT
       address: t.address,
       port,
       user: user ?? '',
-      ...(privateKey ? { privateKey } : {}),
+      ...(keyFile ? { privateKeyFile: keyFile } : {}),
       ...(passphrase !== undefined ? { passphrase } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(t.hostKey ? { hostKey: t.hostKey } : {}),

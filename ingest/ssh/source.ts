@@ -1,13 +1,15 @@
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
 import type { Bus, BusProducer } from '../../core/bus.js';
-import type { NetEvent, SampleBatch, Severity } from '../../core/types.js';
+import { TOPICS, type NetEvent, type SampleBatch, type Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
 import { Scheduler } from '../scheduler.js';
-import { parseSshConfig, type SshConfig, type SshTarget } from './config.js';
+import { parseSshConfig, SshTargetWire, type SshConfig, type SshTarget } from './config.js';
+import { SharedTargets, ensureTargetTopic, publishTargetList } from '../shared-targets.js';
 import { LINUX_COMMAND, parseLinux, type CpuTimes } from './linux.js';
 
 /**
@@ -37,6 +39,12 @@ export function fingerprint(key: Buffer): string {
 
 /** One connection, one exec, closed: the command's stdout, or why there is none. */
 export function sshExec(t: SshTarget, command: string): Promise<SshPollResult> {
+  let privateKey: Buffer | undefined;
+  try {
+    if (t.privateKeyFile) privateKey = readFileSync(t.privateKeyFile);
+  } catch (err) {
+    return Promise.resolve({ outcome: 'auth', error: `cannot read the key file ${t.privateKeyFile} on this host: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+  }
   return new Promise((resolve) => {
     const c = new Client();
     let done = false;
@@ -77,7 +85,7 @@ export function sshExec(t: SshTarget, command: string): Promise<SshPollResult> {
       host: t.address,
       port: t.port,
       username: t.user,
-      ...(t.privateKey ? { privateKey: t.privateKey } : {}),
+      ...(privateKey ? { privateKey } : {}),
       ...(t.passphrase !== undefined ? { passphrase: t.passphrase } : {}),
       ...(t.password !== undefined ? { password: t.password } : {}),
       readyTimeout: t.timeoutMs,
@@ -94,9 +102,17 @@ export function sshExec(t: SshTarget, command: string): Promise<SshPollResult> {
   });
 }
 
+/** The consumer group of `noctua poll` processes dividing SSH targets. */
+export const SSH_POLL_GROUP = 'noctua-poll-ssh';
+
 export interface SshSourceOptions {
   readonly bus: Bus;
   readonly ssh: unknown;
+  /** 'local' (default): this process polls every configured target; 'shared': the targets are published to noctua.targets.ssh and this process polls those of its partitions in the consumer group (../shared-targets.ts). */
+  readonly mode?: 'local' | 'shared';
+  /** shared mode: partitions of the targets topic when it is created. */
+  readonly partitions?: number;
+  readonly groupId?: string;
   readonly log?: Logger;
   /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
   readonly dataDir?: string;
@@ -106,7 +122,10 @@ export interface SshSourceOptions {
 
 export interface SshSource {
   readonly config: SshConfig;
+  /** The configured targets. */
   readonly targets: readonly SshTarget[];
+  /** Ids of the targets this process polls (all of them in local mode). */
+  polled(): string[];
   stop(): Promise<void>;
 }
 
@@ -156,13 +175,29 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
     concurrency: config.concurrency,
     onError: (id, err) => log?.error({ target: id, err: (err as Error).message }, 'ssh poll threw'),
   });
-  for (const t of targets) scheduler.add({ id: `ssh:${t.id}`, intervalMs: t.intervalMs, run: () => poll(t) });
+  const setTarget = (t: SshTarget) => scheduler.add({ id: `ssh:${t.id}`, intervalMs: t.intervalMs, run: () => poll(t) });
+  const removeTarget = (id: string) => {
+    scheduler.remove(`ssh:${id}`);
+    cpu.delete(id);
+    reachable.delete(id);
+  };
+  let shared: SharedTargets<typeof SshTargetWire> | undefined;
+  if (opts.mode === 'shared') {
+    await ensureTargetTopic(opts.bus, TOPICS.sshTargets, opts.partitions ?? 12);
+    if (targets.length > 0) await publishTargetList(opts.bus, TOPICS.sshTargets, targets);
+    shared = new SharedTargets(opts.bus, { topic: TOPICS.sshTargets, groupId: opts.groupId ?? SSH_POLL_GROUP, wire: SshTargetWire, set: setTarget, remove: removeTarget, what: 'ssh', ...(log ? { log } : {}) });
+    await shared.start();
+  } else {
+    for (const t of targets) setTarget(t);
+  }
   scheduler.start();
-  log?.info({ targets: targets.length }, 'ssh source started');
+  log?.info({ targets: targets.length, mode: opts.mode ?? 'local' }, 'ssh source started');
   return {
     config,
     targets,
+    polled: () => scheduler.ids().map((id) => id.slice('ssh:'.length)),
     async stop() {
+      await shared?.stop();
       await scheduler.stop();
       await publish.close(15_000);
       await producer.close();
