@@ -116,6 +116,7 @@ export function topicSpecs(cfg: Config): TopicSpec[] {
     { topic: TOPICS.alerts, partitions: p },
     { topic: TOPICS.targets, partitions: p, compacted: true },
     { topic: TOPICS.sshTargets, partitions: p, compacted: true },
+    { topic: TOPICS.gns3Targets, partitions: p, compacted: true },
   ];
 }
 
@@ -238,7 +239,7 @@ export async function startRuntime(roles: readonly RoleName[], cfg: Config, log:
       }
       // A lab server beside the network (the demo, or real targets): polled and listened to.
       if ((cfg.gns3.servers ?? []).length > 0) {
-        const gns3 = await startGns3Source({ bus, gns3: cfg.gns3, dataDir: cfg.dataDir, log });
+        const gns3 = await startGns3Source({ bus, gns3: cfg.gns3, dataDir: cfg.dataDir, mode: roles.includes('sink') ? 'local' : 'shared', partitions: cfg.bus.partitions, log });
         stops.push(() => gns3.stop());
       }
       // Syslog, EVE and fail2ban are this host's: every poll process runs what its own config names.

@@ -71,5 +71,6 @@ export const TOPICS = {
   alerts: 'noctua.alerts',
   targets: 'noctua.targets',
   sshTargets: 'noctua.targets.ssh',
+  gns3Targets: 'noctua.targets.gns3',
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];

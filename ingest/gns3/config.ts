@@ -22,7 +22,18 @@ export const Gns3ConfigSchema = Type.Object({
   ),
 });
 export type Gns3Config = Static<typeof Gns3ConfigSchema>;
-export type Gns3Server = Gns3Config['servers'][number] & { readonly name: string };
+/** A resolved server; also its wire form on noctua.targets.gns3 (scale-out, ../shared-targets.ts). The id is its name. */
+export const Gns3ServerWire = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  name: Type.String({ minLength: 1 }),
+  url: Type.String({ pattern: '^https?://' }),
+  user: Type.String({ minLength: 1 }),
+  password: Type.String(),
+  intervalMs: Type.Integer({ minimum: 1000 }),
+  timeoutMs: Type.Integer({ minimum: 100 }),
+  notifications: Type.Boolean(),
+});
+export type Gns3Server = Static<typeof Gns3ServerWire>;
 
 export function parseGns3Config(raw: unknown): { config: Gns3Config; servers: Gns3Server[] } {
   const config = validate(Gns3ConfigSchema, raw ?? {}, 'config.gns3');
@@ -32,7 +43,7 @@ export function parseGns3Config(raw: unknown): { config: Gns3Config; servers: Gn
     const name = s.name ?? new URL(s.url).host;
     if (seen.has(name)) problems.push(`config.gns3.servers.${i}: two servers named ${name} (set name)`);
     seen.add(name);
-    return { ...s, url: s.url.replace(/\/+$/, ''), name };
+    return { ...s, url: s.url.replace(/\/+$/, ''), name, id: name };
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return { config, servers };

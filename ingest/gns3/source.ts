@@ -2,11 +2,12 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Bus, BusProducer } from '../../core/bus.js';
-import type { Labels, NetEvent, Sample, SampleBatch, Severity } from '../../core/types.js';
+import { TOPICS, type Labels, type NetEvent, type Sample, type SampleBatch, type Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
-import { parseGns3Config, type Gns3Config, type Gns3Server } from './config.js';
+import { parseGns3Config, Gns3ServerWire, type Gns3Config, type Gns3Server } from './config.js';
+import { SharedTargets, ensureTargetTopic, publishTargetList } from '../shared-targets.js';
 import { Gns3Client } from './client.js';
 
 /**
@@ -79,9 +80,17 @@ export function notificationEvent(action: string, e: Record<string, unknown>, ct
   return { device: ctx.server, severity: 'info', message: `${project}: project ${action.slice(8)}`, fields: { project } };
 }
 
+/** The consumer group of `noctua poll` processes dividing GNS3 servers. */
+export const GNS3_POLL_GROUP = 'noctua-poll-gns3';
+
 export interface Gns3SourceOptions {
   readonly bus: Bus;
   readonly gns3: unknown;
+  /** 'local' (default): this process polls every configured server; 'shared': they are published to noctua.targets.gns3 and this process polls those of its partitions in the consumer group (../shared-targets.ts). */
+  readonly mode?: 'local' | 'shared';
+  /** shared mode: partitions of the targets topic when it is created. */
+  readonly partitions?: number;
+  readonly groupId?: string;
   readonly log?: Logger;
   /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
   readonly dataDir?: string;
@@ -89,6 +98,8 @@ export interface Gns3SourceOptions {
 
 export interface Gns3Source {
   readonly config: Gns3Config;
+  /** Names of the servers this process polls (all of them in local mode). */
+  polled(): string[];
   stop(): Promise<void>;
 }
 
@@ -109,7 +120,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
     sendEvent({ id, ts, source: 'gns3', kind, severity, device, message, fields: { server: server.name, ...fields } });
   };
 
-  const states = servers.map((server) => ({
+  const newState = (server: Gns3Server) => ({
     server,
     client: new Gns3Client(server),
     up: null as boolean | null,
@@ -118,12 +129,15 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
     nodeNames: new Map<string, string>(),
     /** Last known status per node: node.updated carries the whole node, a status change is what counts. */
     nodeStatus: new Map<string, string>(),
-  }));
-  type State = (typeof states)[number];
+    timer: undefined as NodeJS.Timeout | undefined,
+  });
+  type State = ReturnType<typeof newState>;
+  const states = new Map<string, State>();
 
   const openStream = async (st: State, project: Project) => {
     if (st.streams.has(project.project_id)) return;
     const url = await st.client.streamUrl(`/v3/projects/${project.project_id}/notifications/ws`);
+    if (states.get(st.server.id) !== st) return; // no longer this process's server (a rebalance) or stopped
     const ws = new WebSocket(url, { handshakeTimeout: st.server.timeoutMs, maxPayload: 4 * 1024 * 1024 });
     st.streams.set(project.project_id, ws);
     ws.on('message', (data) => {
@@ -211,8 +225,8 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
       sendBatch({ device: st.server.name, source: 'gns3', ts, samples: [{ metric: 'gns3_up', labels: server, ts, value: 0 }] });
       if (st.up !== false) event(st.server, st.server.name, 'unreachable', 'major', (err as Error).message, {});
       st.up = false;
-      // A restarted server signs with a new secret: log in again next time.
-      st.client.forgetToken();
+      // The token is kept: a restarted server's 401 makes the client log in again (client.ts), and a
+      // login after every timeout would add a password hash per poll to a server already too slow.
     }
   };
 
@@ -226,15 +240,38 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
       busy.delete(st);
     }
   };
-  const timers = states.map((st) => setInterval(() => void pollOne(st), st.server.intervalMs));
-  for (const st of states) void pollOne(st);
-  log?.info({ servers: servers.map((s) => s.name) }, 'gns3 source started');
+  const removeServer = (id: string) => {
+    const st = states.get(id);
+    if (!st) return;
+    states.delete(id);
+    clearInterval(st.timer);
+    for (const ws of st.streams.values()) ws.close();
+    st.streams.clear();
+  };
+  const addServer = (server: Gns3Server) => {
+    removeServer(server.id);
+    const st = newState(server);
+    states.set(server.id, st);
+    st.timer = setInterval(() => void pollOne(st), server.intervalMs);
+    void pollOne(st);
+  };
+  let shared: SharedTargets<typeof Gns3ServerWire> | undefined;
+  if (opts.mode === 'shared') {
+    await ensureTargetTopic(opts.bus, TOPICS.gns3Targets, opts.partitions ?? 12);
+    if (servers.length > 0) await publishTargetList(opts.bus, TOPICS.gns3Targets, servers);
+    shared = new SharedTargets(opts.bus, { topic: TOPICS.gns3Targets, groupId: opts.groupId ?? GNS3_POLL_GROUP, wire: Gns3ServerWire, set: addServer, remove: removeServer, what: 'gns3', ...(log ? { log } : {}) });
+    await shared.start();
+  } else {
+    for (const server of servers) addServer(server);
+  }
+  log?.info({ servers: servers.map((s) => s.name), mode: opts.mode ?? 'local' }, 'gns3 source started');
 
   return {
     config,
+    polled: () => [...states.keys()],
     async stop() {
-      for (const t of timers) clearInterval(t);
-      for (const st of states) for (const ws of st.streams.values()) ws.close();
+      await shared?.stop();
+      for (const id of [...states.keys()]) removeServer(id);
       await publish.close(15_000);
       await producer.close();
     },
