@@ -56,6 +56,8 @@ interface Entry<T> {
   readonly size: number;
   /** Written to the spool (the spooled entries are a prefix of the queue's encodable ones, in order). */
   spooled: boolean;
+  /** Left the queue (taken by the bus, dropped): never to be spooled. */
+  gone?: boolean;
 }
 
 export const OUTBOX_MAX_BYTES = 128 * 1024 * 1024;
@@ -84,6 +86,8 @@ export class Outbox<T> {
   private droppedUnlogged = 0;
   private readonly spool: Spool | null = null;
   private spillScheduled = false;
+  /** Pushed while spilling and not yet written (a spill of these alone is not a scan of the whole queue). */
+  private toSpill: Entry<T>[] = [];
   /** A send has waited SPILL_AFTER_MS: until one succeeds, pushes go to disk as in a failure. */
   private slow = false;
 
@@ -130,10 +134,14 @@ export class Outbox<T> {
       return;
     }
     const size = this.o.bytes(item);
-    this.queue.push({ item, size, spooled: false });
+    const entry: Entry<T> = { item, size, spooled: false };
+    this.queue.push(entry);
     this.bytesHeld += size;
     if (this.bytesHeld > this.maxBytes) this.dropOldest();
-    if (this.failedSince !== null || this.slow) this.spillSoon();
+    if (this.spool && (this.failedSince !== null || this.slow)) {
+      this.toSpill.push(entry);
+      this.spillSoon();
+    }
     this.gauges();
     this.kick();
   }
@@ -144,17 +152,19 @@ export class Outbox<T> {
     this.spillScheduled = true;
     setImmediate(() => {
       this.spillScheduled = false;
-      if (!this.closed) this.spill();
+      const list = this.toSpill;
+      this.toSpill = [];
+      if (!this.closed) this.spill(list);
     });
   }
 
-  /** Writes every held item not on disk yet to the spool, in order. */
-  private spill(): void {
+  /** Writes the held items of `list` (default: the whole queue) not on disk yet to the spool, in order. */
+  private spill(list: readonly Entry<T>[] = this.queue): void {
     if (!this.spool || !this.o.spool) return;
-    const fresh = this.queue.filter((e) => !e.spooled);
     const frames: Buffer[] = [];
     const entries: Entry<T>[] = [];
-    for (const e of fresh) {
+    for (const e of list) {
+      if (e.spooled || e.gone) continue;
       const f = this.o.spool.encode(e.item);
       if (f === null) continue;
       frames.push(f);
@@ -181,6 +191,7 @@ export class Outbox<T> {
     while (freed < target && this.inFlight + n < this.queue.length - 1) freed += this.queue[this.inFlight + n++]!.size;
     if (n === 0) return;
     const gone = this.queue.splice(this.inFlight, n);
+    for (const e of gone) e.gone = true;
     this.bytesHeld -= freed;
     if (gone.some((e) => e.spooled)) this.respool();
     dropped.inc({ source: this.o.source }, n);
@@ -277,7 +288,10 @@ export class Outbox<T> {
       this.slow = false;
       if (this.queue[0] !== batch[0]) continue; // closed meanwhile: the queue was handed to the spool
       this.queue.splice(0, batch.length);
-      for (const e of batch) this.bytesHeld -= e.size;
+      for (const e of batch) {
+        this.bytesHeld -= e.size;
+        e.gone = true;
+      }
       this.spool?.ack(batch.filter((e) => e.spooled).length);
       this.gauges();
       this.back();
@@ -322,6 +336,7 @@ export class Outbox<T> {
     if (kept.length === taken) return;
     const head = this.queue.slice(0, taken);
     const spooled = new Set(head.filter((e) => e.spooled).map((e) => e.item));
+    for (const e of head) e.gone = true;
     const entries = kept.map((item) => ({ item, size: this.o.bytes(item), spooled: spooled.has(item) }));
     this.queue = [...entries, ...this.queue.slice(taken)];
     this.bytesHeld = this.queue.reduce((a, e) => a + e.size, 0);
