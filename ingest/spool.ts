@@ -76,8 +76,12 @@ export class Spool {
       this.log?.warn({ source: this.source, spool: this.dir, bytes: data.length - at }, 'outbox spool: a torn last write was cut off');
     }
     const taken = Math.min(this.readAcked(), payloads.length);
-    const pending = payloads.slice(taken).map((p) => Buffer.from(p));
-    this.rewrite(pending);
+    const pending = payloads.slice(taken);
+    if (taken > 0 || at < data.length) this.rewrite(pending);
+    else {
+      this.frames = pending.length;
+      this.size = at;
+    }
     if (pending.length > 0) replayed.inc({ source: this.source }, pending.length);
     return pending;
   }
