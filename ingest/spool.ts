@@ -22,6 +22,9 @@ import type { OutMessage } from '../core/bus.js';
 const MAGIC = 0xa5;
 const HEAD = 5;
 
+/** Lock files this process holds (a stale lock of its own pid is taken over; one held now is not). */
+const held = new Set<string>();
+
 const spooled = counter('noctua_outbox_spooled_total', 'Items written to an outbox spool on disk while the bus did not take them', ['source']);
 const replayed = counter('noctua_outbox_replayed_total', 'Items read back from an outbox spool at start (held by a process that stopped before the bus took them)', ['source']);
 
@@ -45,6 +48,10 @@ export class Spool {
   static open(dir: string, source: string, log?: Logger): { spool: Spool; pending: Buffer[] } | null {
     mkdirSync(dir, { recursive: true });
     const lock = join(dir, 'lock');
+    if (held.has(lock)) {
+      log?.warn({ source, spool: dir }, 'outbox spool already open in this process: holding in memory only');
+      return null;
+    }
     try {
       writeFileSync(lock, String(process.pid), { flag: 'wx' });
     } catch (err) {
@@ -57,6 +64,7 @@ export class Spool {
       writeFileSync(lock, String(process.pid)); // a stale lock: its process is gone
     }
     const spool = new Spool(dir, source, log);
+    held.add(lock);
     return { spool, pending: spool.load() };
   }
 
@@ -153,6 +161,7 @@ export class Spool {
 
   close(): void {
     closeSync(this.fd);
+    held.delete(join(this.dir, 'lock'));
     try {
       if (Number(readFileSync(join(this.dir, 'lock'), 'utf8')) === process.pid) rmSync(join(this.dir, 'lock'));
     } catch {

@@ -5,7 +5,7 @@ import { Outbox } from '../../ingest/outbox.js';
 import { registry } from '../../core/metrics.js';
 import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir, waitFor } from '../peers/util.js';
+import { startProcess, tempDir, waitFor } from '../peers/util.js';
 
 async function metric(name: string, source: string): Promise<number> {
   const m = await registry.getSingleMetric(name)?.get();
@@ -121,26 +121,48 @@ test('a send holds at most maxBatchBytes (one item at least): the held polls of 
 
 const numbers = (dir: string) => ({ dir, encode: (n: number) => (n < 0 ? null : Buffer.from(String(n))), decode: (b: Buffer) => Number(b.toString()) });
 
-test('spool: what a process held while the bus was away is sent by the next one, once, before anything new', async () => {
+/**
+ * An outbox in a process of its own with a bus that is down, then takes `okSends` sends, then fails for
+ * good; it pushes `items` and says 'ready' once its spool has them. SIGKILL is then a real kill.
+ */
+async function killedHolder(dir: string, items: number[], okSends: number, maxBatch: number): Promise<{ took: () => number[]; kill: () => Promise<void> }> {
+  const outbox = join(import.meta.dirname, '../../ingest/outbox.js');
+  const p = startProcess(process.execPath, ['--input-type=module', '-e', `
+    const { Outbox } = await import(${JSON.stringify(outbox)});
+    let down = true;
+    let ok = ${okSends};
+    const box = new Outbox({
+      source: 'child', bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: ${maxBatch},
+      send: async (items) => {
+        await new Promise((r) => setTimeout(r, 1));
+        if (down) { down = false; throw new Error('broker unreachable'); }
+        if (ok-- <= 0) throw new Error('broker unreachable');
+        console.log('took ' + items.join(','));
+      },
+      spool: { dir: ${JSON.stringify(dir)}, encode: (n) => (n < 0 ? null : Buffer.from(String(n))), decode: (b) => Number(b.toString()) },
+    });
+    for (const n of ${JSON.stringify(items)}) box.push(n);
+    setTimeout(() => console.log('ready'), 300);
+  `]);
+  await waitFor('the holder to spool', () => /ready/.test(p.output()) || p.child.exitCode !== null, 10_000, 10);
+  assert.equal(p.child.exitCode, null, p.output());
+  return { took: () => [...p.output().matchAll(/took ([\d,]+)/g)].flatMap((m) => m[1]!.split(',').map(Number)), kill: () => p.kill('SIGKILL') };
+}
+
+test('spool: what a killed process held while the bus was away is sent by the next one, once, before anything new', async () => {
   const dir = tempDir('spool');
   try {
-    const bus = flakyBus();
-    bus.state.down = true;
-    const a = new Outbox<number>({ source: 'test-spool', send: bus.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 4, spool: numbers(dir.path) });
-    for (let i = 0; i < 20; i++) a.push(i);
-    a.push(-1); // needs no spool (a line its file still holds): never written
-    await waitFor('held items on disk', () => statSync(join(dir.path, 'items')).size > 0, 5_000, 5);
-    await sleep(20);
-    // The process is killed: nothing of it runs again (its pump is left retrying against a bus that is gone).
+    const holder = await killedHolder(dir.path, [...Array.from({ length: 20 }, (_, i) => i), -1], 0, 4); // -1 needs no spool (a line its file still holds)
+    await holder.kill();
+    assert.deepEqual(holder.took(), []);
     const b = flakyBus();
     const next = new Outbox<number>({ source: 'test-spool', send: b.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 4, spool: numbers(dir.path) });
     next.push(100);
     await next.idle();
     assert.deepEqual(b.took.flat(), [...Array.from({ length: 20 }, (_, i) => i), 100]);
     assert.equal(statSync(join(dir.path, 'items')).size, 0, 'emptied once all was taken');
-    assert.ok((await metric('noctua_outbox_replayed_total', 'test-spool')) === 20);
+    assert.equal(await metric('noctua_outbox_replayed_total', 'test-spool'), 20);
     await next.close(100);
-    await a.close(0); // only now: the killed process did nothing more
   } finally {
     dir.remove();
   }
@@ -149,18 +171,10 @@ test('spool: what a process held while the bus was away is sent by the next one,
 test('spool: a send the bus took is not sent again; a torn last write is cut off; a shutdown keeps what it could not send', async () => {
   const dir = tempDir('spool');
   try {
-    const bus = flakyBus();
-    bus.state.down = true;
-    const a = new Outbox<number>({ source: 'test-spool-2', send: bus.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, maxBatch: 3, spool: numbers(dir.path) });
-    for (let i = 0; i < 10; i++) a.push(i);
-    await waitFor('a failed send', () => bus.state.calls > 0, 5_000, 1);
-    await sleep(10);
-    bus.state.down = false;
-    await waitFor('the first sends taken', () => bus.took.flat().length >= 6, 5_000, 1);
-    bus.state.down = true;
-    await sleep(20);
-    const sent = bus.took.flat().length;
-    assert.ok(sent < 10, `${sent} sent before the bus went away again`);
+    // Down, then two sends of three taken, then down for good: killed with 0-5 taken and 6-9 held.
+    const holder = await killedHolder(dir.path, Array.from({ length: 10 }, (_, i) => i), 2, 3);
+    await holder.kill();
+    assert.deepEqual(holder.took(), [0, 1, 2, 3, 4, 5]);
     // Killed in the middle of a write: half a frame at the end.
     appendFileSync(join(dir.path, 'items'), Buffer.from([0xa5, 0, 0, 0, 9, 1]));
     const b = flakyBus();
@@ -171,9 +185,8 @@ test('spool: a send the bus took is not sent again; a torn last write is cut off
     const c = flakyBus();
     const last = new Outbox<number>({ source: 'test-spool-2', send: c.send, bytes: () => 10, retryMinMs: 5, retryMaxMs: 5, spool: numbers(dir.path) });
     await last.idle();
-    assert.deepEqual([...bus.took.flat(), ...c.took.flat()], Array.from({ length: 10 }, (_, i) => i), 'each once, in order');
+    assert.deepEqual([...holder.took(), ...c.took.flat()], Array.from({ length: 10 }, (_, i) => i), 'each once, in order');
     await last.close(100);
-    await a.close(0); // only now: the killed process did nothing more
   } finally {
     dir.remove();
   }
@@ -198,13 +211,13 @@ test('spool: one process per spool; a full outbox drops from the spool too', asy
     for (let i = 1; i < 30; i++) full.push(i);
     await sleep(20);
     const kept = full.held;
+    await full.close(0); // what it holds stays in the spool
     const c = flakyBus();
     const next = new Outbox<number>({ source: 'test-spool-3', send: c.send, bytes: () => 1000, spool: numbers(dir.path) });
     await next.idle();
     assert.equal(c.took.flat().length, kept, 'what the full outbox dropped is not sent after a restart');
     assert.deepEqual(c.took.flat().slice(1), Array.from({ length: kept - 1 }, (_, i) => 30 - kept + 1 + i));
     await next.close(100);
-    await full.close(0);
   } finally {
     dir.remove();
   }
