@@ -173,11 +173,23 @@ export class Outbox<T> {
     if (this.spool.append(frames)) for (const e of entries) e.spooled = true;
   }
 
-  /** The spool holds exactly the queue's spooled entries again (after some left the queue other than by a send). */
+  /**
+   * The spool becomes every held item that has a form on disk, in order (after some left the queue other
+   * than by a send). All of them, not only those spooled before: one left out by a failed write would
+   * otherwise be written later, after newer ones, and the file's order would no longer be the queue's.
+   */
   private respool(): void {
     if (!this.spool || !this.o.spool) return;
-    const enc = this.o.spool.encode;
-    this.spool.rewrite(this.queue.filter((e) => e.spooled).map((e) => enc(e.item)!));
+    const frames: Buffer[] = [];
+    const entries: Entry<T>[] = [];
+    for (const e of this.queue) {
+      const f = this.o.spool.encode(e.item);
+      if (f === null) continue;
+      frames.push(f);
+      entries.push(e);
+    }
+    const ok = this.spool.rewrite(frames);
+    for (const e of entries) e.spooled = ok;
   }
 
   /**

@@ -132,31 +132,54 @@ export class Spool {
       this.clear();
       return;
     }
-    this.writeAcked();
+    this.guard('ack', () => {
+      const f = join(this.dir, 'acked');
+      writeFileSync(`${f}.tmp`, String(this.acked));
+      renameSync(`${f}.tmp`, f);
+    });
   }
 
-  /** The file becomes exactly these frames (after items were dropped, or recovered from a failure). */
-  rewrite(payloads: readonly Buffer[]): void {
-    const tmp = join(this.dir, 'items.tmp');
-    writeFileSync(tmp, Buffer.concat(payloads.flatMap((p) => [frameHead(p.length), p])));
-    renameSync(tmp, join(this.dir, 'items'));
-    closeSync(this.fd);
-    this.fd = openSync(join(this.dir, 'items'), 'a+');
-    this.frames = payloads.length;
-    this.acked = 0;
-    this.size = fstatSync(this.fd).size;
-    this.broken = false;
-    rmSync(join(this.dir, 'acked'), { force: true });
+  /** The file becomes exactly these frames (after items were dropped); false when the disk refused. */
+  rewrite(payloads: readonly Buffer[]): boolean {
+    return this.guard('rewrite', () => {
+      // The count of taken frames goes first: a kill in between leaves the old file counted from 0
+      // (sent again), never the new one with the old count (frames skipped).
+      rmSync(join(this.dir, 'acked'), { force: true });
+      const tmp = join(this.dir, 'items.tmp');
+      writeFileSync(tmp, Buffer.concat(payloads.flatMap((p) => [frameHead(p.length), p])));
+      renameSync(tmp, join(this.dir, 'items'));
+      closeSync(this.fd);
+      this.fd = openSync(join(this.dir, 'items'), 'a+');
+      this.frames = payloads.length;
+      this.acked = 0;
+      this.size = fstatSync(this.fd).size;
+      this.broken = false;
+    });
   }
 
   /** Everything spooled was taken. */
   clear(): void {
-    ftruncateSync(this.fd, 0);
-    this.frames = 0;
-    this.acked = 0;
-    this.size = 0;
-    this.broken = false;
-    rmSync(join(this.dir, 'acked'), { force: true });
+    this.guard('clear', () => {
+      rmSync(join(this.dir, 'acked'), { force: true }); // first: see rewrite()
+      ftruncateSync(this.fd, 0);
+      this.frames = 0;
+      this.acked = 0;
+      this.size = 0;
+      this.broken = false;
+    });
+  }
+
+  /** A disk that refuses (full, gone): counted, logged, and no more spooling until a rewrite or clear works. */
+  private guard(what: string, f: () => void): boolean {
+    try {
+      f();
+      return true;
+    } catch (err) {
+      this.broken = true;
+      M.errors.inc({ component: this.source, kind: 'spool_write' });
+      this.log?.error({ source: this.source, spool: this.dir, op: what, err: (err as Error).message }, 'outbox spool could not be written: holding in memory only');
+      return false;
+    }
   }
 
   close(): void {
@@ -174,12 +197,6 @@ export class Spool {
     if (!existsSync(f)) return 0;
     const n = Number(readFileSync(f, 'utf8'));
     return Number.isInteger(n) && n >= 0 ? n : 0;
-  }
-
-  private writeAcked(): void {
-    const f = join(this.dir, 'acked');
-    writeFileSync(`${f}.tmp`, String(this.acked));
-    renameSync(`${f}.tmp`, f);
   }
 }
 
