@@ -114,3 +114,23 @@ export class SharedTargets<S extends TSchema & { static: { id: string } }> {
     }
   }
 }
+
+/**
+ * A source's targets by mode: 'local' sets every configured one here; 'shared' publishes them to the
+ * topic and polls those of this process's partitions. Returns the group membership to stop (shared).
+ */
+export async function assignTargets<S extends TSchema & { static: { id: string } }>(
+  bus: Bus,
+  configured: readonly Static<S>[],
+  o: SharedTargetsOptions<S> & { readonly mode?: 'local' | 'shared'; readonly partitions?: number },
+): Promise<SharedTargets<S> | undefined> {
+  if (o.mode !== 'shared') {
+    for (const t of configured) o.set(t);
+    return undefined;
+  }
+  await ensureTargetTopic(bus, o.topic, o.partitions ?? 12);
+  if (configured.length > 0) await publishTargetList(bus, o.topic, configured);
+  const shared = new SharedTargets(bus, o);
+  await shared.start();
+  return shared;
+}

@@ -7,7 +7,7 @@ import { M, counter } from '../../core/metrics.js';
 import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
 import { parseGns3Config, Gns3ServerWire, type Gns3Config, type Gns3Server } from './config.js';
-import { SharedTargets, ensureTargetTopic, publishTargetList } from '../shared-targets.js';
+import { assignTargets } from '../shared-targets.js';
 import { Gns3Client } from './client.js';
 
 /**
@@ -255,15 +255,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
     st.timer = setInterval(() => void pollOne(st), server.intervalMs);
     void pollOne(st);
   };
-  let shared: SharedTargets<typeof Gns3ServerWire> | undefined;
-  if (opts.mode === 'shared') {
-    await ensureTargetTopic(opts.bus, TOPICS.gns3Targets, opts.partitions ?? 12);
-    if (servers.length > 0) await publishTargetList(opts.bus, TOPICS.gns3Targets, servers);
-    shared = new SharedTargets(opts.bus, { topic: TOPICS.gns3Targets, groupId: opts.groupId ?? GNS3_POLL_GROUP, wire: Gns3ServerWire, set: addServer, remove: removeServer, what: 'gns3', ...(log ? { log } : {}) });
-    await shared.start();
-  } else {
-    for (const server of servers) addServer(server);
-  }
+  const shared = await assignTargets(opts.bus, servers, { mode: opts.mode ?? 'local', ...(opts.partitions ? { partitions: opts.partitions } : {}), topic: TOPICS.gns3Targets, groupId: opts.groupId ?? GNS3_POLL_GROUP, wire: Gns3ServerWire, set: addServer, remove: removeServer, what: 'gns3', ...(log ? { log } : {}) });
   log?.info({ servers: servers.map((s) => s.name), mode: opts.mode ?? 'local' }, 'gns3 source started');
 
   return {

@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
 import { Scheduler } from '../scheduler.js';
 import { parseSshConfig, SshTargetWire, type SshConfig, type SshTarget } from './config.js';
-import { SharedTargets, ensureTargetTopic, publishTargetList } from '../shared-targets.js';
+import { assignTargets } from '../shared-targets.js';
 import { LINUX_COMMAND, parseLinux, type CpuTimes } from './linux.js';
 
 /**
@@ -181,15 +181,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
     cpu.delete(id);
     reachable.delete(id);
   };
-  let shared: SharedTargets<typeof SshTargetWire> | undefined;
-  if (opts.mode === 'shared') {
-    await ensureTargetTopic(opts.bus, TOPICS.sshTargets, opts.partitions ?? 12);
-    if (targets.length > 0) await publishTargetList(opts.bus, TOPICS.sshTargets, targets);
-    shared = new SharedTargets(opts.bus, { topic: TOPICS.sshTargets, groupId: opts.groupId ?? SSH_POLL_GROUP, wire: SshTargetWire, set: setTarget, remove: removeTarget, what: 'ssh', ...(log ? { log } : {}) });
-    await shared.start();
-  } else {
-    for (const t of targets) setTarget(t);
-  }
+  const shared = await assignTargets(opts.bus, targets, { mode: opts.mode ?? 'local', ...(opts.partitions ? { partitions: opts.partitions } : {}), topic: TOPICS.sshTargets, groupId: opts.groupId ?? SSH_POLL_GROUP, wire: SshTargetWire, set: setTarget, remove: removeTarget, what: 'ssh', ...(log ? { log } : {}) });
   scheduler.start();
   log?.info({ targets: targets.length, mode: opts.mode ?? 'local' }, 'ssh source started');
   return {
