@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { messageBytes, type BusProducer, type OutMessage } from '../core/bus.js';
 import { encodeBatch, encodeEvent } from '../core/codec.js';
 import { M } from '../core/metrics.js';
@@ -26,13 +27,14 @@ export interface Publisher {
  * outbox: polls wait in order through a bus outage, bounded by `maxBytes`, and are counted as ingested
  * (noctua_samples_ingested_total{source}) once the bus took them.
  */
-export function busPublisher(source: string, producer: BusProducer, opts: { log?: Logger; maxBytes?: number; spoolDir?: string } = {}): Publisher {
+/** `dataDir`: the outbox spools to dataDir/spool/<source> while the bus does not take what it holds (spool.ts). */
+export function busPublisher(source: string, producer: BusProducer, opts: { log?: Logger; maxBytes?: number; dataDir?: string } = {}): Publisher {
   const log = opts.log;
   const outbox = new Outbox<Outgoing>({
     source,
     ...(log ? { log } : {}),
     ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
-    ...(opts.spoolDir ? { spool: messageSpool(opts.spoolDir) } : {}),
+    ...(opts.dataDir ? { spool: messageSpool(join(opts.dataDir, 'spool', source)) } : {}),
     lane: (o) => o.topic,
     bytes: (o) => messageBytes(o.message),
     describe: (os) => ({ topic: os[0]?.topic, device: os[0]?.message.key, messages: os.length }),

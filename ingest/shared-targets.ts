@@ -115,22 +115,36 @@ export class SharedTargets<S extends TSchema & { static: { id: string } }> {
   }
 }
 
+/** What every polling source (SNMP, SSH, GNS3) is started with, besides its own section. */
+export interface PollSourceOptions {
+  readonly bus: Bus;
+  /** 'local' (default): this process polls every configured target; 'shared': they are published to the kind's targets topic and this process polls those of its partitions in the consumer group. */
+  readonly mode?: 'local' | 'shared';
+  /** shared mode: partitions of the targets topic when it is created. */
+  readonly partitions?: number;
+  /** shared mode: the consumer group (default: the kind's). */
+  readonly groupId?: string;
+  readonly log?: Logger;
+  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
+  readonly dataDir?: string;
+}
+
 /**
  * A source's targets by mode: 'local' sets every configured one here; 'shared' publishes them to the
  * topic and polls those of this process's partitions. Returns the group membership to stop (shared).
  */
 export async function assignTargets<S extends TSchema & { static: { id: string } }>(
-  bus: Bus,
+  src: PollSourceOptions,
   configured: readonly Static<S>[],
-  o: SharedTargetsOptions<S> & { readonly mode?: 'local' | 'shared'; readonly partitions?: number },
+  o: Omit<SharedTargetsOptions<S>, 'log'>,
 ): Promise<SharedTargets<S> | undefined> {
-  if (o.mode !== 'shared') {
+  if (src.mode !== 'shared') {
     for (const t of configured) o.set(t);
     return undefined;
   }
-  await ensureTargetTopic(bus, o.topic, o.partitions ?? 12);
-  if (configured.length > 0) await publishTargetList(bus, o.topic, configured);
-  const shared = new SharedTargets(bus, o);
+  await ensureTargetTopic(src.bus, o.topic, src.partitions ?? 12);
+  if (configured.length > 0) await publishTargetList(src.bus, o.topic, configured);
+  const shared = new SharedTargets(src.bus, { ...o, groupId: src.groupId ?? o.groupId, ...(src.log ? { log: src.log } : {}) });
   await shared.start();
   return shared;
 }

@@ -94,11 +94,6 @@ export class Spool {
     return pending;
   }
 
-  /** Frames written and not yet taken. */
-  get pending(): number {
-    return this.frames - this.acked;
-  }
-
   /** Appends frames; false when the disk refused them (counted, logged; the items stay in memory). */
   append(payloads: readonly Buffer[]): boolean {
     if (payloads.length === 0) return true;

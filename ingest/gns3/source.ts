@@ -1,13 +1,11 @@
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import type { Bus, BusProducer } from '../../core/bus.js';
+import type { BusProducer } from '../../core/bus.js';
 import { TOPICS, type Labels, type NetEvent, type Sample, type SampleBatch, type Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
-import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
 import { parseGns3Config, Gns3ServerWire, type Gns3Config, type Gns3Server } from './config.js';
-import { assignTargets } from '../shared-targets.js';
+import { assignTargets, type PollSourceOptions } from '../shared-targets.js';
 import { Gns3Client } from './client.js';
 
 /**
@@ -83,17 +81,8 @@ export function notificationEvent(action: string, e: Record<string, unknown>, ct
 /** The consumer group of `noctua poll` processes dividing GNS3 servers. */
 export const GNS3_POLL_GROUP = 'noctua-poll-gns3';
 
-export interface Gns3SourceOptions {
-  readonly bus: Bus;
+export interface Gns3SourceOptions extends PollSourceOptions {
   readonly gns3: unknown;
-  /** 'local' (default): this process polls every configured server; 'shared': they are published to noctua.targets.gns3 and this process polls those of its partitions in the consumer group (../shared-targets.ts). */
-  readonly mode?: 'local' | 'shared';
-  /** shared mode: partitions of the targets topic when it is created. */
-  readonly partitions?: number;
-  readonly groupId?: string;
-  readonly log?: Logger;
-  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
-  readonly dataDir?: string;
 }
 
 export interface Gns3Source {
@@ -110,7 +99,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
   const { config, servers } = parseGns3Config(opts.gns3);
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
-  const publish = busPublisher('gns3', producer, { ...(log ? { log } : {}), ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'gns3') } : {}) });
+  const publish = busPublisher('gns3', producer, { ...(log ? { log } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
   const sendBatch = (b: SampleBatch) => publish.sendBatch(b);
   const sendEvent = (e: NetEvent) => publish.sendEvent(e);
   const event = (server: Gns3Server, device: string, kind: string, severity: Severity, message: string, fields: Record<string, unknown>) => {
@@ -255,7 +244,7 @@ export async function startGns3Source(opts: Gns3SourceOptions): Promise<Gns3Sour
     st.timer = setInterval(() => void pollOne(st), server.intervalMs);
     void pollOne(st);
   };
-  const shared = await assignTargets(opts.bus, servers, { mode: opts.mode ?? 'local', ...(opts.partitions ? { partitions: opts.partitions } : {}), topic: TOPICS.gns3Targets, groupId: opts.groupId ?? GNS3_POLL_GROUP, wire: Gns3ServerWire, set: addServer, remove: removeServer, what: 'gns3', ...(log ? { log } : {}) });
+  const shared = await assignTargets(opts, servers, { topic: TOPICS.gns3Targets, groupId: GNS3_POLL_GROUP, wire: Gns3ServerWire, set: addServer, remove: removeServer, what: 'gns3' });
   log?.info({ servers: servers.map((s) => s.name), mode: opts.mode ?? 'local' }, 'gns3 source started');
 
   return {

@@ -1,11 +1,10 @@
-import { join } from 'node:path';
-import type { Bus, BusProducer } from '../../core/bus.js';
+import type { BusProducer } from '../../core/bus.js';
 import { busPublisher } from '../publish.js';
 import type { NetEvent, SampleBatch } from '../../core/types.js';
-import type { Logger } from '../../core/log.js';
 import { parseSnmpConfig, type SnmpConfig, type Target } from './config.js';
 import { SnmpPoller } from './poller.js';
 import { SharedTargets, ensureTargetsTopic, publishTargets } from './assignment.js';
+import type { PollSourceOptions } from '../shared-targets.js';
 import { startTrapListener, type TrapListener } from './traps.js';
 
 /**
@@ -17,19 +16,11 @@ import { startTrapListener, type TrapListener } from './traps.js';
  *                               the ones of the partitions the consumer group assigns it.
  */
 
-export interface SnmpSourceOptions {
-  readonly bus: Bus;
+export interface SnmpSourceOptions extends PollSourceOptions {
   /** The raw `cfg.snmp` section; validated here. */
   readonly snmp: unknown;
-  readonly mode?: 'local' | 'shared';
   /** shared mode: also publish the configured targets (one process, or every process with the same config). */
   readonly publish?: boolean;
-  /** shared mode: partitions of the targets topic when it is created. */
-  readonly partitions?: number;
-  readonly groupId?: string;
-  readonly log?: Logger;
-  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
-  readonly dataDir?: string;
 }
 
 export interface SnmpSource {
@@ -45,7 +36,7 @@ export async function startSnmpSource(opts: SnmpSourceOptions): Promise<SnmpSour
   const log = opts.log;
   const producer: BusProducer = await opts.bus.producer();
   // Polls wait in an outbox while the bus does not take them (a broker restart, an outage), in order, bounded.
-  const publish = busPublisher('snmp', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'snmp') } : {}) });
+  const publish = busPublisher('snmp', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
   const sendBatch = (batch: SampleBatch) => publish.sendBatch(batch);
   const sendEvent = (e: NetEvent) => publish.sendEvent(e);
 

@@ -1,15 +1,13 @@
-import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
-import type { Bus, BusProducer } from '../../core/bus.js';
+import type { BusProducer } from '../../core/bus.js';
 import { TOPICS, type NetEvent, type SampleBatch, type Severity } from '../../core/types.js';
 import { M, counter } from '../../core/metrics.js';
-import type { Logger } from '../../core/log.js';
 import { busPublisher } from '../publish.js';
 import { Scheduler } from '../scheduler.js';
 import { parseSshConfig, SshTargetWire, type SshConfig, type SshTarget } from './config.js';
-import { assignTargets } from '../shared-targets.js';
+import { assignTargets, type PollSourceOptions } from '../shared-targets.js';
 import { LINUX_COMMAND, parseLinux, type CpuTimes } from './linux.js';
 
 /**
@@ -105,17 +103,8 @@ export function sshExec(t: SshTarget, command: string): Promise<SshPollResult> {
 /** The consumer group of `noctua poll` processes dividing SSH targets. */
 export const SSH_POLL_GROUP = 'noctua-poll-ssh';
 
-export interface SshSourceOptions {
-  readonly bus: Bus;
+export interface SshSourceOptions extends PollSourceOptions {
   readonly ssh: unknown;
-  /** 'local' (default): this process polls every configured target; 'shared': the targets are published to noctua.targets.ssh and this process polls those of its partitions in the consumer group (../shared-targets.ts). */
-  readonly mode?: 'local' | 'shared';
-  /** shared mode: partitions of the targets topic when it is created. */
-  readonly partitions?: number;
-  readonly groupId?: string;
-  readonly log?: Logger;
-  /** Where the outbox spools what the bus does not take (spool.ts); absent: memory only. */
-  readonly dataDir?: string;
   /** How a poll is made (tests may count them); default sshExec. */
   readonly exec?: (t: SshTarget, command: string) => Promise<SshPollResult>;
 }
@@ -134,7 +123,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
   const log = opts.log;
   const exec = opts.exec ?? sshExec;
   const producer: BusProducer = await opts.bus.producer();
-  const publish = busPublisher('ssh', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { spoolDir: join(opts.dataDir, 'spool', 'ssh') } : {}) });
+  const publish = busPublisher('ssh', producer, { ...(log ? { log } : {}), maxBytes: config.bufferBytes, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
   const cpu = new Map<string, CpuTimes>();
   const reachable = new Map<string, boolean>();
   const event = (t: SshTarget, kind: string, severity: Severity, message: string, ts: number, fields: Record<string, unknown>) => {
@@ -181,7 +170,7 @@ export async function startSshSource(opts: SshSourceOptions): Promise<SshSource>
     cpu.delete(id);
     reachable.delete(id);
   };
-  const shared = await assignTargets(opts.bus, targets, { mode: opts.mode ?? 'local', ...(opts.partitions ? { partitions: opts.partitions } : {}), topic: TOPICS.sshTargets, groupId: opts.groupId ?? SSH_POLL_GROUP, wire: SshTargetWire, set: setTarget, remove: removeTarget, what: 'ssh', ...(log ? { log } : {}) });
+  const shared = await assignTargets(opts, targets, { topic: TOPICS.sshTargets, groupId: SSH_POLL_GROUP, wire: SshTargetWire, set: setTarget, remove: removeTarget, what: 'ssh' });
   scheduler.start();
   log?.info({ targets: targets.length, mode: opts.mode ?? 'local' }, 'ssh source started');
   return {
